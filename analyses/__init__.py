@@ -1,0 +1,1 @@
+"""analyses (placeholder; filled by its issue)."""

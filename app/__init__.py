@@ -1,0 +1,1 @@
+"""app (placeholder; filled by its issue)."""

@@ -1,0 +1,1 @@
+"""tasks (placeholder; filled by its issue)."""
