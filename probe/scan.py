@@ -1,0 +1,300 @@
+"""Linear recurrence scans: h_t = a_t * h_{t-1} + b_t, elementwise, for every t.
+
+This is the state update of diagonal linear RNNs (LRU, S4D/S5 in diagonal form, minGRU's
+log-space-free form), so every model in ``probe.models`` that has one calls ``linear_scan``.
+Time is dim -2: ``a`` and ``b`` are ``(..., T, D)`` with any leading dims (batch, ensemble
+members), ``a`` may broadcast against ``b`` (LRU's time-invariant ``a`` is ``(D,)``), and the
+scan returns every state ``h`` of shape ``(..., T, D)``. Real and complex dtypes both work.
+
+Backends (all compute the same thing; ``reverse=True`` runs h_t = a_t * h_{t+1} + b_t instead):
+
+- ``sequential``: the reference, a Python loop over t. T small ops; best for tiny T.
+- ``chunked``: for CPUs. T is cut into C chunks of length L ~ sqrt(T). Pass 1 loops over the
+  L positions within a chunk, vectorised across chunks, keeping only each chunk's running state
+  and running product of ``a``; pass 2 carries states across the C chunk boundaries; pass 3
+  re-runs the within-chunk loop from the right carry, writing ``h`` in place. Reading ``a`` and
+  ``b`` twice and writing ``h`` once is close to the memory traffic of one elementwise op,
+  with only ~2 sqrt(T) Python-level steps.
+- ``parallel``: Hillis-Steele scan in log2(T) whole-tensor steps, for GPUs, where per-op
+  launch cost dominates and the extra O(T log T) work is cheap. Correct on CPU too.
+
+Gradients come from one ``torch.autograd.Function`` whose backward is itself a reverse linear
+scan run by the same backend: with g = dL/dh (PyTorch's conjugate-Wirtinger convention),
+lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}, dL/db = lambda, dL/da_t = lambda_t conj(h_{t-1}),
+dL/dh0 = conj(a_0) lambda_0.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+Backend = Literal["auto", "sequential", "chunked", "parallel"]
+BACKENDS = ("sequential", "chunked", "parallel")
+
+# Below this T the chunked backend's three passes cost more Python-level steps than the plain
+# loop saves (measured with benchmarks/scan.py at B=16, D=256, 2 threads).
+_CPU_CHUNKED_MIN_T = 64
+# On a GPU each op is a kernel launch: the loop needs T of them, Hillis-Steele ~6 log2(T).
+_GPU_PARALLEL_MIN_T = 32
+
+
+# ---------------------------------------------------------------------------------------------
+# kernels: each writes the scan of (a, b) from initial state h0 into `out`, all (..., T, D)
+# already broadcast to one shape and dtype (a may be an expanded view); h0 is (..., D) or None.
+# ---------------------------------------------------------------------------------------------
+
+def _sequential(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bool) -> None:
+    T = out.shape[-2]
+    a_t, b_t, h_t = a.unbind(-2), b.unbind(-2), out.unbind(-2)  # T views of (..., D)
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    prev = h0
+    for t in steps:
+        if prev is None:
+            h_t[t].copy_(b_t[t])
+        else:
+            torch.addcmul(b_t[t], a_t[t], prev, out=h_t[t])
+        prev = h_t[t]
+
+
+def _chunk_len(T: int) -> int:
+    # sqrt(T) balances the L within-chunk steps of passes 1 and 3 against the C carry steps
+    # of pass 2; all are Python-level ops, while the bytes moved do not depend on L.
+    return max(1, math.isqrt(T))
+
+
+def _chunked(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bool) -> None:
+    T, D = out.shape[-2:]
+    L = _chunk_len(T)
+    C = T // L
+    if C < 2:
+        return _sequential(a, b, h0, out, reverse)
+    tail = T - C * L
+    # the chunks cover the first C*L steps; the leftover `tail` steps are scanned on their own
+    # afterwards (before, in reverse), continuing from the chunks' final state
+    body = slice(tail, T) if reverse else slice(0, C * L)
+    a_c, b_c, h_c = (x[..., body, :].unflatten(-2, (C, L)) for x in (a, b, out))  # (..., C, L, D)
+    a_j, b_j, h_j = a_c.unbind(-2), b_c.unbind(-2), h_c.unbind(-2)  # L views of (..., C, D)
+    steps = range(L - 1, -1, -1) if reverse else range(L)
+    first = steps[0]
+    batch = out.shape[:-2]
+
+    # pass 1: each chunk's final state from a zero start, and its total decay prod_j a_j
+    state = torch.empty(batch + (C, D), dtype=out.dtype, device=out.device)  # (..., C, D)
+    state.copy_(b_j[first])
+    time_invariant = a.stride(-2) == 0
+    if time_invariant:  # a is a broadcast view: the product over a chunk is a power
+        decay = torch.pow(a_j[first], L)  # (..., C, D)
+    else:
+        decay = a_j[first].clone()  # (..., C, D)
+    for j in steps[1:]:
+        torch.addcmul(b_j[j], a_j[j], state, out=state)
+        if not time_invariant:
+            decay.mul_(a_j[j])
+
+    # pass 2: carry[c] is the true state just before chunk c; state[c] becomes the true final
+    # state of chunk c
+    carry = torch.empty_like(state)  # (..., C, D)
+    chunks = range(C - 1, -1, -1) if reverse else range(C)
+    s_c, d_c, k_c = state.unbind(-2), decay.unbind(-2), carry.unbind(-2)  # C views of (..., D)
+    if h0 is None:
+        k_c[chunks[0]].zero_()
+    else:
+        k_c[chunks[0]].copy_(h0)
+    for prev, c in zip(chunks, chunks[1:]):
+        torch.addcmul(s_c[prev], d_c[prev], k_c[prev], out=s_c[prev])
+        k_c[c].copy_(s_c[prev])
+
+    # pass 3: rerun the within-chunk scan from the true carries, writing h directly
+    prev_h = carry
+    for j in steps:
+        torch.addcmul(b_j[j], a_j[j], prev_h, out=h_j[j])
+        prev_h = h_j[j]
+
+    if tail:
+        rest = slice(0, tail) if reverse else slice(C * L, T)
+        start = out[..., tail, :] if reverse else out[..., C * L - 1, :]  # (..., D)
+        _sequential(a[..., rest, :], b[..., rest, :], start, out[..., rest, :], reverse)
+
+
+def _parallel(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bool) -> None:
+    # Hillis-Steele: after the step with offset k, h[t] holds the scan of the 2k inputs ending
+    # at t and A[t] their total decay. Each step reads the previous buffers, so we ping-pong
+    # between two pairs instead of updating overlapping slices in place.
+    T = out.shape[-2]
+    edge = T - 1 if reverse else 0
+    h = out
+    h.copy_(b)
+    if h0 is not None:  # fold the initial state into the first step
+        torch.addcmul(h[..., edge, :], a[..., edge, :], h0, out=h[..., edge, :])
+    A = a
+    h_next = torch.empty_like(out)  # (..., T, D)
+    A_next = torch.empty_like(out) if T > 2 else None  # (..., T, D)
+    k = 1
+    while k < T:
+        # `cur` positions combine with the state k steps earlier (`src`); `keep` are complete
+        cur, src, keep = ((slice(0, T - k), slice(k, T), slice(T - k, T)) if reverse
+                          else (slice(k, T), slice(0, T - k), slice(0, k)))
+        torch.addcmul(h[..., cur, :], A[..., cur, :], h[..., src, :], out=h_next[..., cur, :])
+        h_next[..., keep, :] = h[..., keep, :]
+        h, h_next = h_next, h
+        if 2 * k < T:  # the last step's decay products are never read
+            torch.mul(A[..., cur, :], A[..., src, :], out=A_next[..., cur, :])
+            A_next[..., keep, :] = A[..., keep, :]
+            A, A_next = A_next, (A if A is not a else torch.empty_like(out))
+        k *= 2
+    if h is not out:
+        out.copy_(h)
+
+
+_KERNELS = {"sequential": _sequential, "chunked": _chunked, "parallel": _parallel}
+
+
+# ---------------------------------------------------------------------------------------------
+# autograd
+# ---------------------------------------------------------------------------------------------
+
+def _reduce_to(grad: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
+    """Sum a gradient over the dims its input was broadcast along; drop the imaginary part
+    for a real input promoted to complex (PyTorch's convention for real leaves)."""
+    if grad.is_complex() and not dtype.is_complex:
+        grad = grad.real
+    lead = grad.dim() - len(shape)
+    if lead:
+        grad = grad.sum(dim=tuple(range(lead)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if dims:
+        grad = grad.sum(dim=dims, keepdim=True)
+    return grad.to(dtype)
+
+
+class _LinearScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size,
+                dtype: torch.dtype, backend: str) -> Tensor:
+        h = _scan(a, b, h0, shape, dtype, backend, reverse=False)  # (..., T, D)
+        ctx.save_for_backward(a, h, h0)
+        ctx.shapes = (a.shape, b.shape, None if h0 is None else h0.shape)
+        ctx.dtypes = (a.dtype, b.dtype, None if h0 is None else h0.dtype)
+        ctx.backend = backend
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        a, h, h0 = ctx.saved_tensors
+        shape, dtype = h.shape, h.dtype
+        T = shape[-2]
+        a = a.to(dtype)
+        a_conj = a.conj().resolve_conj()  # materialised once: ops on conj views are slow
+        a_full = a_conj.expand(shape)  # (..., T, D)
+
+        # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}: a reverse scan from lambda_{T-1} = g_{T-1}
+        lam = torch.empty(shape, dtype=dtype, device=h.device)  # (..., T, D)
+        lam[..., -1, :] = g[..., -1, :]
+        if T > 1:
+            _KERNELS[ctx.backend](a_full[..., 1:, :], g[..., :-1, :].to(dtype), lam[..., -1, :],
+                                  lam[..., :-1, :], reverse=True)
+
+        grad_a = grad_b = grad_h0 = None
+        if ctx.needs_input_grad[0]:
+            ga = torch.empty_like(lam)  # (..., T, D)
+            # conj(h_{t-1}) written into the gradient buffer, then scaled in place
+            torch.conj_physical(h[..., :-1, :], out=ga[..., 1:, :])
+            ga[..., 1:, :].mul_(lam[..., 1:, :])
+            if h0 is None:
+                ga[..., 0, :] = 0
+            else:
+                ga[..., 0, :] = lam[..., 0, :] * h0.to(dtype).conj()
+            grad_a = _reduce_to(ga, ctx.shapes[0], ctx.dtypes[0])
+        if ctx.needs_input_grad[1]:
+            grad_b = _reduce_to(lam, ctx.shapes[1], ctx.dtypes[1])
+        if ctx.needs_input_grad[2]:
+            gh0 = a_full[..., 0, :] * lam[..., 0, :]  # (..., D)
+            grad_h0 = _reduce_to(gh0, ctx.shapes[2], ctx.dtypes[2])
+        return grad_a, grad_b, grad_h0, None, None, None
+
+
+def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: torch.dtype,
+          backend: str, reverse: bool) -> Tensor:
+    # mixed real/complex ops run on a slow path, so convert once up front; expand is a view,
+    # so a time-invariant a is never materialised
+    a = a.to(dtype).expand(shape)  # (..., T, D)
+    b = b.to(dtype).expand(shape)  # (..., T, D)
+    if h0 is not None:
+        h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
+    out = torch.empty(shape, dtype=dtype, device=b.device)  # (..., T, D)
+    _KERNELS[backend](a, b, h0, out, reverse)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# public
+# ---------------------------------------------------------------------------------------------
+
+def choose_backend(device: torch.device | str, T: int) -> str:
+    """The backend ``linear_scan(..., backend="auto")`` uses for sequence length T on device."""
+    if torch.device(device).type == "cpu":
+        return "chunked" if T >= _CPU_CHUNKED_MIN_T else "sequential"
+    return "parallel" if T >= _GPU_PARALLEL_MIN_T else "sequential"
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Optional[Tensor] = None,
+                backend: Backend = "auto") -> Tensor:
+    """All states of the elementwise linear recurrence h_t = a_t * h_{t-1} + b_t.
+
+    Parameters
+    ----------
+    a : Tensor, broadcastable against b, e.g. (..., T, D), (..., 1, D) or (D,)
+        Decay. Real or complex.
+    b : Tensor, (..., T, D)
+        Input. Real or complex; a real a with a complex b (or the reverse) is promoted.
+    h0 : Tensor, (..., D) broadcastable, optional
+        State before t = 0; zero when omitted.
+    backend : {"auto", "sequential", "chunked", "parallel"}
+        "auto" picks per device and T, see ``choose_backend``. All backends agree to rounding
+        and share one hand-written backward (a reverse scan on the same backend).
+
+    Returns
+    -------
+    h : Tensor, (..., T, D)
+        h[..., t, :] is the state after step t, with the broadcast shape of a and b and
+        their promoted dtype.
+    """
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {('auto',) + BACKENDS}")
+    try:
+        shape = torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ValueError(f"a of shape {tuple(a.shape)} does not broadcast against "
+                         f"b of shape {tuple(b.shape)}") from None
+    if len(shape) < 2:
+        raise ValueError(f"a of shape {tuple(a.shape)} and b of shape {tuple(b.shape)} have no "
+                         "time dim: expected (..., T, D)")
+    tensors = (a, b) if h0 is None else (a, b, h0)
+    if not all(t.is_floating_point() or t.is_complex() for t in tensors):
+        raise TypeError(f"linear_scan needs floating or complex tensors, got "
+                        f"{[t.dtype for t in tensors]}")
+    if h0 is not None:
+        state_shape = shape[:-2] + shape[-1:]
+        try:
+            ok = torch.broadcast_shapes(h0.shape, state_shape) == state_shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"h0 of shape {tuple(h0.shape)} does not broadcast to the state "
+                             f"shape {tuple(state_shape)} of a {tuple(a.shape)}, "
+                             f"b {tuple(b.shape)}")
+    dtype = a.dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if backend == "auto":
+        backend = choose_backend(b.device, shape[-2])
+
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _LinearScan.apply(a, b, h0, shape, dtype, backend)
+    # no autograd graph: skip the Function so nothing is saved
+    return _scan(a, b, h0, shape, dtype, backend, reverse=False)
