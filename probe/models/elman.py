@@ -1,0 +1,114 @@
+"""Elman networks and linear RNNs.
+
+    elman:   pre_t = W h_{t-1} + U x_t + b,   h_t = φ(pre_t),  φ ∈ {tanh, relu}
+    linear:  pre_t = W h_{t-1} + U x_t,       h_t = pre_t
+
+The streaming-parity paper (van Rossem & Saxe) uses relu, Xavier-normal gain 0.1 and h0 = ones;
+the integration theory (Bordelon et al.) needs a linear RNN with a small initial W, whose scale is
+``init_scale`` (the radius of W's circular-law bulk at init).
+
+A linear RNN is a linear recurrence in the eigenbasis of W, so on long sequences (and when no
+gradient is needed) it runs as a complex diagonal scan: z_t = Λ z_{t-1} + V⁻¹ U x_t, h_t = V z_t.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+import torch
+from torch import Tensor
+from transformer_lens.hook_points import HookPoint
+
+from probe.models.base import Layer, StepEdits, constant, edit_at, linear, normal, xavier_normal
+
+_DIAG_MIN_T = 256       # below this the step loop is as fast as diagonalising
+_DIAG_MAX_COND = 1e4    # eigenvector conditioning beyond which the diagonal path loses accuracy
+
+
+class ElmanLayer(Layer):
+    def __init__(self, d_in: int, hidden: int, members: int,
+                 nonlinearity: Literal["tanh", "relu"] = "tanh", gain: float = 1.0,
+                 h0: Literal["zeros", "ones", "learned"] = "zeros"):
+        super().__init__(members)
+        self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
+        self.nonlinearity, self.h0_kind = nonlinearity, h0
+        self.param("W", (hidden, hidden), xavier_normal(gain))
+        self.param("U", (hidden, d_in), xavier_normal(gain))
+        self.param("b", (hidden,), constant(0.0))
+        if h0 == "learned":
+            self.param("h0", (hidden,), constant(1.0))
+        self.hook_pre = HookPoint()  # (B, T, H) pre-activation
+        self.hook_h = HookPoint()    # (B, T, H) state
+
+    def initial_state(self, M: int, B: int, like: Tensor) -> Tensor:
+        if self.h0_kind == "learned":
+            return self.w("h0").unsqueeze(1).expand(M, B, self.hidden)
+        return like.new_full((M, B, self.hidden), 1.0 if self.h0_kind == "ones" else 0.0)
+
+    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+        M, B, T, _ = x.shape
+        e, ens = edits or {}, self.ensemble
+        phi = torch.relu if self.nonlinearity == "relu" else torch.tanh
+        h = self.initial_state(M, B, x) if state is None else state                   # (M, B, H)
+        ux = linear(x, self.w("U"), self.w("b"))                                      # (M, B, T, H)
+        W_T = self.w("W").transpose(1, 2)
+        pres, hs = [], []
+        for t, ux_t in enumerate(ux.unbind(2)):
+            pre = edit_at(e.get("hook_pre"), t, torch.baddbmm(ux_t, h, W_T), ens)     # (M, B, H)
+            h = edit_at(e.get("hook_h"), t, phi(pre), ens)
+            pres.append(pre); hs.append(h)
+        self.hooked(self.hook_pre, torch.stack(pres, 2))
+        return self.hooked(self.hook_h, torch.stack(hs, 2)), h                       # (M, B, T, H)
+
+
+class LinearLayer(Layer):
+    def __init__(self, d_in: int, hidden: int, members: int, init_scale: float = 1.0,
+                 scan: Literal["auto", "loop", "diag"] = "auto"):
+        super().__init__(members)
+        self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
+        self.scan = scan
+        self.param("W", (hidden, hidden), normal(init_scale / math.sqrt(hidden)))
+        self.param("U", (hidden, d_in), normal(1 / math.sqrt(d_in)))
+        self.hook_pre = HookPoint()  # (B, T, H) W h_{t-1} + U x_t (equal to h_t: no nonlinearity)
+        self.hook_h = HookPoint()    # (B, T, H) state
+
+    def initial_state(self, M: int, B: int, like: Tensor) -> Tensor:
+        return like.new_zeros(M, B, self.hidden)
+
+    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+        M, B, T, _ = x.shape
+        h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
+        ux = linear(x, self.w("U"))                                                   # (M, B, T, H)
+        hs = self._diagonal(ux, h0) if self._use_diagonal(T, edits) else None
+        if hs is None:
+            hs = self._loop(ux, h0, edits or {})
+        self.hooked(self.hook_pre, hs)
+        return self.hooked(self.hook_h, hs), hs[:, :, -1]
+
+    def _use_diagonal(self, T: int, edits) -> bool:
+        if self.scan == "loop" or edits:
+            return False
+        if self.scan == "diag":
+            return True
+        return T >= _DIAG_MIN_T and not (torch.is_grad_enabled() and self.W.requires_grad)
+
+    def _loop(self, ux: Tensor, h: Tensor, e) -> Tensor:
+        ens, W_T, hs = self.ensemble, self.w("W").transpose(1, 2), []
+        for t, ux_t in enumerate(ux.unbind(2)):
+            pre = edit_at(e.get("hook_pre"), t, torch.baddbmm(ux_t, h, W_T), ens)     # (M, B, H)
+            h = edit_at(e.get("hook_h"), t, pre, ens)
+            hs.append(h)
+        return torch.stack(hs, 2)                                                     # (M, B, T, H)
+
+    def _diagonal(self, ux: Tensor, h0: Tensor) -> Optional[Tensor]:
+        """h_t through the eigenbasis of W, or None when W is too far from diagonalisable."""
+        from probe.scan import linear_scan
+        lam, V = torch.linalg.eig(self.w("W"))                                        # (M, H), (M, H, H)
+        if self.scan == "auto" and torch.linalg.cond(V).max() > _DIAG_MAX_COND:
+            return None
+        V_inv = torch.linalg.inv(V)
+        cdtype = V.dtype
+        b = linear(ux.to(cdtype), V_inv)                                              # (M, B, T, H) complex
+        z0 = linear(h0.to(cdtype), V_inv)                                             # (M, B, H)
+        z = linear_scan(lam[:, None, None, :], b, z0)                                 # (M, B, T, H)
+        return linear(z, V).real.to(ux.dtype)                                         # (M, B, T, H)

@@ -1,0 +1,78 @@
+"""The RG-LRU block of Griffin/Hawk (De et al., 2024), as a gated linear RNN.
+
+    r_t = σ(W_r x_t + b_r)                            recurrence gate
+    a_t = σ(Λ)^(c·r_t)                                input-dependent diagonal decay (c = 8)
+    i_t = σ(W_gx x_t + b_gx)                          input gate          -> hook_gate_x
+    h_t = a_t ⊙ h_{t-1} + sqrt(1 - a_t²) ⊙ (i_t ⊙ W_x x_t)
+    o_t = GELU(W_go x_t + b_go)                       output gate         -> hook_gate_out
+    y_t = W_out (o_t ⊙ h_t)
+
+With ``gates="linear"`` both gates drop their nonlinearity, so the input is the bilinear product
+(W_gx x)(W_x x) and the output (W_go x) ⊙ h: the multiplicative (GLU) gating with which a gated
+linear RNN implements linear self-attention exactly (Zucchet et al., 2024). ``normalize=False``
+drops the sqrt(1 - a²) factor. Griffin's short temporal convolution is left out so that the state
+is h alone. Since a_t and the gates depend on x_t only, the whole layer is one linear scan.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformer_lens.hook_points import HookPoint
+
+from probe.models.base import Layer, StepEdits, constant, edit_trajectory, linear, scan_with_state_edits, uniform
+
+
+def _decay_logit(c: float, lo: float, hi: float):
+    """Λ such that σ(Λ)^c is uniform in [lo, hi] (Griffin §2.4)."""
+    def init(g, shape):
+        a = (lo + (hi - lo) * torch.rand(shape, generator=g)) ** (1.0 / c)
+        return torch.log(a) - torch.log1p(-a)
+    return init
+
+
+class HawkLayer(Layer):
+    def __init__(self, d_in: int, hidden: int, members: int, c: float = 8.0,
+                 gates: Literal["sigmoid", "linear"] = "sigmoid", normalize: bool = True,
+                 a_min: float = 0.9, a_max: float = 0.999):
+        super().__init__(members)
+        self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
+        self.c, self.gates, self.normalize = c, gates, normalize
+        bound_in, bound_h = 1 / math.sqrt(d_in), 1 / math.sqrt(hidden)
+        self.param("W_x", (hidden, d_in), uniform(bound_in))
+        self.param("W_gx", (hidden, d_in), uniform(bound_in))
+        self.param("b_gx", (hidden,), constant(0.0))
+        self.param("W_r", (hidden, d_in), uniform(bound_in))
+        self.param("b_r", (hidden,), constant(0.0))
+        self.param("Lambda", (hidden,), _decay_logit(c, a_min, a_max))
+        self.param("W_go", (hidden, d_in), uniform(bound_in))
+        self.param("b_go", (hidden,), constant(0.0))
+        self.param("W_out", (hidden, hidden), uniform(bound_h))
+        self.hook_a = HookPoint()         # (B, T, H) decay a_t
+        self.hook_gate_x = HookPoint()    # (B, T, H) input gate i_t
+        self.hook_h = HookPoint()         # (B, T, H) state
+        self.hook_gate_out = HookPoint()  # (B, T, H) output gate o_t
+
+    def initial_state(self, M: int, B: int, like: Tensor) -> Tensor:
+        return like.new_zeros(M, B, self.hidden)
+
+    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+        e, ens = edits or {}, self.ensemble
+        r = torch.sigmoid(linear(x, self.w("W_r"), self.w("b_r")))                  # (M, B, T, H)
+        log_a = -self.c * F.softplus(-self.w("Lambda"))[:, None, None, :] * r       # log σ(Λ)^(c r)
+        a = self.hooked(self.hook_a, edit_trajectory(e.get("hook_a"), torch.exp(log_a), ens))
+        gx = linear(x, self.w("W_gx"), self.w("b_gx"))
+        gx = torch.sigmoid(gx) if self.gates == "sigmoid" else gx
+        gx = self.hooked(self.hook_gate_x, edit_trajectory(e.get("hook_gate_x"), gx, ens))
+        b = gx * linear(x, self.w("W_x"))                                           # (M, B, T, H)
+        if self.normalize:
+            b = b * torch.sqrt((1 - a * a).clamp_min(1e-12))
+        h = scan_with_state_edits(a, b, state, e.get("hook_h"), ens)
+        h = self.hooked(self.hook_h, h)                                             # (M, B, T, H)
+        go = linear(x, self.w("W_go"), self.w("b_go"))
+        go = F.gelu(go) if self.gates == "sigmoid" else go
+        go = self.hooked(self.hook_gate_out, edit_trajectory(e.get("hook_gate_out"), go, ens))
+        return linear(go * h, self.w("W_out")), h[:, :, -1]
