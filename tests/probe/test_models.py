@@ -1,0 +1,162 @@
+"""Models: torch equivalence, hooks, ensembles, determinism, bad input."""
+import pytest
+import torch
+
+import probe
+from probe.models import make, names
+
+TOKENS = {"input_kind": "tokens", "vocab_size": 5, "d_output": 3}
+VECTORS = {"input_kind": "vectors", "d_input": 4, "d_output": 2}
+GATES = {
+    "gru": ["hook_r", "hook_z", "hook_n"],
+    "lstm": ["hook_i", "hook_f", "hook_g", "hook_o", "hook_c"],
+    "elman": ["hook_pre"],
+    "linear": ["hook_pre"],
+    "lru": ["hook_a", "hook_b"],
+    "hawk": ["hook_a", "hook_gate_x", "hook_gate_out"],
+}
+
+
+def tokens(B=4, T=9, seed=0):
+    return torch.randint(0, 5, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def test_names_cover_design():
+    assert set(GATES) <= set(names())
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_equals_torch_with_copied_weights(kind, layers):
+    torch.manual_seed(0)
+    ref = (torch.nn.GRU if kind == "gru" else torch.nn.LSTM)(4, 16, num_layers=layers, batch_first=True)
+    ours = make(kind, VECTORS, hidden=16, layers=layers, embedding="onehot")
+    with torch.no_grad():
+        for i, layer in enumerate(ours.layers):
+            for ours_name, ref_name in [("W_ih", "weight_ih"), ("W_hh", "weight_hh"), ("b_ih", "bias_ih"),
+                                        ("b_hh", "bias_hh")]:
+                getattr(layer, ours_name).copy_(getattr(ref, f"{ref_name}_l{i}"))
+    x = torch.randn(3, 20, 4)
+    ref_out, ref_state = ref(x)
+    _, cache = ours.run_with_cache(x)
+    torch.testing.assert_close(cache[f"layers.{layers - 1}.hook_h"], ref_out, atol=1e-5, rtol=0)
+    _, finals = ours(x, return_state=True)
+    ref_h = ref_state if kind == "gru" else ref_state[0]
+    for i in range(layers):
+        ours_h = finals[i] if kind == "gru" else finals[i][0]
+        torch.testing.assert_close(ours_h, ref_h[i], atol=1e-5, rtol=0)
+    if kind == "lstm":
+        torch.testing.assert_close(finals[-1][1], ref_state[1][-1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch", sorted(GATES))
+def test_hooks_and_cache_shapes(arch):
+    model = make(arch, TOKENS, hidden=8, layers=2)
+    expected = {"hook_embed", "hook_logits"} | {f"layers.{i}.{h}" for i in range(2) for h in ["hook_h", *GATES[arch]]}
+    assert expected <= set(model.hook_dict)
+    logits, cache = model.run_with_cache(tokens(B=4, T=9))
+    assert logits.shape == (4, 9, 3)
+    for name in expected:
+        assert cache[name].shape[:2] == (4, 9), name
+        assert cache[name].dim() == 3, name
+    width = model.layers[0].width("hook_h")
+    assert cache["layers.0.hook_h"].shape == (4, 9, width)
+    assert model.state_size() == sum(layer.state_size for layer in model.layers)
+
+
+@pytest.mark.parametrize("arch", sorted(GATES))
+def test_ensemble_slices_equal_members(arch):
+    ens = make(arch, TOKENS, hidden=8, layers=2, members=3, seed=5)
+    x = tokens()
+    out, cache = ens.run_with_cache(x)
+    assert out.shape == (3, 4, 9, 3)
+    assert cache["layers.1.hook_h"].shape[:3] == (3, 4, 9)
+    for i in range(3):
+        single = ens.member(i)
+        assert not single.is_ensemble
+        torch.testing.assert_close(single(x), out[i], atol=1e-5, rtol=1e-5)
+    # member 0 of an ensemble is the plain model of the same seed
+    torch.testing.assert_close(make(arch, TOKENS, hidden=8, layers=2, seed=5)(x), out[0], atol=1e-5, rtol=1e-5)
+    # per-member inputs: member i sees its own batch
+    xs = torch.stack([tokens(seed=s) for s in range(3)])
+    per = ens(xs)
+    for i in range(3):
+        torch.testing.assert_close(ens.member(i)(xs[i]), per[i], atol=1e-5, rtol=1e-5)
+    # stacking the members back gives the same ensemble
+    torch.testing.assert_close(probe.models.stack([ens.member(i) for i in range(3)])(x), out)
+
+
+@pytest.mark.parametrize("arch", sorted(GATES))
+def test_seed_determines_weights(arch):
+    a, b = make(arch, TOKENS, hidden=8, seed=1), make(arch, TOKENS, hidden=8, seed=1)
+    c = make(arch, TOKENS, hidden=8, seed=2)
+    for (k, va), vb, vc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values()))
+    assert probe.models.from_config(a.config).state_dict().keys() == a.state_dict().keys()
+    for k, v in probe.models.from_config(a.config).state_dict().items():
+        assert torch.equal(v, a.state_dict()[k])
+
+
+def test_vector_inputs_and_learned_h0():
+    model = make("elman", VECTORS, hidden=6, nonlinearity="relu", gain=0.1, h0="learned")
+    out = model(torch.randn(2, 5, 4))
+    assert out.shape == (2, 5, 2)
+    out.sum().backward()
+    assert model.layers[0].h0.grad is not None and model.layers[0].h0.grad.abs().sum() > 0
+
+
+def test_elman_paper_init_uses_ones_state():
+    model = make("elman", TOKENS, hidden=6, nonlinearity="relu", h0="ones")
+    _, cache = model.run_with_cache(tokens(T=1))
+    pre = cache["layers.0.hook_pre"][:, 0]
+    W, U = model.layers[0].W, model.layers[0].U
+    expected = torch.ones(6) @ W.T + cache["hook_embed"][:, 0] @ U.T
+    torch.testing.assert_close(pre, expected)
+
+
+def test_linear_diagonal_path_equals_loop():
+    model = make("linear", VECTORS, hidden=12, init_scale=0.9).double()
+    x = torch.randn(3, 400, 4, dtype=torch.float64)
+    loop = make("linear", VECTORS, hidden=12, init_scale=0.9, scan="loop").double()
+    loop.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), loop(x), atol=1e-8, rtol=1e-8)
+
+
+def test_run_with_hooks_edit_of_state_reaches_readout():
+    model = make("gru", TOKENS, hidden=8)
+    x = tokens()
+    clean = model(x)
+    edited = model.run_with_hooks(x, fwd_hooks=[("layers.0.hook_h", lambda v, hook: v * 0)])
+    torch.testing.assert_close(edited, model.readout(torch.zeros(1, 4, 9, 8))[0])
+    assert not torch.allclose(clean, edited)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(arch="transformer"), "transformer"),
+    (dict(hidden=0), "hidden"),
+    (dict(layers=-1), "layers"),
+    (dict(members=1.5), "members"),
+    (dict(nonlinearity="sigmoid"), "sigmoid"),
+    (dict(bogus=1), "bogus"),
+    (dict(embedding="sparse"), "sparse"),
+])
+def test_bad_construction(bad, match):
+    kwargs = dict(arch="elman", task_or_dims=TOKENS, hidden=8)
+    kwargs.update(bad)
+    with pytest.raises(ValueError, match=match):
+        make(**kwargs)
+
+
+def test_bad_inputs():
+    model = make("gru", TOKENS, hidden=8)
+    with pytest.raises(ValueError, match="float32"):
+        model(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"\(2, 3, 4\)"):
+        model(torch.zeros(2, 3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="0..4"):
+        model(torch.full((2, 3), 7))
+    vec = make("gru", VECTORS, hidden=8)
+    with pytest.raises(ValueError, match=r"\(2, 3, 5\)"):
+        vec(torch.zeros(2, 3, 5))
