@@ -1,0 +1,128 @@
+"""Character-level language modelling on real Python source (Karpathy, Johnson & Fei-Fei 2015).
+
+The corpus is a fixed selection of 40 modules of the CPython 3.11.7 standard library,
+concatenated (``tasks/data/cpython_stdlib.txt``, 1.3 MB, PSF licence in
+``tasks/data/LICENSE-PSF.txt``; the file list is in ``tasks/data/README.md``). The last
+``valid_fraction`` of it is held out (split ``"valid"``). A row is a random window of ``length``
+characters; the target is the next character.
+
+Vocabulary: id 0 is the unknown symbol, which every non-ASCII character and every ASCII
+character seen fewer than ``MIN_COUNT`` times maps to; then the remaining characters in code
+point order.
+
+Example (length=8)::
+
+    text        def f(x):
+    inputs      d e f ␣ f ( x )
+    targets     e f ␣ f ( x ) :
+    bracket     0 0 0 0 0 1 1 0
+    column      0 1 2 3 4 5 6 7
+
+Features come from :func:`tasks.pylex.lex`, run once over the whole corpus and cached:
+``in_string``, ``in_comment``, ``bracket_depth``, ``indent``, ``column``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+import torch
+
+from tasks.base import Batch, Task, as_long
+from tasks.params import bad_param, param
+from tasks.pylex import FEATURES, lex
+
+CORPUS = "cpython_stdlib.txt"
+MIN_COUNT = 10  # ASCII characters rarer than this in the corpus become the unknown symbol
+UNK = 0
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The corpus as ids, its vocabulary and its per-character features (all (N,) arrays)."""
+
+    text: str
+    ids: np.ndarray
+    chars: tuple[str, ...]
+    features: dict[str, np.ndarray]
+
+
+@lru_cache(maxsize=1)
+def load_corpus() -> Corpus:
+    """Read, encode and lex the shipped corpus once per process."""
+    text = (resources.files("tasks") / "data" / CORPUS).read_text(encoding="utf-8")
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (N,)
+    counts = np.bincount(codes[codes < 128], minlength=128)
+    kept = np.nonzero(counts >= MIN_COUNT)[0]
+    table = np.zeros(int(codes.max()) + 1, dtype=np.uint8)
+    table[kept] = np.arange(1, len(kept) + 1)
+    features = {k: v.astype(np.int16) for k, v in lex(text).items()}  # small ints; int16 halves the gather cost
+    return Corpus(text, table[codes], ("<unk>",) + tuple(chr(c) for c in kept), features)
+
+
+@dataclass(frozen=True)
+class CharLMParams:
+    length: int = param(128, ge=1, le=100_000, doc="characters per window (Karpathy: 100)")
+    region: Literal["train", "valid"] = param("train", doc="which part of the corpus windows come from")
+    valid_fraction: float = param(0.1, gt=0.0, lt=1.0, doc="the held-out tail of the corpus")
+
+
+class CharLM(Task):
+    """Character LM on CPython standard-library source; see the module docstring.
+
+    Features: ``in_string``, ``in_comment`` (0/1), ``bracket_depth``, ``indent`` (leading
+    spaces // 4), ``column`` (0-based); see :mod:`tasks.pylex` for the exact conventions.
+    """
+
+    name = "charlm"
+    Params = CharLMParams
+    input_kind = "tokens"
+    loss = "ce"
+    feature_names = FEATURES
+
+    def _dims(self, cfg: CharLMParams) -> dict[str, int]:
+        size = len(load_corpus().chars)
+        return {"vocab_size": size, "d_output": size}
+
+    def _region(self, cfg: CharLMParams) -> tuple[int, int]:
+        """[start, end) of the region's characters."""
+        n = len(load_corpus().ids)
+        split = int(n * (1.0 - cfg.valid_fraction))
+        return (0, split) if cfg.region == "train" else (split, n)
+
+    def _check(self, cfg: CharLMParams) -> None:
+        start, end = self._region(cfg)
+        if cfg.length + 1 > end - start:
+            raise bad_param(self.name, "length", cfg.length,
+                            f"an int <= {end - start - 1}, the {cfg.region} region's size minus one")
+
+    def splits(self) -> dict[str, dict]:
+        return {"train": {}, "valid": {"region": "valid"}}
+
+    @property
+    def corpus(self) -> Corpus:
+        return load_corpus()
+
+    def _sample(self, cfg: CharLMParams, n: int, rng: np.random.Generator) -> Batch:
+        corpus = load_corpus()
+        lo, hi = self._region(cfg)
+        start = rng.integers(lo, hi - cfg.length, size=n)  # (B,) so that start + length < hi
+        at = start[:, None] + np.arange(cfg.length)  # (B, T)
+        return Batch(
+            inputs=as_long(corpus.ids[at]), targets=as_long(corpus.ids[at + 1]),
+            mask=torch.ones(n, cfg.length, dtype=torch.bool),
+            features={k: as_long(v[at]) for k, v in corpus.features.items()},
+            info={"start": as_long(start)},
+        )
+
+    def _metrics(self, outputs: torch.Tensor, batch: Batch) -> dict[str, float]:
+        metrics = super()._metrics(outputs, batch)
+        metrics["bits_per_char"] = metrics["loss"] / math.log(2)
+        return metrics
+
+    def _labels(self) -> list[str]:
+        return [{"\n": "\\n"}.get(c, c) for c in load_corpus().chars]

@@ -1,0 +1,142 @@
+"""Typed, validated task parameters.
+
+Every task declares its parameters as a frozen dataclass whose fields are built with
+:func:`param`. :func:`build_params` turns a user's keyword arguments into an instance of that
+dataclass, checking names, types (``int``, ``float``, ``bool``, ``str``, ``Literal[...]``,
+``X | None``) and numeric bounds, and raising ``ValueError`` that names the parameter, the value
+and what is allowed. Cross-parameter constraints live in each task's ``_check`` and use
+:func:`bad_param` for the same message shape.
+
+:func:`stable_hash` gives the 64-bit seed material that makes ``Task.sample`` deterministic in
+the task's parameters: it hashes JSON with ``hashlib``, never Python's salted ``hash()``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import numbers
+import types
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import numpy as np
+
+__all__ = ["param", "bad_param", "build_params", "stable_hash", "describe_type", "doc_table"]
+
+
+def param(default: Any, *, ge: float | None = None, gt: float | None = None,
+          le: float | None = None, lt: float | None = None, doc: str = "") -> Any:
+    """A dataclass field with a default, optional numeric bounds and a one-line description."""
+    return dataclasses.field(default=default,
+                             metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc})
+
+
+def bad_param(task: str, name: str, value: Any, allowed: str) -> ValueError:
+    """The one error message shape for a parameter the task cannot take."""
+    return ValueError(f"{task}: parameter {name!r} = {value!r} is not allowed; expected {allowed}")
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    """(True, X) for ``X | None`` / ``Optional[X]``, else (False, tp)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def describe_type(tp: Any) -> str:
+    """Human words for a parameter type, e.g. ``"one of 'leaky', 'oscillator'"``."""
+    optional, inner = _is_optional(tp)
+    if optional:
+        return describe_type(inner) + " or None"
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    return {bool: "a bool", int: "an int", float: "a float", str: "a str"}.get(tp, str(tp))
+
+
+def _bounds_text(meta: dict) -> str:
+    parts = [f"{op} {meta[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+             if meta.get(key) is not None]
+    return " and ".join(parts)
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Return (ok, value converted to the plain Python type ``tp`` names)."""
+    optional, inner = _is_optional(tp)
+    if optional:
+        return (True, None) if value is None else _coerce(value, inner)
+    if get_origin(tp) is Literal:
+        for choice in get_args(tp):  # compare type too, so that True does not match 1
+            if type(value) is type(choice) and value == choice:
+                return True, choice
+        return False, value
+    if tp is bool:
+        return (True, bool(value)) if isinstance(value, (bool, np.bool_)) else (False, value)
+    if isinstance(value, (bool, np.bool_)):
+        return False, value  # a bool is never a number here
+    if tp is int:
+        return (True, int(value)) if isinstance(value, numbers.Integral) else (False, value)
+    if tp is float:
+        if isinstance(value, numbers.Real) and math.isfinite(float(value)):
+            return True, float(value)
+        return False, value
+    if tp is str:
+        return (True, value) if isinstance(value, str) else (False, value)
+    raise TypeError(f"unsupported parameter type {tp!r}")  # a task author's mistake
+
+
+def build_params(cls: type, task: str, values: dict[str, Any]) -> Any:
+    """Validate ``values`` against the parameter dataclass ``cls`` and instantiate it.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass whose fields were made with :func:`param`.
+    task : str
+        The task's name, used in error messages.
+    values : dict
+        User-given parameters; missing ones take their defaults.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (listing the valid ones), a value of the wrong type or out of bounds.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise ValueError(f"{task}: unknown parameter {unknown[0]!r}; valid parameters: "
+                         + ", ".join(fields))
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        value = values.get(name, f.default)
+        ok, value = _coerce(value, hints[name])
+        if not ok:
+            raise bad_param(task, name, values.get(name, f.default), describe_type(hints[name]))
+        meta = f.metadata
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if ((meta.get("ge") is not None and value < meta["ge"])
+                    or (meta.get("gt") is not None and value <= meta["gt"])
+                    or (meta.get("le") is not None and value > meta["le"])
+                    or (meta.get("lt") is not None and value >= meta["lt"])):
+                raise bad_param(task, name, value,
+                                f"{describe_type(hints[name])} {_bounds_text(meta)}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def stable_hash(*parts: Any) -> int:
+    """A 64-bit integer from JSON-serialisable ``parts``, stable across processes and machines."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def doc_table(cls: type) -> str:
+    """One line per parameter, ``name: type = default  -- doc``, for docstrings and ``--help``."""
+    hints = get_type_hints(cls)
+    return "\n".join(f"{f.name}: {describe_type(hints[f.name])} = {f.default!r}  -- {f.metadata.get('doc', '')}"
+                     for f in dataclasses.fields(cls))
+

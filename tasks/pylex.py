@@ -1,0 +1,103 @@
+"""A small hand-written lexer for Python source: per-character ground-truth features.
+
+Every feature is the state *after reading* the character at that position, which is what a
+character-level model must carry to predict the next one:
+
+- ``in_string``: 1 from a string literal's first quote up to, but not including, the last
+  character of its closing quote(s); so the opening quote reads 1 and the closing quote 0.
+  Triple-quoted strings span lines; backslash escapes (``\\'``, ``\\\\``) never close a string
+  (the same in raw strings, where ``r"\\""`` is legal); f-strings count as strings throughout,
+  ``{...}`` fields included; prefix letters (``f``, ``rb``, ...) read 0. An unterminated
+  single-quoted string ends before its line's newline.
+- ``in_comment``: 1 from ``#`` (outside strings) up to, not including, the newline.
+- ``bracket_depth``: open ``( [ {`` minus closed ones so far, counting only those outside
+  strings and comments; the opening bracket already counts, the closing one no longer does.
+- ``indent``: leading spaces of the current line, divided by 4 (floor).
+- ``column``: offset of the character in its line, 0-based; a newline has its line's length.
+
+Example::
+
+    text           x = f"#{a}" # it's
+    in_string      000001111100000000
+    in_comment     000000000000111111
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+__all__ = ["lex", "FEATURES"]
+
+FEATURES = ("in_string", "in_comment", "bracket_depth", "indent", "column")
+
+_START = re.compile(r"[#'\"]")
+# the rest of a string after its opening quote(s): content, then the closer (group 1)
+_SINGLE_END = {q: re.compile(rf"(?:[^{q}\\\n]|\\[\s\S])*({q}|\n|\Z)") for q in "'\""}
+_TRIPLE_END = {q: re.compile(rf"(?:[^{q}\\]|\\[\s\S]|{q}(?!{q}{q}))*({q}{q}{q}|\Z)") for q in "'\""}
+
+
+def _spans(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge arrays (+1 at a span's start, -1 past its end) of strings, whole literals and comments."""
+    n = len(text)
+    string = np.zeros(n + 1, dtype=np.int32)  # [open, last char of the closer)
+    literal = np.zeros(n + 1, dtype=np.int32)  # [open, last char of the closer]: brackets there do not count
+    comment = np.zeros(n + 1, dtype=np.int32)  # [#, newline)
+    i = 0
+    while (m := _START.search(text, i)) is not None:
+        j = m.start()
+        q = text[j]
+        if q == "#":
+            end = text.find("\n", j)
+            end = n if end < 0 else end
+            comment[j] += 1
+            comment[end] -= 1
+            i = end
+            continue
+        if text.startswith(q * 3, j):
+            rest = _TRIPLE_END[q].match(text, j + 3)
+            close = rest.end() - 1 if rest.group(1) else n  # unterminated: to the end of the text
+        else:
+            rest = _SINGLE_END[q].match(text, j + 1)
+            close = rest.end() - 1 if rest.group(1) == q else rest.start(1)  # else: before the newline
+        string[j] += 1
+        string[close] -= 1
+        literal[j] += 1
+        literal[min(close + 1, n)] -= 1
+        i = close + 1
+    return string, literal, comment
+
+
+def lex(text: str) -> dict[str, np.ndarray]:
+    """Per-character features of Python source ``text``.
+
+    Returns
+    -------
+    dict of int32 arrays (len(text),)
+        ``in_string``, ``in_comment``, ``bracket_depth``, ``indent``, ``column``.
+    """
+    n = len(text)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (n,)
+    string, literal, comment = _spans(text)
+    in_string = np.cumsum(string[:n]) > 0
+    in_literal = np.cumsum(literal[:n]) > 0
+    in_comment = np.cumsum(comment[:n]) > 0
+
+    code = ~(in_literal | in_comment)
+    opens = np.isin(codes, [ord(c) for c in "([{"]) & code
+    closes = np.isin(codes, [ord(c) for c in ")]}"]) & code
+    depth = np.cumsum(opens.astype(np.int32) - closes)
+
+    position = np.arange(n)
+    newline = codes == ord("\n")
+    starts = np.zeros(n, dtype=np.int64)
+    after = position[newline] + 1
+    after = after[after < n]
+    starts[after] = after
+    line_start = np.maximum.accumulate(starts)  # (n,) first character of each character's line
+    not_space = np.where(codes != ord(" "), position, n)
+    next_not_space = np.minimum.accumulate(not_space[::-1])[::-1]  # (n,)
+    leading = next_not_space[line_start] - line_start
+    return {"in_string": in_string.astype(np.int32), "in_comment": in_comment.astype(np.int32),
+            "bracket_depth": depth.astype(np.int32), "indent": (leading // 4).astype(np.int32),
+            "column": (position - line_start).astype(np.int32)}
