@@ -1,0 +1,156 @@
+"""Every scan backend agrees with a plain float64 loop, in values and in gradients."""
+import pytest
+import torch
+
+from probe.scan import BACKENDS, choose_backend, linear_scan
+
+DTYPES = [torch.float64, torch.complex128]
+
+
+def loop_scan(a, b, h0=None):
+    """The recurrence as written: h_t = a_t * h_{t-1} + b_t, autograd through the loop."""
+    a, b = torch.broadcast_tensors(a, b)
+    h = torch.zeros_like(b[..., 0, :]) if h0 is None else h0
+    states = []
+    for t in range(b.shape[-2]):
+        h = a[..., t, :] * h + b[..., t, :]
+        states.append(h)
+    return torch.stack(states, dim=-2)
+
+
+def random_inputs(shape, dtype, seed=0, a_shape=None):
+    """Decays with |a| in [0.3, 0.99] (complex: random phase), inputs ~ N(0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    real = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
+    a_shape = shape if a_shape is None else a_shape
+    a = 0.3 + 0.69 * torch.rand(a_shape, generator=gen, dtype=real)
+    if dtype.is_complex:
+        a = a * torch.exp(2j * torch.pi * torch.rand(a_shape, generator=gen, dtype=real))
+    b = torch.randn(shape, generator=gen, dtype=dtype)
+    h0 = torch.randn(shape[:-2] + shape[-1:], generator=gen, dtype=dtype)
+    return a, b, h0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T", [1, 7, 1000])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_backends_match_the_loop(backend, dtype, T, with_h0):
+    a, b, h0 = random_inputs((2, 3, T, 4), dtype)
+    h0 = h0 if with_h0 else None
+    torch.testing.assert_close(linear_scan(a, b, h0, backend=backend), loop_scan(a, b, h0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T", [1000, 37])
+def test_gradients_match_autograd_through_the_loop(backend, dtype, T):
+    # T = 1000 and 37 leave a partial chunk (1000 = 32 * 31 + 8), so the tail path runs too
+    a, b, h0 = random_inputs((3, T, 4), dtype, seed=1)
+    g = torch.randn((3, T, 4), dtype=dtype, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for scan in (lambda *x: linear_scan(*x, backend=backend), loop_scan):
+        inputs = [x.clone().requires_grad_() for x in (a, b, h0)]
+        (scan(*inputs) * g.conj()).real.sum().backward()
+        grads.append([x.grad for x in inputs])
+    for ours, expected in zip(*grads):
+        torch.testing.assert_close(ours, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T", [1, 7])
+def test_gradcheck(backend, dtype, T):
+    # T = 7 is cut into 3 chunks of 2 and a tail of 1 by the chunked backend
+    a, b, h0 = (x.requires_grad_() for x in random_inputs((2, T, 3), dtype, seed=3))
+    assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0, backend=backend),
+                                    (a, b, h0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("a_shape", [(4,), (2, 1, 1, 4), (1, 7, 4), (3, 1, 4)])
+def test_broadcast_a_values_and_gradcheck(backend, a_shape):
+    # a constant over time (LRU), per ensemble member, or shared across the batch
+    a, b, h0 = random_inputs((3, 7, 4), torch.complex128, seed=4, a_shape=a_shape)
+    a, b, h0 = (x.requires_grad_() for x in (a, b, h0))
+    h = linear_scan(a, b, h0, backend=backend)
+    assert h.shape == torch.broadcast_shapes(a.shape, b.shape)
+    torch.testing.assert_close(h, loop_scan(a, b, h0))
+    assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0, backend=backend),
+                                    (a, b, h0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_real_a_with_complex_b_promotes_and_keeps_real_gradients(backend):
+    a, _, _ = random_inputs((2, 7, 3), torch.float64, seed=5)
+    _, b, h0 = random_inputs((2, 7, 3), torch.complex128, seed=5)
+    a, b, h0 = (x.requires_grad_() for x in (a, b, h0))
+    h = linear_scan(a, b, h0, backend=backend)
+    assert h.dtype == torch.complex128
+    torch.testing.assert_close(h, loop_scan(a, b, h0))
+    h.abs().sum().backward()
+    assert a.grad.dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0, backend=backend),
+                                    (a, b, h0))
+
+
+@pytest.mark.parametrize("h0_shape", [(4,), (1, 4), (3, 4)])
+def test_broadcast_h0_gets_summed_gradient(h0_shape):
+    a, b, _ = random_inputs((3, 7, 4), torch.float64, seed=6)
+    h0 = torch.randn(h0_shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda h0: linear_scan(a, b, h0, backend="chunked"), (h0,))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_float32_stays_close_to_float64_over_1000_steps(backend, dtype):
+    a, b, h0 = random_inputs((2, 1000, 8), dtype, seed=7)
+    wide = torch.complex128 if dtype.is_complex else torch.float64
+    expected = loop_scan(a.to(wide), b.to(wide), h0.to(wide))
+    h = linear_scan(a, b, h0, backend=backend)
+    assert h.dtype == dtype
+    # |a| <= 0.99 forgets errors over ~100 steps, so they stay at a few float32 ulps of |h|
+    torch.testing.assert_close(h.to(wide), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tiny_decays_underflow_to_the_right_answer(backend):
+    # decay products over a chunk underflow float32; the chunked backend flushes them to zero
+    a = torch.full((2, 1000, 8), 1e-3)
+    b = torch.randn(2, 1000, 8, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(linear_scan(a, b, backend=backend), loop_scan(a, b))
+
+
+def test_auto_picks_the_loop_for_short_and_chunks_for_long_sequences_on_cpu():
+    assert choose_backend("cpu", 8) == "sequential"
+    assert choose_backend("cpu", 4096) == "chunked"
+    assert choose_backend("cuda", 4096) == "parallel"
+    assert choose_backend(torch.device("cuda:0"), 2) == "sequential"
+    for T in (1, 7, 1000):
+        a, b, h0 = random_inputs((2, T, 4), torch.complex128, seed=9)
+        torch.testing.assert_close(linear_scan(a, b, h0), loop_scan(a, b, h0))
+
+
+def test_no_grad_builds_no_graph():
+    a, b, h0 = (x.requires_grad_() for x in random_inputs((2, 100, 4), torch.float64))
+    with torch.no_grad():
+        h = linear_scan(a, b, h0)
+    assert not h.requires_grad and h.grad_fn is None
+    assert linear_scan(a, b, h0).grad_fn is not None
+
+
+def test_unknown_backend_is_named_with_the_choices():
+    a, b, _ = random_inputs((2, 5, 3), torch.float64)
+    with pytest.raises(ValueError, match=r"'blelloch'.*sequential.*chunked.*parallel"):
+        linear_scan(a, b, backend="blelloch")
+
+
+def test_mismatched_shapes_name_both():
+    with pytest.raises(ValueError, match=r"\(2, 5, 3\).*\(2, 6, 3\)"):
+        linear_scan(torch.rand(2, 5, 3), torch.rand(2, 6, 3))
+    with pytest.raises(ValueError, match=r"\(7,\).*\(2, 3\)"):
+        linear_scan(torch.rand(2, 5, 3), torch.rand(2, 5, 3), h0=torch.rand(7))
+    with pytest.raises(ValueError, match=r"\(2, 4, 3\).*\(2, 3\)"):
+        linear_scan(torch.rand(2, 5, 3), torch.rand(2, 5, 3), h0=torch.rand(2, 4, 3))
+    with pytest.raises(ValueError, match="time dim"):
+        linear_scan(torch.rand(3), torch.rand(3))
