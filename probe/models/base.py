@@ -178,7 +178,11 @@ class Embed(Stacked):
         if self.input_kind == "tokens":
             if per_member:                                              # (M, B, T) -> (M, B, T, E)
                 return W[torch.arange(M, device=W.device)[:, None, None], inputs]
-            return W[:, inputs]                                         # (B, T) -> (M, B, T, E)
+            # one embedding of width M*E: its backward is a dense scatter, far cheaper than the
+            # accumulating index_put that W[:, inputs] would need
+            V, E = W.shape[1:]
+            flat = F.embedding(inputs, W.transpose(0, 1).reshape(V, M * E))  # (B, T, M*E)
+            return flat.view(*inputs.shape, M, E).permute(2, 0, 1, 3)       # (M, B, T, E)
         x = inputs if per_member else inputs.unsqueeze(0).expand(M, *inputs.shape)
         return linear(x.to(W.dtype), W)                                 # (M, B, T, E)
 

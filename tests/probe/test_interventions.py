@@ -27,7 +27,8 @@ def test_edit_changes_only_later_outputs(arch, hook):
     x = inputs()
     clean = model(x)
     edited, cache = probe.intervene(model, x, [probe.Edit(hook, STEP, probe.scale(3.0))])
-    assert torch.equal(edited[:, :STEP], clean[:, :STEP])
+    # the clean run may take a fused path, so 'unchanged' is up to float64 rounding
+    torch.testing.assert_close(edited[:, :STEP], clean[:, :STEP], atol=1e-12, rtol=0)
     assert (edited[:, STEP + 1:] - clean[:, STEP + 1:]).abs().max() > 1e-6
     assert cache[hook].shape[:2] == (3, T)
 
