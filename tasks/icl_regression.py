@@ -15,10 +15,10 @@ Example (d_x=1, d_y=1, n_examples=2, n_queries=1, W = 2)::
 ``kind="teacher"`` (Zucchet et al.'s teacher-student): tokens z_t ~ N(0, I_{d_x}) and targets from
 one fixed random causal linear self-attention layer, shared by all rows (``teacher_seed``)::
 
-    y_t = c * sum_{s<=t} (W_V z_s) <W_K z_s, W_Q z_t>,   c = 1 / sqrt(d_x * n_examples)
+    y_t = sum_{s<=t} (W_V z_s) <W_K z_s, W_Q z_t> / sqrt(d_x)
 
 with W_Q, W_K (d_x, d_x) and W_V (d_y, d_x) entries N(0, 1/d_x); every step is supervised and
-the sequence length is ``n_examples``. The constant c only keeps targets O(1).
+the sequence length is ``n_examples``. The 1/sqrt(d_x) keeps each term O(1), so y_t ~ sqrt(t).
 """
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ class ICLRegression(Task):
         d_input = cfg.d_x + cfg.d_y + 1 if cfg.kind == "regression" else cfg.d_x
         return {"d_input": d_input, "d_output": cfg.d_y}
 
+    def splits(self) -> dict[str, dict]:
+        longer = 4 * self.config.n_examples
+        return {"train": {}, f"examples_{longer}": {"n_examples": longer}}
+
     def teacher_weights(self) -> dict[str, torch.Tensor]:
         """The teacher's attention weights W_Q, W_K (d_x, d_x) and W_V (d_y, d_x)."""
         cfg = self.config
@@ -106,7 +110,7 @@ class ICLRegression(Task):
         T = cfg.n_examples
         z = rng.standard_normal((n, T, cfg.d_x))  # (B, T, d_x)
         y = linear_attention(z, teacher_weights(cfg.d_x, cfg.d_y, cfg.teacher_seed))  # (B, T, d_y)
-        y = y / math.sqrt(cfg.d_x * T)
+        y = y / math.sqrt(cfg.d_x)
         return Batch(
             inputs=as_float(z), targets=as_float(y), mask=torch.ones(n, T, dtype=torch.bool),
             features={"examples": as_long(np.broadcast_to(np.arange(1, T + 1), (n, T))),

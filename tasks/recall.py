@@ -72,6 +72,10 @@ class Recall(Task):
     def _dims(self, cfg: RecallParams) -> dict[str, int]:
         return {"vocab_size": cfg.vocab_size, "d_output": cfg.vocab_size}
 
+    def splits(self) -> dict[str, dict]:
+        longer = 2 * self.config.seq_len  # the same pairs, queried across more filler
+        return {"train": {}, f"len_{longer}": {"seq_len": longer}}
+
     def _sample(self, cfg: RecallParams, n: int, rng: np.random.Generator) -> Batch:
         V, T, p, u = cfg.vocab_size, cfg.seq_len, cfg.num_pairs, cfg.unseen_queries
         half = V // 2
