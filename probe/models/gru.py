@@ -43,7 +43,11 @@ def _gru_steps(gi: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor, e: StepEdits, 
 
 
 class _GRUScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (M, T, B, 3H), h0 (M, B, H), W_hh, b_hh) -> (rz, n, h)."""
+    """The recurrence without edits: (gi (M, T, B, 3H), h0 (M, B, H), W_hh, b_hh) -> (rz, n, h).
+
+    Gates are outputs too (for the hooks), and gradients that reach them are honoured, so a loss
+    on a cached gate trains the same way as on the reference path.
+    """
 
     @staticmethod
     def forward(ctx, gi, h0, W_hh, b_hh):
@@ -60,26 +64,29 @@ class _GRUScan(torch.autograd.Function):
             n = torch.addcmul(gi[:, t, :, 2 * H:], g[..., :H], gh[..., 2 * H:], out=ns[:, t]).tanh_()
             h = torch.addcmul(n, g[..., H:], h - n, out=hs[:, t])
         ctx.save_for_backward(h0, W_hh, hs, rz, ns, ghn)
-        ctx.mark_non_differentiable(rz, ns)
+        ctx.set_materialize_grads(False)
         return rz, ns, hs
 
     @staticmethod
-    def backward(ctx, _drz, _dns, dhs):
-        # rz and ns are returned for the hooks only; gradients flow through hs.
+    def backward(ctx, drz, dns, dhs):
         h0, W_hh, hs, rz, ns, ghn = ctx.saved_tensors
         M, T, B, H = hs.shape
         dgh = hs.new_empty(M, T, B, 3 * H)                   # d(W_hh h + b_hh) per step
         dpre_n = hs.new_empty(M, T, B, H)                    # d(input part of the candidate)
         dh = torch.zeros_like(h0)
         for t in reversed(range(T)):
-            dh = dh + dhs[:, t]
+            if dhs is not None:
+                dh = dh + dhs[:, t]
             r, z, n = rz[:, t, :, :H], rz[:, t, :, H:], ns[:, t]
             h_prev = hs[:, t - 1] if t > 0 else h0
             g = dgh[:, t]
-            dn = torch.mul(dh * (1 - z), 1 - n * n, out=dpre_n[:, t])
+            dn = dh * (1 - z) if dns is None else torch.addcmul(dns[:, t], dh, 1 - z)
+            dn = torch.mul(dn, 1 - n * n, out=dpre_n[:, t])
             torch.mul(dn, r, out=g[..., 2 * H:])
-            torch.mul(dn * ghn[:, t], r * (1 - r), out=g[..., :H])
-            torch.mul(dh * (h_prev - n), z * (1 - z), out=g[..., H:2 * H])
+            dr = dn * ghn[:, t] if drz is None else torch.addcmul(drz[:, t, :, :H], dn, ghn[:, t])
+            dz = dh * (h_prev - n) if drz is None else torch.addcmul(drz[:, t, :, H:], dh, h_prev - n)
+            torch.mul(dr, r * (1 - r), out=g[..., :H])
+            torch.mul(dz, z * (1 - z), out=g[..., H:2 * H])
             dh = torch.baddbmm(dh * z, g, W_hh)                                       # (M, B, H)
         dgi = torch.cat([dgh[..., :2 * H], dpre_n], -1)                               # (M, T, B, 3H)
         h_prev = torch.cat([h0.unsqueeze(1), hs[:, :-1]], 1)                          # (M, T, B, H)

@@ -7,7 +7,9 @@
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
     h_t = o_t ⊙ tanh(c_t)
 
-The state is the pair (h, c); ``state_size`` counts both.
+The state is the pair (h, c); ``state_size`` counts both. As for the GRU, :func:`_lstm_steps` is
+the reference recurrence (the one that takes step edits) and :class:`_LSTMScan` the same equations
+with a hand-written backward; the tests check that they agree.
 """
 from __future__ import annotations
 
@@ -19,6 +21,70 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import Layer, StepEdits, edit_at, linear, uniform
+
+
+def _lstm_steps(gi: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, e: StepEdits, ens: bool):
+    """Reference recurrence. gi (M, T, B, 4H) time-major, biases included -> gates (M, T, B, 4H), c, h."""
+    W_hh_T = W_hh.transpose(1, 2)
+    gates, cs, hs = [], [], []
+    for t, gi_t in enumerate(gi.unbind(1)):
+        p_i, p_f, p_g, p_o = torch.baddbmm(gi_t, h, W_hh_T).chunk(4, -1)            # (M, B, H) each
+        i = edit_at(e.get("hook_i"), t, torch.sigmoid(p_i), ens)
+        f = edit_at(e.get("hook_f"), t, torch.sigmoid(p_f), ens)
+        g = edit_at(e.get("hook_g"), t, torch.tanh(p_g), ens)
+        o = edit_at(e.get("hook_o"), t, torch.sigmoid(p_o), ens)
+        c = edit_at(e.get("hook_c"), t, f * c + i * g, ens)
+        h = edit_at(e.get("hook_h"), t, o * torch.tanh(c), ens)
+        gates.append(torch.cat([i, f, g, o], -1)); cs.append(c); hs.append(h)
+    return torch.stack(gates, 1), torch.stack(cs, 1), torch.stack(hs, 1)
+
+
+class _LSTMScan(torch.autograd.Function):
+    """The recurrence without edits: (gi (M, T, B, 4H), h0, c0 (M, B, H), W_hh) -> (gates, c, h)."""
+
+    @staticmethod
+    def forward(ctx, gi, h0, c0, W_hh):
+        M, T, B, H4 = gi.shape
+        H = H4 // 4
+        gates, cs, tcs, hs = gi.new_empty(M, T, B, H4), *(gi.new_empty(M, T, B, H) for _ in range(3))
+        W_hh_T, h, c = W_hh.transpose(1, 2), h0, c0
+        for t in range(T):
+            g = gates[:, t]
+            g.copy_(torch.baddbmm(gi[:, t], h, W_hh_T))                                 # (M, B, 4H)
+            g[..., :2 * H].sigmoid_(); g[..., 2 * H:3 * H].tanh_(); g[..., 3 * H:].sigmoid_()
+            c = torch.addcmul(g[..., H:2 * H] * c, g[..., :H], g[..., 2 * H:3 * H], out=cs[:, t])
+            h = torch.mul(g[..., 3 * H:], torch.tanh(c, out=tcs[:, t]), out=hs[:, t])
+        ctx.save_for_backward(h0, c0, W_hh, gates, cs, tcs, hs)
+        ctx.set_materialize_grads(False)
+        return gates, cs, hs
+
+    @staticmethod
+    def backward(ctx, dgates, dcs, dhs):
+        h0, c0, W_hh, gates, cs, tcs, hs = ctx.saved_tensors
+        M, T, B, H = hs.shape
+        dpre = hs.new_empty(M, T, B, 4 * H)                  # d(gate pre-activations) per step
+        dh, dc = torch.zeros_like(h0), torch.zeros_like(c0)
+        for t in reversed(range(T)):
+            if dhs is not None:
+                dh = dh + dhs[:, t]
+            if dcs is not None:
+                dc = dc + dcs[:, t]
+            i, f, g, o = gates[:, t].chunk(4, -1)
+            tc, c_prev = tcs[:, t], cs[:, t - 1] if t > 0 else c0
+            dc = torch.addcmul(dc, dh * o, 1 - tc * tc)
+            d_i, d_f, d_g, d_o = dc * g, dc * c_prev, dc * i, dh * tc
+            if dgates is not None:
+                d_i, d_f, d_g, d_o = (d + dd for d, dd in zip((d_i, d_f, d_g, d_o), dgates[:, t].chunk(4, -1)))
+            p = dpre[:, t]
+            torch.mul(d_i, i * (1 - i), out=p[..., :H])
+            torch.mul(d_f, f * (1 - f), out=p[..., H:2 * H])
+            torch.mul(d_g, 1 - g * g, out=p[..., 2 * H:3 * H])
+            torch.mul(d_o, o * (1 - o), out=p[..., 3 * H:])
+            dc = dc * f
+            dh = torch.bmm(p, W_hh)                                                   # (M, B, H)
+        h_prev = torch.cat([h0.unsqueeze(1), hs[:, :-1]], 1)                          # (M, T, B, H)
+        dW_hh = torch.bmm(dpre.reshape(M, T * B, 4 * H).transpose(1, 2), h_prev.reshape(M, T * B, H))
+        return dpre, dh, dc, dW_hh
 
 
 class LSTMLayer(Layer):
@@ -41,25 +107,17 @@ class LSTMLayer(Layer):
         return like.new_zeros(M, B, self.hidden), like.new_zeros(M, B, self.hidden)
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = None,
-                edits: Optional[StepEdits] = None):
+                edits: Optional[StepEdits] = None, fused: bool = True):
         M, B, T, _ = x.shape
-        e, ens = edits or {}, self.ensemble
-        h, c = self.initial_state(M, B, x) if state is None else state               # (M, B, H) each
-        gi = linear(x, self.w("W_ih"), self.w("b_ih"))                               # (M, B, T, 4H)
-        W_hh_T, b_hh = self.w("W_hh").transpose(1, 2), self.w("b_hh").unsqueeze(1)
-        traj = {k: [] for k in "ifgoch"}
-        for t, gi_t in enumerate(gi.unbind(2)):
-            pre = gi_t + torch.baddbmm(b_hh, h, W_hh_T)                              # (M, B, 4H)
-            p_i, p_f, p_g, p_o = pre.chunk(4, -1)
-            i = edit_at(e.get("hook_i"), t, torch.sigmoid(p_i), ens)
-            f = edit_at(e.get("hook_f"), t, torch.sigmoid(p_f), ens)
-            g = edit_at(e.get("hook_g"), t, torch.tanh(p_g), ens)
-            o = edit_at(e.get("hook_o"), t, torch.sigmoid(p_o), ens)
-            c = edit_at(e.get("hook_c"), t, f * c + i * g, ens)
-            h = edit_at(e.get("hook_h"), t, o * torch.tanh(c), ens)
-            for k, v in zip("ifgoch", (i, f, g, o, c, h)):
-                traj[k].append(v)
-        for k in "ifgoc":
-            self.hooked(getattr(self, f"hook_{k}"), torch.stack(traj[k], 2))
-        out = self.hooked(self.hook_h, torch.stack(traj["h"], 2))                   # (M, B, T, H)
-        return out, (h, c)
+        h0, c0 = self.initial_state(M, B, x) if state is None else state             # (M, B, H) each
+        bias = self.w("b_ih") + self.w("b_hh")
+        gi = linear(x.transpose(1, 2), self.w("W_ih"), bias)                         # (M, T, B, 4H)
+        if edits or not fused:
+            gates, c, h = _lstm_steps(gi, h0, c0, self.w("W_hh"), edits or {}, self.ensemble)
+        else:
+            gates, c, h = _LSTMScan.apply(gi, h0, c0, self.w("W_hh"))
+        for hook, v in zip((self.hook_i, self.hook_f, self.hook_g, self.hook_o), gates.chunk(4, -1)):
+            self.hooked(hook, v.transpose(1, 2))
+        c = self.hooked(self.hook_c, c.transpose(1, 2))
+        out = self.hooked(self.hook_h, h.transpose(1, 2))                            # (M, B, T, H)
+        return out, (out[:, :, -1], c[:, :, -1])

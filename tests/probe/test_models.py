@@ -171,6 +171,8 @@ def test_fused_gru_equals_reference_steps_values_and_gradients():
             torch.randn(M, 3 * H, H, generator=g, dtype=torch.float64, requires_grad=True),
             torch.randn(M, 3 * H, generator=g, dtype=torch.float64, requires_grad=True)]
     assert torch.autograd.gradcheck(lambda *a: _GRUScan.apply(*a)[2], args)
+    # gradients reaching the gates (a loss on a cached gate) are honoured too
+    assert torch.autograd.gradcheck(lambda *a: sum(o.sin().sum() for o in _GRUScan.apply(*a)), args)
     model = make("gru", TOKENS, hidden=8, layers=2, members=2).double()
     x = tokens()
     fused = model(x)
@@ -181,5 +183,28 @@ def test_fused_gru_equals_reference_steps_values_and_gradients():
     ref, _ = probe.intervene(model, x, [probe.Edit("layers.0.hook_h", 0, lambda v: v)])
     ref.square().sum().backward()
     torch.testing.assert_close(fused, ref, atol=1e-12, rtol=0)
+    for g_fused, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g_fused, p.grad, atol=1e-10, rtol=1e-10)
+
+
+def test_fused_lstm_equals_reference_steps_values_and_gradients():
+    from probe.models.lstm import _LSTMScan
+    g = torch.Generator().manual_seed(1)
+    M, T, B, H = 2, 6, 3, 4
+    shapes = [(M, T, B, 4 * H), (M, B, H), (M, B, H), (M, 4 * H, H)]
+    args = [torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True) for s in shapes]
+    assert torch.autograd.gradcheck(lambda *a: _LSTMScan.apply(*a)[2], args)
+    assert torch.autograd.gradcheck(lambda *a: sum(o.sin().sum() for o in _LSTMScan.apply(*a)), args)
+    model = make("lstm", TOKENS, hidden=8, layers=2, members=2).double()
+    x = tokens()
+    fused, cache = model.run_with_cache(x)
+    fused.square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    ref, ref_cache = probe.intervene(model, x, [probe.Edit("layers.0.hook_h", 0, lambda v: v)])
+    ref.square().sum().backward()
+    torch.testing.assert_close(fused, ref, atol=1e-12, rtol=0)
+    for name in cache:
+        torch.testing.assert_close(cache[name], ref_cache[name], atol=1e-12, rtol=0)
     for g_fused, p in zip(grads, model.parameters()):
         torch.testing.assert_close(g_fused, p.grad, atol=1e-10, rtol=1e-10)
