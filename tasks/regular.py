@@ -155,7 +155,7 @@ class Regular(Task):
         mask = targets != PAD
         q = state_at[:, :T]
         degree_at = arrays.out_degree[which[:, None], np.maximum(q, 0)]  # (B, T)
-        n_legal = np.where(mask, degree_at + (inputs < N_LETTERS), -1)
+        n_legal = np.where(inputs != PAD, degree_at + (inputs < N_LETTERS), -1)
         return Batch(
             inputs=as_long(inputs), targets=as_long(np.where(mask, targets, 0)), mask=torch.from_numpy(mask),
             features={"dfa_state": as_long(q), "n_legal": as_long(n_legal), "position": as_long(pos_at[:, :T])},
@@ -163,13 +163,13 @@ class Regular(Task):
         )
 
     def legal_next(self, batch: Batch) -> torch.Tensor:
-        """Bool (B, T, vocab_size): the legal next symbols at every step (all False at pads)."""
+        """Bool (B, T, vocab_size): the legal next symbols after every input token (all False at pads)."""
         delta = torch.from_numpy(self._pool(self.config, batch.info["automata"])[1].delta).to(batch.mask.device)
         q = batch.features["dfa_state"].clamp(min=0)
         letters = delta[batch.info["automaton"][:, None], q] >= 0  # (B, T, 18)
         sep = (batch.inputs < N_LETTERS).unsqueeze(-1)  # (B, T, 1) inside a string, it may end
         pad = torch.zeros_like(sep)
-        return torch.cat([letters, sep, pad], dim=-1) & batch.mask.unsqueeze(-1)  # (B, T, 20)
+        return torch.cat([letters, sep, pad], dim=-1) & (batch.inputs != PAD).unsqueeze(-1)  # (B, T, 20)
 
     def _metrics(self, outputs: torch.Tensor, batch: Batch) -> dict[str, float]:
         base = super()._metrics(outputs, batch)
