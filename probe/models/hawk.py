@@ -10,7 +10,9 @@
 With ``gates="linear"`` both gates drop their nonlinearity, so the input is the bilinear product
 (W_gx x)(W_x x) and the output (W_go x) ⊙ h: the multiplicative (GLU) gating with which a gated
 linear RNN implements linear self-attention exactly (Zucchet et al., 2024). ``normalize=False``
-drops the sqrt(1 - a²) factor. Griffin's short temporal convolution is left out so that the state
+drops the sqrt(1 - a²) factor, and ``decay="fixed"`` replaces the input-dependent decay by a
+learned constant a_t = Λ per unit (unconstrained, so it can sit exactly at 1: an accumulator).
+Griffin's short temporal convolution is left out so that the state
 is h alone. Since a_t and the gates depend on x_t only, the whole layer is one linear scan.
 """
 from __future__ import annotations
@@ -37,17 +39,20 @@ def _decay_logit(c: float, lo: float, hi: float):
 class HawkLayer(Layer):
     def __init__(self, d_in: int, hidden: int, members: int, c: float = 8.0,
                  gates: Literal["sigmoid", "linear"] = "sigmoid", normalize: bool = True,
-                 a_min: float = 0.9, a_max: float = 0.999):
+                 decay: Literal["input", "fixed"] = "input", a_min: float = 0.9, a_max: float = 0.999):
         super().__init__(members)
         self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
-        self.c, self.gates, self.normalize = c, gates, normalize
+        self.c, self.gates, self.normalize, self.decay = c, gates, normalize, decay
         bound_in, bound_h = 1 / math.sqrt(d_in), 1 / math.sqrt(hidden)
         self.param("W_x", (hidden, d_in), uniform(bound_in))
         self.param("W_gx", (hidden, d_in), uniform(bound_in))
         self.param("b_gx", (hidden,), constant(0.0))
-        self.param("W_r", (hidden, d_in), uniform(bound_in))
-        self.param("b_r", (hidden,), constant(0.0))
-        self.param("Lambda", (hidden,), _decay_logit(c, a_min, a_max))
+        if decay == "input":
+            self.param("W_r", (hidden, d_in), uniform(bound_in))
+            self.param("b_r", (hidden,), constant(0.0))
+            self.param("Lambda", (hidden,), _decay_logit(c, a_min, a_max))
+        else:
+            self.param("Lambda", (hidden,), lambda g, shape: a_min + (a_max - a_min) * torch.rand(shape, generator=g))
         self.param("W_go", (hidden, d_in), uniform(bound_in))
         self.param("b_go", (hidden,), constant(0.0))
         self.param("W_out", (hidden, hidden), uniform(bound_h))
@@ -61,9 +66,13 @@ class HawkLayer(Layer):
 
     def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
         e, ens = edits or {}, self.ensemble
-        r = torch.sigmoid(linear(x, self.w("W_r"), self.w("b_r")))                  # (M, B, T, H)
-        log_a = -self.c * F.softplus(-self.w("Lambda"))[:, None, None, :] * r       # log σ(Λ)^(c r)
-        a = self.hooked(self.hook_a, edit_trajectory(e.get("hook_a"), torch.exp(log_a), ens))
+        M, B, T, _ = x.shape
+        if self.decay == "input":
+            r = torch.sigmoid(linear(x, self.w("W_r"), self.w("b_r")))              # (M, B, T, H)
+            a = torch.exp(-self.c * F.softplus(-self.w("Lambda"))[:, None, None, :] * r)  # σ(Λ)^(c r)
+        else:
+            a = self.w("Lambda")[:, None, None, :].expand(M, B, T, self.hidden)
+        a = self.hooked(self.hook_a, edit_trajectory(e.get("hook_a"), a, ens))
         gx = linear(x, self.w("W_gx"), self.w("b_gx"))
         gx = torch.sigmoid(gx) if self.gates == "sigmoid" else gx
         gx = self.hooked(self.hook_gate_x, edit_trajectory(e.get("hook_gate_x"), gx, ens))

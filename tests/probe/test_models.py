@@ -208,3 +208,17 @@ def test_fused_lstm_equals_reference_steps_values_and_gradients():
         torch.testing.assert_close(cache[name], ref_cache[name], atol=1e-12, rtol=0)
     for g_fused, p in zip(grads, model.parameters()):
         torch.testing.assert_close(g_fused, p.grad, atol=1e-10, rtol=1e-10)
+
+
+def test_hawk_bilinear_fixed_decay_accumulates_products():
+    model = make("hawk", VECTORS, hidden=3, embedding="onehot", gates="linear", normalize=False, decay="fixed").double()
+    layer = model.layers[0]
+    with torch.no_grad():
+        layer.Lambda.fill_(1.0)                     # accumulators: h_t = sum_s (W_gx x_s) * (W_x x_s)
+        for p in (layer.b_gx, layer.b_go):
+            p.zero_()
+    x = torch.randn(2, 7, 4, dtype=torch.float64)
+    _, cache = model.run_with_cache(x)
+    products = (x @ layer.W_gx.T) * (x @ layer.W_x.T)
+    torch.testing.assert_close(cache["layers.0.hook_h"], products.cumsum(1))
+    torch.testing.assert_close(cache["layers.0.hook_gate_out"], x @ layer.W_go.T)
