@@ -70,36 +70,25 @@ class Disjointness(Task):
     def splits(self) -> dict[str, dict]:
         return {"train": {}, "short_long": {"order": "short_first"}, "long_short": {"order": "long_first"}}
 
-    def _rows(self, cfg: DisjointnessParams, rng: np.random.Generator, n: int, size_a: int, size_b: int):
-        """n rows with |A| = size_a first: (sets (n, size_a + size_b), shared (n,), in_a (n, size_a + size_b))."""
-        elements = N_SPECIAL + np.argsort(rng.random((n, cfg.vocab_size - N_SPECIAL)), axis=1)
-        a = elements[:, :size_a]  # (n, |A|)
-        b_rest = elements[:, size_a:size_a + size_b - 1]  # (n, |B| - 1) from the rest: disjoint from A
-        shared = a[np.arange(n), rng.integers(0, size_a, n)]  # (n,)
-        plant = rng.integers(0, size_b, n)  # (n,) position of the shared element in B
-        col = np.arange(size_b)[None, :]
-        source = np.clip(col - (col > plant[:, None]), 0, max(size_b - 2, 0))  # (n, |B|) index into b_rest
-        b = np.where(col == plant[:, None], shared[:, None],
-                     np.take_along_axis(np.pad(b_rest, ((0, 0), (0, 1))), source, axis=1))  # (n, |B|)
-        in_a = np.concatenate([np.ones_like(a), col == plant[:, None]], axis=1)
-        return np.concatenate([a, b], axis=1), shared, in_a
-
     def _sample(self, cfg: DisjointnessParams, n: int, rng: np.random.Generator) -> Batch:
         if cfg.order == "both":
             short_first = rng.random(n) < 0.5
         else:
             short_first = np.full(n, cfg.order == "short_first")
-        size_a = np.where(short_first, cfg.short, cfg.long)
-        size_b = np.where(short_first, cfg.long, cfg.short)
+        size_a = np.where(short_first, cfg.short, cfg.long)[:, None]  # (B, 1)
+        size_b = np.where(short_first, cfg.long, cfg.short)[:, None]
         S = cfg.short + cfg.long
-        sets = np.zeros((n, S), dtype=np.int64)
-        in_a = np.zeros((n, S), dtype=np.int64)
-        shared = np.zeros(n, dtype=np.int64)
-        for first in (True, False):
-            rows = short_first == first
-            if rows.any():
-                sa, sb = (cfg.short, cfg.long) if first else (cfg.long, cfg.short)
-                sets[rows], shared[rows], in_a[rows] = self._rows(cfg, rng, int(rows.sum()), sa, sb)
+
+        # |A| + |B| - 1 distinct elements per row: A, then the rest of B; one of A is planted in B
+        elements = N_SPECIAL + np.argsort(rng.random((n, cfg.vocab_size - N_SPECIAL)), axis=1)[:, :S]  # (B, S)
+        shared = np.take_along_axis(elements, rng.integers(0, size_a), axis=1)  # (B, 1)
+        plant = size_a + rng.integers(0, size_b)  # (B, 1) column of the shared element
+        col = np.arange(S)[None, :]  # (1, S)
+        source = np.where(col > plant, col - 1, col)  # B's own elements shift past the planted one
+        sets = np.where(col == plant, shared, np.take_along_axis(elements, source, axis=1))  # (B, S): A then B
+        in_a = (col < size_a) | (col == plant)
+        shared = shared[:, 0]
+        size_a, size_b = size_a[:, 0], size_b[:, 0]
 
         # context [ A | B, built with A's size varying per row: positions 1..|A| hold A
         C = S + 2
