@@ -8,6 +8,7 @@
     batch = task.sample(n=256, seed=0)         # Batch(inputs, targets, mask, features, info)
     task.evaluate(outputs, batch)              # {"accuracy": ..., ...} or {"mse": ..., ...}
     task.splits()                              # {"train": {}, "len_50": {"length": 50}, ...}
+    tasks.make("regular", **tasks.paper_params("regular"))   # the paper-scale setting
 
 One module per task; this file only holds the registry.
 """
@@ -25,7 +26,7 @@ from tasks.recall import Recall
 from tasks.regular import Regular
 from tasks.repetition import Repetition
 
-__all__ = ["Batch", "Task", "names", "make", "get"]
+__all__ = ["Batch", "Task", "names", "make", "get", "paper_params"]
 
 _REGISTRY: dict[str, type[Task]] = {cls.name: cls for cls in (
     Parity, Recall, Disjointness, Regular, Integration, Repetition, CharLM, ICLRegression)}
@@ -53,3 +54,11 @@ def make(name: str, **params: Any) -> Task:
         and what is allowed).
     """
     return get(name)(**params)
+
+
+def paper_params(name: str) -> dict[str, Any]:
+    """The parameters of the paper-scale setting of ``name`` (the defaults are scaled for CPU minutes).
+
+    ``{}`` where the defaults already are the paper's (integration, repetition, charlm).
+    """
+    return dict(get(name).paper)

@@ -10,7 +10,8 @@ Subclasses set the class attributes ``name``, ``Params`` (a frozen dataclass bui
 :func:`tasks.params.param`), ``input_kind``, ``loss`` and ``feature_names``, and implement
 ``_dims`` (vocabulary / input and output sizes from the params), ``_sample`` and, where they
 need them, ``_check`` (cross-parameter constraints), ``_setup`` (precomputation at construction),
-``_metrics`` (extra metrics), ``_labels`` (token names) and ``splits``.
+``_metrics`` (extra metrics), ``_labels`` (token names) and ``splits``; ``paper`` lists the
+parameters of the paper-scale setting (``tasks.make(name, **tasks.paper_params(name))``).
 
 Conventions shared by all tasks
 -------------------------------
@@ -104,6 +105,7 @@ class Task:
     input_kind: ClassVar[Literal["tokens", "vectors"]]
     loss: ClassVar[Literal["ce", "mse"]]
     feature_names: ClassVar[tuple[str, ...]]
+    paper: ClassVar[dict[str, Any]] = {}  # the parameters that turn the scaled defaults into the paper's setting
 
     def __init__(self, **params: Any) -> None:
         self.config = build_params(self.Params, self.name, params)

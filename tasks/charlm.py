@@ -66,7 +66,7 @@ def load_corpus() -> Corpus:
 
 @dataclass(frozen=True)
 class CharLMParams:
-    length: int = param(128, ge=1, le=100_000, doc="characters per window (Karpathy: 100)")
+    length: int = param(100, ge=1, le=100_000, doc="characters per window (Karpathy et al.: 100)")
     region: Literal["train", "valid"] = param("train", doc="which part of the corpus windows come from")
     valid_fraction: float = param(0.1, gt=0.0, lt=1.0, doc="the held-out tail of the corpus")
 

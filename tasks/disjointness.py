@@ -55,6 +55,7 @@ class Disjointness(Task):
     input_kind = "tokens"
     loss = "ce"
     feature_names = ("phase", "in_a", "size_a", "size_b")
+    paper = {"vocab_size": 2048, "short": 16, "long": 64}  # one of JRT's training pairs, both orders
 
     def _check(self, cfg: DisjointnessParams) -> None:
         half = (cfg.vocab_size - N_SPECIAL) // 2

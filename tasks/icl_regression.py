@@ -72,6 +72,7 @@ class ICLRegression(Task):
     input_kind = "vectors"
     loss = "mse"
     feature_names = ("examples", "is_query")
+    paper = {"d_x": 10, "n_examples": 10}  # von Oswald et al.'s regression size [recalled, approximate]
 
     def _dims(self, cfg: ICLRegressionParams) -> dict[str, int]:
         d_input = cfg.d_x + cfg.d_y + 1 if cfg.kind == "regression" else cfg.d_x

@@ -80,6 +80,7 @@ class Parity(Task):
     input_kind = "tokens"
     loss = "ce"
     feature_names = ("parity", "position", "ones")
+    paper = {"exhaustive": True}  # all 2046 strings of length 1..10
 
     def _check(self, cfg: ParityParams) -> None:
         if (cfg.exhaustive or cfg.fraction < 1.0) and cfg.max_len > MAX_ENUMERATED_LEN:

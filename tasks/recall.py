@@ -57,6 +57,7 @@ class Recall(Task):
     input_kind = "tokens"
     loss = "ce"
     feature_names = ("slot_type", "pairs_stored", "answer_in_context")
+    paper = {"vocab_size": 8192, "seq_len": 256, "num_pairs": 16}  # Zoology figure 2's largest standard setting
 
     def _check(self, cfg: RecallParams) -> None:
         n_keys = cfg.vocab_size // 2 - 1

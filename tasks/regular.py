@@ -28,7 +28,8 @@ Train and test automata are disjoint: the test pool (``n_test_automata``, stream
 ``automata_seed``) is drawn first and is independent of ``n_train_automata``; the training pool
 (stream 0) skips every automaton equal, by canonical minimal form, to a test one or to an earlier
 one. ``task.automaton(i, "train")`` returns an automaton; ``batch.info["automaton"]`` (B,) holds
-each row's index into the pool named by ``batch.info["automata"]``.
+each row's index into the pool named by ``batch.info["automata"]`` (``"train"`` or ``"test"``),
+and ``task.automaton_of(batch, row)`` looks a row's automaton up directly.
 """
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ class Regular(Task):
     input_kind = "tokens"
     loss = "ce"
     feature_names = ("dfa_state", "n_legal", "position")
+    paper = {"n_train_automata": 5000, "min_strings": 10, "max_strings": 19, "max_len": 49}
 
     def _check(self, cfg: RegularParams) -> None:
         if cfg.min_strings > cfg.max_strings:
@@ -87,33 +89,43 @@ class Regular(Task):
 
     def _setup(self, cfg: RegularParams) -> None:
         self._pools: dict[tuple, tuple[tuple[DFA, ...], PoolArrays]] = {}
-        self._pool(cfg, "train")
-        self._pool(cfg, "test")
+        for which in ("train", "test"):
+            self._pool(which, *self._pool_key(cfg))
 
-    def _pool(self, cfg: RegularParams, which: str) -> tuple[tuple[DFA, ...], PoolArrays]:
-        key = (cfg.automata_seed, cfg.n_test_automata, cfg.n_train_automata if which == "train" else None)
+    @staticmethod
+    def _pool_key(cfg: RegularParams) -> tuple[int, int, int]:
+        return cfg.automata_seed, cfg.n_test_automata, cfg.n_train_automata
+
+    def _pool(self, which: str, seed: int, n_test: int, n_train: int) -> tuple[tuple[DFA, ...], PoolArrays]:
+        """The automata of one pool and their packed arrays (cached)."""
+        key = (which, seed, n_test, n_train if which == "train" else None)
         if key not in self._pools:
-            test = automaton_pool(cfg.automata_seed, TEST_STREAM, cfg.n_test_automata)
+            test = automaton_pool(seed, TEST_STREAM, n_test)
             pool = test if which == "test" else automaton_pool(
-                cfg.automata_seed, TRAIN_STREAM, cfg.n_train_automata, frozenset(d.delta for d in test))
+                seed, TRAIN_STREAM, n_train, frozenset(d.delta for d in test))
             self._pools[key] = (pool, pack(pool))
         return self._pools[key]
 
-    def automaton(self, i: int, pool: Literal["train", "test"] = "train") -> DFA:
-        """Automaton ``i`` of the training or test pool (``batch.info["automaton"]`` indexes these)."""
+    def automata(self, pool: Literal["train", "test"] = "train") -> tuple[DFA, ...]:
+        """The whole training or test pool of this task's parameters."""
         if pool not in ("train", "test"):
             raise ValueError(f"regular: pool {pool!r} is not allowed; expected 'train' or 'test'")
-        automata = self._pool(self.config, pool)[0]
+        return self._pool(pool, *self._pool_key(self.config))[0]
+
+    def automaton(self, i: int, pool: Literal["train", "test"] = "train") -> DFA:
+        """Automaton ``i`` of the training or test pool of this task's parameters."""
+        automata = self.automata(pool)
         if not 0 <= i < len(automata):
             raise ValueError(f"regular: automaton index {i} is outside the {pool} pool [0, {len(automata)})")
         return automata[i]
 
-    def automata(self, pool: Literal["train", "test"] = "train") -> tuple[DFA, ...]:
-        """The whole training or test pool."""
-        return self._pool(self.config, pool)[0]
+    def automaton_of(self, batch: Batch, row: int) -> DFA:
+        """The automaton of one row of ``batch``, also when it was sampled with pool overrides."""
+        pool = self._pool(batch.info["automata"], *batch.info["pool"])[0]
+        return pool[int(batch.info["automaton"][row])]
 
     def _sample(self, cfg: RegularParams, n: int, rng: np.random.Generator) -> Batch:
-        pool, arrays = self._pool(cfg, cfg.automata)
+        pool, arrays = self._pool(cfg.automata, *self._pool_key(cfg))
         K, Lmax = cfg.max_strings, cfg.max_len
         which = rng.integers(0, len(pool), n)  # (B,) automaton of each row
         n_strings = rng.integers(cfg.min_strings, K + 1, n)  # (B,)
@@ -159,12 +171,13 @@ class Regular(Task):
         return Batch(
             inputs=as_long(inputs), targets=as_long(np.where(mask, targets, 0)), mask=torch.from_numpy(mask),
             features={"dfa_state": as_long(q), "n_legal": as_long(n_legal), "position": as_long(pos_at[:, :T])},
-            info={"automaton": as_long(which), "automata": cfg.automata},
+            info={"automaton": as_long(which), "automata": cfg.automata, "pool": self._pool_key(cfg)},
         )
 
     def legal_next(self, batch: Batch) -> torch.Tensor:
         """Bool (B, T, vocab_size): the legal next symbols after every input token (all False at pads)."""
-        delta = torch.from_numpy(self._pool(self.config, batch.info["automata"])[1].delta).to(batch.mask.device)
+        arrays = self._pool(batch.info["automata"], *batch.info["pool"])[1]
+        delta = torch.from_numpy(arrays.delta).to(batch.mask.device)  # (P, S, 18)
         q = batch.features["dfa_state"].clamp(min=0)
         letters = delta[batch.info["automaton"][:, None], q] >= 0  # (B, T, 18)
         sep = (batch.inputs < N_LETTERS).unsqueeze(-1)  # (B, T, 1) inside a string, it may end

@@ -235,3 +235,16 @@ def test_batch_to_and_rows(task):
     part = batch.rows(slice(1, 3))
     assert part.n == 2 and torch.equal(part.inputs, batch.inputs[1:3])
     assert all(v.shape[0] == 2 for v in part.features.values())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_paper_scale_settings_are_valid_params(name):
+    paper = tasks.paper_params(name)
+    if name == "regular":  # building 5000 automata takes seconds; check the names and the values' types only
+        task = tasks.make(name)
+        assert set(paper) <= set(task.params)
+        assert all(type(v) is type(task.params[k]) for k, v in paper.items())
+        return
+    task = tasks.make(name, **paper)
+    assert all(task.params[k] == v for k, v in paper.items())
+    assert task.sample(2, seed=0).mask.any()

@@ -59,6 +59,7 @@ def test_every_string_is_accepted_by_its_automaton(pool):
     assert batch.info["automata"] == pool
     for i in range(batch.n):
         dfa = task.automaton(int(batch.info["automaton"][i]), pool)
+        assert dfa == task.automaton_of(batch, i)
         row = [batch.inputs[i, 0].item()] + batch.targets[i][batch.mask[i]].tolist()  # the whole row
         assert row[-1] == SEP and batch.inputs[i][batch.mask[i]].tolist() == row[:-1]
         strings = strings_of(row)
@@ -129,6 +130,18 @@ def test_test_pool_does_not_depend_on_the_training_pool_size():
     large = tasks.make("regular", **SMALL)
     assert small.automata("test") == large.automata("test")
     assert small.automata("train") == large.automata("train")[:100]
+
+
+def test_batches_sampled_with_pool_overrides_know_their_automata():
+    task = tasks.make("regular", **SMALL)
+    batch = task.sample(8, seed=0, automata_seed=5, n_train_automata=30)
+    assert int(batch.info["automaton"].max()) < 30
+    for i in range(8):
+        dfa = task.automaton_of(batch, i)
+        row = [batch.inputs[i, 0].item()] + batch.targets[i][batch.mask[i]].tolist()
+        assert all(dfa.accepts(s) for s in strings_of(row))
+    legal = task.legal_next(batch)
+    assert legal.gather(-1, batch.targets[..., None])[batch.mask].all()
 
 
 def test_minimisation_keeps_the_language():
