@@ -1,1 +1,160 @@
-"""analyses (placeholder; filled by its issue)."""
+"""Analyses: one module per analysis, all behind one Result contract (see ``analyses.base``).
+
+::
+
+    import analyses
+    analyses.names()                                     # found by file name; nothing imported
+    result = analyses.analyze("cells", run, member=0)    # computed once, then read from the cache
+    result.summary, result.to_dict(), result.figures()
+    analyses.cells.analyze(model, task)                  # the module itself, on any model
+
+Every public module in this folder (not starting with ``_``, not ``base`` or ``theory``) is an
+analysis; it defines ``analyze(model, task, **params)`` and, if it needs the whole run
+(checkpoints, metrics), ``analyze_run(run, member=0, **params)``. Results are cached as JSON in
+``<run>/analyses/<name>.json`` (``<name>.m<member>[.<params hash>].json`` for other members or
+parameters) together with the checkpoint step they were computed at, so a resumed run is
+analysed again. Functions registered with :func:`register` join the file-based ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import pkgutil
+from typing import Any, Callable
+
+from analyses.base import Result, to_jsonable
+
+__all__ = ["Result", "analyze", "load_all", "names", "register"]
+
+_NOT_ANALYSES = {"base", "theory"}
+_REGISTERED: dict[str, Callable] = {}  # name -> analyze_run(run, member=0, **params); see register
+
+
+def _discovered() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules(__path__)
+            if not m.name.startswith("_") and m.name not in _NOT_ANALYSES]
+
+
+def names() -> list[str]:
+    """Every analysis, by name (discovered by file name, so no analysis module is imported)."""
+    return sorted(set(_discovered()) | set(_REGISTERED))
+
+
+def register(name: str, fn: Callable | None = None):
+    """Register ``fn(run, member=0, **params) -> Result`` as analysis ``name`` (usable as a decorator).
+
+    For analyses that do not live in a module of their own (plugins, tests).
+    """
+    def add(f: Callable) -> Callable:
+        _REGISTERED[name] = f
+        return f
+    return add(fn) if fn is not None else add
+
+
+def _runner(name: str) -> tuple[Callable, bool]:
+    """The function computing ``name`` and whether it takes the run (True) or (model, task)."""
+    if name in _REGISTERED:
+        return _REGISTERED[name], True
+    if name not in _discovered():
+        raise ValueError(f"unknown analysis {name!r}; valid analyses: {', '.join(names()) or 'none yet'}")
+    module = importlib.import_module(f"analyses.{name}")
+    if hasattr(module, "analyze_run"):
+        return module.analyze_run, True
+    if hasattr(module, "analyze"):
+        return module.analyze, False
+    raise ValueError(f"analysis module analyses.{name} defines neither analyze nor analyze_run")
+
+
+def _check_params(name: str, fn: Callable, params: dict) -> None:
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    fixed = {"run", "member", "model", "task"}
+    valid = [k for k in sig.parameters if k not in fixed]
+    for key in params:
+        if key not in valid:
+            raise ValueError(f"unknown parameter {key!r} for analysis {name!r}; valid: {', '.join(valid) or 'none'}")
+
+
+def _cache_name(name: str, member: int, params: dict) -> str:
+    if member == 0 and not params:
+        return f"{name}.json"
+    tag = f"{name}.m{member}"
+    if params:
+        blob = json.dumps(to_jsonable(params), sort_keys=True).encode()
+        tag += "." + hashlib.sha256(blob).hexdigest()[:8]
+    return tag + ".json"
+
+
+def _result_class(path: str) -> type[Result]:
+    # Only classes inside this package are rebuilt from a cache file: JSON never names code to run elsewhere.
+    module, _, cls_name = path.rpartition(".")
+    if module == "analyses" or module.startswith("analyses."):
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+            if isinstance(cls, type) and issubclass(cls, Result):
+                return cls
+        except (ImportError, AttributeError):
+            pass
+    return Result
+
+
+def analyze(name: str, run, member: int = 0, recompute: bool = False, **params: Any) -> Result:
+    """Load the cached result of analysis ``name`` on one member of ``run``, or compute and cache it.
+
+    Parameters
+    ----------
+    name : one of :func:`names`.
+    run : probe.Run (or a run path / id, opened with ``probe.open_run``).
+    member : which ensemble member.
+    recompute : ignore the cache.
+    **params : passed on to the analysis.
+    """
+    from probe import _io
+    from probe.runs import Run, open_run
+
+    fn, takes_run = _runner(name)
+    _check_params(name, fn, params)
+    run = run if isinstance(run, Run) else open_run(run)
+    members = int(run.config["model"].get("members", 1))
+    if not isinstance(member, int) or not 0 <= member < members:
+        raise ValueError(f"member {member!r} out of range: run {run.id} has members 0..{members - 1}")
+    steps = run.checkpoint_steps
+    step = steps[-1] if steps else None
+    try:
+        key_params = json.loads(json.dumps(to_jsonable(params)))
+    except TypeError:
+        key_params = None  # not JSON-able: compute, do not cache
+    path = run.path / "analyses" / _cache_name(name, member, key_params or {})
+    if key_params is not None and not recompute and path.is_file():
+        try:
+            cached = _io.read_json(path)
+            if (cached.get("step"), cached.get("member"), cached.get("params")) == (step, member, key_params):
+                return _result_class(cached.get("class", "")).from_dict(cached["result"])
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable cache: compute again
+    result = fn(run, member=member, **params) if takes_run else fn(run.model(member), run.task(), **params)
+    if not isinstance(result, Result):
+        raise TypeError(f"analysis {name!r} returned {type(result).__name__}, not a Result")
+    if key_params is not None:
+        path.parent.mkdir(exist_ok=True)
+        _io.write_json(path, {"analysis": name, "member": member, "params": key_params, "step": step,
+                              "class": f"{type(result).__module__}.{type(result).__qualname__}",
+                              "result": result.to_dict()})
+    return result
+
+
+def load_all() -> list[str]:
+    """Import every analysis module (so that the claims they define register); returns their names."""
+    for name in _discovered():
+        importlib.import_module(f"analyses.{name}")
+    return _discovered()
+
+
+def __getattr__(name: str) -> Any:
+    # analyses.cells works without an explicit import, as probe.models does.
+    if name in _discovered():
+        return importlib.import_module(f"analyses.{name}")
+    raise AttributeError(f"module 'analyses' has no attribute {name!r}")

@@ -1,0 +1,275 @@
+"""The ``probe`` command: train, list runs, analyse, verify claims, draw figures, run the demo.
+
+Every subcommand imports what it needs (torch, tasks, analyses) inside its function, so that
+``probe --help`` answers at once. Bad input of any kind ends in one line on stderr,
+``probe: error: ...``, and exit status 2, before anything in the store is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+_NAMESPACES = ("task", "model", "train")
+_FLAG_KEYS = {"hidden": "--hidden", "layers": "--layers", "members": "--members", "seed": "--seed",
+              "steps": "--steps", "arch": "--arch", "device": "--device", "store": "--store"}
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the usage block and exits; we want one line and control over the exit.
+    def error(self, message: str):
+        raise _UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(c.isspace() for c in key):
+        raise argparse.ArgumentTypeError(f"expected key=value (e.g. train.lr=0.01), got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # plain words need no quotes: model.nonlinearity=relu
+    return key.strip(), value
+
+
+def resolve_sets(pairs: list[tuple[str, Any]], task_name: str, arch: str) -> dict[str, dict[str, Any]]:
+    """Sort ``--set`` pairs into task, model and training parameters.
+
+    ``task.max_len=10``, ``model.nonlinearity=relu``, ``train.lr=0.01``; a key without a prefix
+    goes where it is known, if that is exactly one place. Unknown or ambiguous keys raise
+    ``ValueError`` listing the valid ones.
+    """
+    import tasks
+    import probe.models
+    from probe.train import field_names
+
+    known = {
+        "task": set(tasks.make(task_name).params) - {"length"},
+        "model": {"embedding", "d_embed"} | set(probe.models.arch_params(arch)),
+        "train": set(field_names()) - {"steps", "seed"},
+    }
+    out: dict[str, dict[str, Any]] = {ns: {} for ns in _NAMESPACES}
+    valid = lambda: ", ".join(f"{ns}.{k}" for ns in _NAMESPACES for k in sorted(known[ns]))  # noqa: E731
+    for key, value in pairs:
+        ns, dot, name = key.partition(".")
+        if not dot:
+            ns, name = "", key
+        if name in _FLAG_KEYS and ns in ("", "model", "train"):
+            raise ValueError(f"--set {key}: use {_FLAG_KEYS[name]} instead")
+        if ns and ns not in _NAMESPACES:
+            raise ValueError(f"--set {key}: unknown prefix {ns!r}; use task., model. or train. (valid keys: {valid()})")
+        if not ns:
+            homes = [n for n in _NAMESPACES if name in known[n]]
+            if len(homes) > 1:
+                raise ValueError(f"--set {key} is ambiguous; write {' or '.join(f'{h}.{name}' for h in homes)}")
+            ns = homes[0] if homes else ""
+        if not ns or name not in known[ns]:
+            raise ValueError(f"unknown --set key {key!r} for task {task_name} and arch {arch}; valid keys: {valid()}")
+        out[ns][name] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# subcommands: each takes the parsed args and returns an exit status
+
+
+def _check_store(store: str) -> None:
+    from probe.runs import store_dir
+
+    store_dir(store)
+
+
+def cmd_train(args) -> int:
+    _check_store(args.store)
+    import tasks
+    import probe
+
+    if args.task not in tasks.names():
+        raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(tasks.names())}")
+    if args.arch not in probe.models.names():
+        raise ValueError(f"unknown arch {args.arch!r}; valid archs: {', '.join(probe.models.names())}")
+    sets = resolve_sets(args.set or [], args.task, args.arch)
+    task = tasks.make(args.task, **sets["task"])
+    model = probe.models.make(args.arch, task, hidden=args.hidden, layers=args.layers, members=args.members,
+                              seed=args.seed, **sets["model"])
+    run = probe.train(task, model, steps=args.steps, seed=args.seed, store=args.store, device=args.device,
+                      **sets["train"])
+    from probe.runs import format_runs, list_runs
+
+    print(format_runs([r for r in list_runs(args.store) if r["id"] == run.id]))
+    print(f"run folder: {run.path}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from probe.runs import format_runs, list_runs
+
+    print(format_runs(list_runs(args.store)))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    _check_store(args.store)
+    import analyses
+    from probe.runs import open_run
+
+    if args.analysis not in analyses.names():
+        raise ValueError(f"unknown analysis {args.analysis!r}; valid analyses: {', '.join(analyses.names()) or 'none yet'}")
+    run = open_run(args.run, store=args.store)
+    result = analyses.analyze(args.analysis, run, member=args.member)
+    print(f"{args.analysis} on {run.id}, member {args.member}")
+    print(result.format_summary())
+    return 0
+
+
+def cmd_verify(args) -> int:
+    _check_store(args.store)
+    import analyses
+    from probe import claims
+
+    analyses.load_all()
+    specs = claims.registered(args.only)
+    results = claims.run(specs, profile=args.profile, store=args.store)
+    print(claims.format_table(results))
+    md, _ = claims.write_report(results, store=args.store, profile=args.profile)
+    print(f"report: {md}")
+    return 0 if all(c.passed for c in results) else 1
+
+
+def cmd_figs(args) -> int:
+    from pathlib import Path
+
+    import paper_figs
+
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out!r} is a file, not a directory")
+    names = paper_figs.names() if args.only is None else [paper_figs.check_name(args.only)]
+    written = paper_figs.make_all(names, args.out, profile=args.profile)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    _check_store(args.store)
+    from probe import demo
+
+    demo.run(store=args.store)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the parser
+
+
+def _add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="runs", metavar="DIR", help="run store folder (default: runs)")
+
+
+def _train_args(p):
+    p.add_argument("task", metavar="TASK", help="task name, e.g. parity (see tasks.names())")
+    p.add_argument("--arch", required=True, help="gru, lstm, elman, linear, lru or hawk")
+    p.add_argument("--hidden", required=True, type=_positive_int, metavar="N", help="state width")
+    p.add_argument("--layers", type=_positive_int, default=1, metavar="L")
+    p.add_argument("--members", type=_positive_int, default=1, metavar="M", help="ensemble size (seeds trained at once)")
+    p.add_argument("--steps", type=_positive_int, default=1000, metavar="S")
+    p.add_argument("--seed", type=_natural, default=0, metavar="S")
+    p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="task.<param>, model.<param> or train.<param> (lr, batch_size, optimizer, "
+                        "weight_decay, schedule, warmup, grad_clip, eval_every, shared_batches, ...); "
+                        "values are JSON, else strings; repeatable")
+    _add_store(p)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def _analyze_args(p):
+    p.add_argument("run", metavar="RUN", help="run id (or unique prefix) or run folder")
+    p.add_argument("analysis", metavar="ANALYSIS", help="analysis name (see analyses.names())")
+    p.add_argument("--member", type=_natural, default=0, metavar="I")
+    _add_store(p)
+
+
+def _verify_args(p):
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--only", metavar="ID", help="check only this claim")
+    _add_store(p)
+
+
+def _figs_args(p):
+    p.add_argument("--out", default="figs_out", metavar="DIR", help="output folder (default: figs_out)")
+    p.add_argument("--only", metavar="NAME", help="make only this figure")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+
+
+# name, help, add arguments, run. `probe app [--store DIR] [--host] [--port]` joins this table
+# with the explorer (app/): one entry with its own _app_args and cmd_app.
+_COMMANDS: list[tuple[str, str, Callable, Callable]] = [
+    ("train", "train a model (all ensemble members at once); rerun to resume", _train_args, cmd_train),
+    ("runs", "list the runs in a store", _add_store, cmd_runs),
+    ("analyze", "run (or load the cached) analysis on one run member", _analyze_args, cmd_analyze),
+    ("verify", "check the reproduced paper claims; exit 1 when one fails", _verify_args, cmd_verify),
+    ("figs", "regenerate the paper figures (PNG, SVG, HTML)", _figs_args, cmd_figs),
+    ("demo", "train a quick profile of every task and print the runs table", _add_store, cmd_demo),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="probe", description="Take small recurrent networks apart and check theory against them.")
+    parser.add_argument("--version", action="version", version=f"probe {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_, add, run in _COMMANDS:
+        p = sub.add_parser(name, help=help_, description=help_)
+        add(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _version() -> str:
+    from probe import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``probe`` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except SystemExit as e:  # --help, --version
+        return e.code if isinstance(e.code, int) else 0
+    except (_UsageError, ValueError) as e:
+        message = " ".join(str(e).split())  # one line, whatever the message held
+        print(f"probe: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("probe: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
