@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tasks.params import bad_param, build_params, stable_hash
+from tasks.params import bad_param, build_params, doc_table, stable_hash
 
 __all__ = ["Batch", "Task"]
 
@@ -231,7 +231,7 @@ class Task:
     def _resolve(self, overrides: dict[str, Any]) -> tuple[Any, int]:
         """Validated params after overrides, and their stable hash (cached per overrides)."""
         try:
-            key = tuple(sorted(overrides.items()))
+            key = tuple(sorted((k, type(v).__name__, v) for k, v in overrides.items()))  # True is not 1
             hash(key)
         except TypeError:
             key = None
@@ -249,6 +249,11 @@ class Task:
         if key is not None:
             self._resolved[key] = resolved
         return resolved
+
+    @classmethod
+    def param_help(cls) -> str:
+        """One line per parameter: name, type, default and what it does (for ``--help`` texts)."""
+        return doc_table(cls.Params)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

@@ -248,3 +248,16 @@ def test_paper_scale_settings_are_valid_params(name):
     task = tasks.make(name, **paper)
     assert all(task.params[k] == v for k, v in paper.items())
     assert task.sample(2, seed=0).mask.any()
+
+
+def test_override_cache_does_not_let_a_bool_pass_for_an_int():
+    task = tasks.make("parity")
+    task.sample(2, seed=0, length=1)
+    with pytest.raises(ValueError, match="'length' = True"):
+        task.sample(2, seed=0, length=True)
+
+
+def test_param_help_lists_every_parameter(task):
+    text = task.param_help()
+    assert all(line.split(":")[0] in task.params for line in text.splitlines())
+    assert len(text.splitlines()) == len(task.params)
