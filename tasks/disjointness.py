@@ -1,9 +1,10 @@
 """Set disjointness (Arora et al., "Just read twice", arXiv 2407.05483; ``non_autoreg.py``).
 
-Per row the non-special tokens are split at random into two halves; set A takes |A| tokens of one
-half, set B takes |B| - 1 tokens of the other plus one element of A planted at a random
-position. The input is ``[ A | B ?`` and the single label, at the final ``?``, is the shared
-element. ``order`` says which set comes first: the short one, the long one, or either at random
+Per row, set A is |A| distinct non-special tokens and set B is |B| - 1 further distinct tokens
+plus one element of A planted at a random position (the same distribution as JRT's random split
+of the vocabulary into two halves, A from one and B from the other; each set must fit in half).
+The input is ``[ A | B ?`` and the single label, at the final ``?``, is the shared element.
+``order`` says which set comes first: the short one, the long one, or either at random
 per row (``"both"``, the default, as JRT trains on both orders). With ``read_twice=True`` the
 context ``[ A | B`` is repeated before the ``?`` (JRT-Prompt).
 
