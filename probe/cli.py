@@ -69,7 +69,7 @@ def resolve_sets(pairs: list[tuple[str, Any]], task_name: str, arch: str) -> dic
     from probe.train import field_names
 
     known = {
-        "task": set(tasks.make(task_name).params) - {"length"},
+        "task": set(tasks.make(task_name).params),
         "model": {"embedding", "d_embed"} | set(probe.models.arch_params(arch)),
         "train": set(field_names()) - {"steps", "seed"},
     }
@@ -104,8 +104,20 @@ def _check_store(store: str) -> None:
     store_dir(store)
 
 
+def _threads() -> None:
+    # Small recurrent nets run fastest on one thread, and OpenMP threads spinning against other
+    # busy processes can make a step 50x slower; OMP_NUM_THREADS, if set, still decides.
+    import os
+
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+
+
 def cmd_train(args) -> int:
     _check_store(args.store)
+    _threads()
     import tasks
     import probe
 
@@ -141,6 +153,7 @@ def cmd_analyze(args) -> int:
     if args.analysis not in analyses.names():
         raise ValueError(f"unknown analysis {args.analysis!r}; valid analyses: {', '.join(analyses.names()) or 'none yet'}")
     run = open_run(args.run, store=args.store)
+    _threads()
     result = analyses.analyze(args.analysis, run, member=args.member)
     print(f"{args.analysis} on {run.id}, member {args.member}")
     print(result.format_summary())
@@ -152,6 +165,7 @@ def cmd_verify(args) -> int:
     import analyses
     from probe import claims
 
+    _threads()
     analyses.load_all()
     specs = claims.registered(args.only)
     results = claims.run(specs, profile=args.profile, store=args.store)
@@ -168,6 +182,7 @@ def cmd_figs(args) -> int:
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out!r} is a file, not a directory")
+    _threads()
     names = paper_figs.names() if args.only is None else [paper_figs.check_name(args.only)]
     written = paper_figs.make_all(names, args.out, profile=args.profile)
     for path in written:
@@ -177,6 +192,7 @@ def cmd_figs(args) -> int:
 
 def cmd_demo(args) -> int:
     _check_store(args.store)
+    _threads()
     from probe import demo
 
     demo.run(store=args.store)
