@@ -25,7 +25,10 @@ dL/dh0 = conj(a_0) lambda_0.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
+import sys
 from typing import Literal, Optional
 
 import torch
@@ -38,10 +41,43 @@ BACKENDS = ("sequential", "chunked", "parallel")
 # Below this T the chunked backend's three passes cost more Python-level steps than the plain
 # loop saves (measured with benchmarks/scan.py at B=16, D=256, 2 threads).
 _CPU_CHUNKED_MIN_T = 64
-# On a GPU each op is a kernel launch: the loop needs T of them, Hillis-Steele ~6 log2(T).
+# On a GPU each op is a kernel launch: the loop needs T of them, Hillis-Steele ~5 log2(T), so
+# they cross near T = 32. Not measured: no GPU was at hand when this was written.
 _GPU_PARALLEL_MIN_T = 32
 # How often the chunked backend flushes subnormal decay products to zero (see pass 1).
 _FLUSH_EVERY = 4
+
+
+_HUGE_PAGE = 2 << 20
+
+
+@functools.cache
+def _madvise():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return fn
+
+
+def _empty(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """torch.empty, but large CPU buffers ask Linux for 2 MiB pages before first touch.
+
+    A fresh 64 MiB output costs ~16k page faults of 4 KiB on first write, measured at 3-4x the
+    time of the whole scan on a 2-core VM; with huge pages it is ~32. This is what PyTorch does
+    for every allocation under THP_MEM_ALLOC_ENABLE=1; we do it only for our own outputs and
+    only as advice, so nothing changes where the kernel ignores it.
+    """
+    out = torch.empty(shape, dtype=dtype, device=device)
+    madvise = _madvise() if out.device.type == "cpu" else None
+    if madvise is not None and out.nbytes >= 4 * _HUGE_PAGE:
+        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
+        end = (out.data_ptr() + out.nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        madvise(start, end - start, 14)  # MADV_HUGEPAGE; a failure only loses the speed-up
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,8 +141,7 @@ def _chunked(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: b
                 torch.hardshrink(flat_decay, tiny, out=flat_decay)
     torch.hardshrink(flat_decay, tiny, out=flat_decay)
 
-    # pass 2: carry[c] is the true state just before chunk c; state[c] becomes the true final
-    # state of chunk c
+    # pass 2: carry[c] is the true state just before chunk c
     carry = torch.empty_like(state)  # (..., C, D)
     chunks = range(C - 1, -1, -1) if reverse else range(C)
     s_c, d_c, k_c = state.unbind(-2), decay.unbind(-2), carry.unbind(-2)  # C views of (..., D)
@@ -115,8 +150,7 @@ def _chunked(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: b
     else:
         k_c[chunks[0]].copy_(h0)
     for prev, c in zip(chunks, chunks[1:]):
-        torch.addcmul(s_c[prev], d_c[prev], k_c[prev], out=s_c[prev])
-        k_c[c].copy_(s_c[prev])
+        torch.addcmul(s_c[prev], d_c[prev], k_c[prev], out=k_c[c])
 
     # pass 3: rerun the within-chunk scan from the true carries, writing h directly
     prev_h = carry
@@ -140,9 +174,8 @@ def _parallel(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: 
     h.copy_(b)
     if h0 is not None:  # fold the initial state into the first step
         torch.addcmul(h[..., edge, :], a[..., edge, :], h0, out=h[..., edge, :])
-    A = a
-    h_next = torch.empty_like(out)  # (..., T, D)
-    A_next = torch.empty_like(out) if T > 2 else None  # (..., T, D)
+    A = a.clone(memory_format=torch.contiguous_format)  # (..., T, D), also if a is broadcast
+    h_next, A_next = torch.empty_like(out), torch.empty_like(A)  # (..., T, D)
     k = 1
     while k < T:
         # `cur` positions combine with the state k steps earlier (`src`); `keep` are complete
@@ -154,7 +187,7 @@ def _parallel(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: 
         if 2 * k < T:  # the last step's decay products are never read
             torch.mul(A[..., cur, :], A[..., src, :], out=A_next[..., cur, :])
             A_next[..., keep, :] = A[..., keep, :]
-            A, A_next = A_next, (A if A is not a else torch.empty_like(out))
+            A, A_next = A_next, A
         k *= 2
     if h is not out:
         out.copy_(h)
@@ -203,7 +236,7 @@ class _LinearScan(torch.autograd.Function):
         a_full = a_conj.expand(shape)  # (..., T, D)
 
         # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}: a reverse scan from lambda_{T-1} = g_{T-1}
-        lam = torch.empty(shape, dtype=dtype, device=h.device)  # (..., T, D)
+        lam = _empty(shape, dtype, h.device)  # (..., T, D)
         lam[..., -1, :] = g[..., -1, :]
         if T > 1:
             _KERNELS[ctx.backend](a_full[..., 1:, :], g[..., :-1, :].to(dtype), lam[..., -1, :],
@@ -211,10 +244,12 @@ class _LinearScan(torch.autograd.Function):
 
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
-            ga = torch.empty_like(lam)  # (..., T, D)
-            # conj(h_{t-1}) written into the gradient buffer, then scaled in place
-            torch.conj_physical(h[..., :-1, :], out=ga[..., 1:, :])
-            ga[..., 1:, :].mul_(lam[..., 1:, :])
+            ga = _empty(shape, dtype, h.device)  # (..., T, D)
+            if dtype.is_complex:  # conj(h_{t-1}) into the buffer, then scaled: ops on conj
+                torch.conj_physical(h[..., :-1, :], out=ga[..., 1:, :])  # views are slow
+                ga[..., 1:, :].mul_(lam[..., 1:, :])
+            else:
+                torch.mul(lam[..., 1:, :], h[..., :-1, :], out=ga[..., 1:, :])
             if h0 is None:
                 ga[..., 0, :] = 0
             else:
@@ -236,7 +271,7 @@ def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: 
     b = b.to(dtype).expand(shape)  # (..., T, D)
     if h0 is not None:
         h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
-    out = torch.empty(shape, dtype=dtype, device=b.device)  # (..., T, D)
+    out = _empty(shape, dtype, b.device)  # (..., T, D)
     _KERNELS[backend](a, b, h0, out, reverse)
     return out
 
