@@ -8,9 +8,10 @@
     result.summary, result.to_dict(), result.figures()
     analyses.cells.analyze(model, task)                  # the module itself, on any model
 
-Every public module in this folder (not starting with ``_``, not ``base`` or ``theory``) is an
-analysis; it defines ``analyze(model, task, **params)`` and, if it needs the whole run
-(checkpoints, metrics), ``analyze_run(run, member=0, **params)``. Results are cached as JSON in
+Every public module in this folder (a ``.py`` file not starting with ``_``, other than ``base``)
+is an analysis; packages (``theory/``, ``lsrl/``) hold helpers and derivations. An analysis
+defines ``analyze(model, task, **params)`` and, if it needs the whole run (checkpoints,
+metrics), ``analyze_run(run, member=0, **params)``. Results are cached as JSON in
 ``<run>/analyses/<name>.json`` (``<name>.m<member>[.<params hash>].json`` for other members or
 parameters) together with the checkpoint step they were computed at, so a resumed run is
 analysed again. Functions registered with :func:`register` join the file-based ones.
@@ -28,13 +29,13 @@ from analyses.base import Result, to_jsonable
 
 __all__ = ["Result", "analyze", "load_all", "names", "register"]
 
-_NOT_ANALYSES = {"base", "theory"}
+_NOT_ANALYSES = {"base"}
 _REGISTERED: dict[str, Callable] = {}  # name -> analyze_run(run, member=0, **params); see register
 
 
 def _discovered() -> list[str]:
     return [m.name for m in pkgutil.iter_modules(__path__)
-            if not m.name.startswith("_") and m.name not in _NOT_ANALYSES]
+            if not m.ispkg and not m.name.startswith("_") and m.name not in _NOT_ANALYSES]
 
 
 def names() -> list[str]:

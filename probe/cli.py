@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_, add, run in _COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
-        p.set_defaults(run=run)
+        p.set_defaults(handler=run)
     return parser
 
 
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probe`` console script; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        return args.handler(args)
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
     except (_UsageError, ValueError) as e:

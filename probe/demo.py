@@ -56,10 +56,11 @@ def train_one(spec: DemoRun, store: str = "runs", progress: bool | None = None) 
 
 
 def run(store: str = "runs", plan: tuple[DemoRun, ...] = QUICK, progress: bool | None = None,
-        out=sys.stdout) -> list[Run]:
+        out=None) -> list[Run]:
     """Train every run of ``plan`` into ``store`` and print the table of those runs."""
     import tasks
 
+    out = sys.stdout if out is None else out
     missing = [s.task for s in plan if s.task not in tasks.names()]
     if missing:
         raise ValueError(f"demo plan names unknown task {missing[0]!r}; valid tasks: {', '.join(tasks.names())}")

@@ -1,0 +1,147 @@
+"""The run store: opening runs, reading checkpoints safely, listing many runs fast, crash-safe files."""
+from __future__ import annotations
+
+import json
+import pickle
+import time
+
+import pytest
+import torch
+
+import probe
+import tasks
+from probe import _io
+from probe.runs import format_runs, list_runs, open_run
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("store")
+    task = tasks.make("parity")
+    model = probe.models.make("gru", task, hidden=8, members=3, seed=0)
+    probe.train(task, model, steps=20, batch_size=16, lr=1e-2, eval_splits=["train"], eval_n=32,
+                store=root, progress=False)
+    torch.set_num_threads(before)
+    return root
+
+
+@pytest.fixture
+def run(store):
+    return open_run(next(p for p in store.iterdir() if p.is_dir()))
+
+
+def test_a_run_is_opened_by_path_by_id_or_by_unique_prefix(store, run):
+    assert open_run(run.path).id == run.id
+    assert open_run(run.id, store=store).path == run.path
+    assert open_run(run.id[:12], store=store).id == run.id
+    with pytest.raises(ValueError, match=f"unknown run 'nope'.*{run.id}"):
+        open_run("nope", store=store)
+
+
+def test_a_run_exposes_config_metrics_checkpoints_models_and_task(run):
+    assert run.config["task"]["name"] == "parity" and run.config["model"]["members"] == 3
+    assert run.status == "done" and run.checkpoint_steps[0] == 0 and run.checkpoint_steps[-1] == 20
+    assert {r["member"] for r in run.metrics} == {0, 1, 2}
+    assert {"step", "member", "loss", "lr", "train.accuracy", "train.loss"} <= set(run.metrics[-1])
+    ens = run.ensemble()
+    single = run.model(member=2)
+    assert single.members == 1
+    inputs = run.task().sample(n=4, seed=1).inputs
+    torch.testing.assert_close(single(inputs), ens(inputs)[2])
+    first = run.model(member=2, step=0)
+    assert not torch.equal(first(inputs), single(inputs))
+    with pytest.raises(ValueError, match="no checkpoint at step 999"):
+        run.model(step=999)
+    with pytest.raises(ValueError, match="member 3 out of range"):
+        run.model(member=3)
+
+
+def test_list_runs_gives_one_row_per_run_with_final_metrics(store, run):
+    rows = list_runs(store)
+    assert [r["id"] for r in rows] == [run.id]
+    row = rows[0]
+    assert (row["task"], row["arch"], row["hidden"], row["members"], row["status"]) == ("parity", "gru", 8, 3, "done")
+    assert 0 <= row["train.accuracy"] <= 1
+    assert run.id in format_runs(rows) and "train.accuracy=" in format_runs(rows)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_a_damaged_checkpoint_is_a_clear_value_error(tmp_path, run, damage):
+    path = tmp_path / "step_20.safetensors"
+    data = (run.path / "ckpt" / "step_20.safetensors").read_bytes()
+    data = {"truncate": data[: len(data) // 2], "flip": data[:-5] + bytes([data[-5] ^ 1]) + data[-4:],
+            "garbage": b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!", "empty": b""}[damage]
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        _io.load_tensors(path)
+
+
+def test_loading_never_unpickles(monkeypatch, run):
+    def refuse(*a, **k):
+        raise AssertionError("something was unpickled")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    run.model(member=1)
+    list_runs(run.path.parent)
+
+
+def test_a_store_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        list_runs(tmp_path / "file")
+    assert list_runs(tmp_path / "missing") == []
+
+
+def _fake_run(root, i: int) -> None:
+    run = root / f"parity-gru-h8-{i:08x}"
+    run.mkdir()
+    info = {"id": run.name, "status": "done", "step": 100, "diverged": {}, "final": {"train.accuracy": 0.5},
+            "config": {"task": {"name": "parity", "params": {"max_len": 10}},
+                       "model": {"arch": "gru", "hidden": 8, "layers": 1, "members": 4, "seed": i},
+                       "train": {"steps": 100, "seed": i, "lr": 1e-3}}}
+    (run / "run.json").write_text(json.dumps(info))
+
+
+def test_listing_a_thousand_runs_takes_well_under_a_second(tmp_path):
+    for i in range(1000):
+        _fake_run(tmp_path, i)
+    (tmp_path / "claims.md").write_text("not a run")
+    (tmp_path / "not-a-run").mkdir()
+    t0 = time.perf_counter()
+    rows = list_runs(tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert len(rows) == 1000
+    assert elapsed < 3.0  # about 0.05 s on an idle laptop; loose because CI machines vary
+
+
+def test_files_are_replaced_atomically_and_a_torn_metrics_line_is_skipped(tmp_path):
+    _io.write_json(tmp_path / "a.json", {"x": 1})
+    _io.write_json(tmp_path / "a.json", {"x": 2})
+    assert _io.read_json(tmp_path / "a.json") == {"x": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary files left
+    _io.append_jsonl(tmp_path / "m.jsonl", [{"step": 1}, {"step": 2}])
+    with open(tmp_path / "m.jsonl", "ab") as f:
+        f.write(b'{"step": 3, "lo')  # a kill in the middle of a line
+    assert _io.read_jsonl(tmp_path / "m.jsonl") == [{"step": 1}, {"step": 2}]
+
+
+def test_one_writer_per_run(tmp_path):
+    with _io.Lock(tmp_path / ".lock", "run x"):
+        assert _io.is_locked(tmp_path / ".lock")
+        with pytest.raises(ValueError, match="run x is being written by another process"):
+            _io.Lock(tmp_path / ".lock", "run x")
+    assert not _io.is_locked(tmp_path / ".lock")
+
+
+def test_a_killed_run_shows_as_stopped(tmp_path):
+    _fake_run(tmp_path, 1)
+    path = next(tmp_path.iterdir())
+    info = json.loads((path / "run.json").read_text())
+    (path / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    assert list_runs(tmp_path)[0]["status"] == "stopped"
+    with _io.Lock(path / ".lock", "run"):
+        assert list_runs(tmp_path)[0]["status"] == "running"
