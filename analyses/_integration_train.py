@@ -108,7 +108,8 @@ class History:
 
     Attributes
     ----------
-    steps : (n,) ints.   W : (n, N, N).   u, v : (n, N).   loss : (n,) expected loss ½E(y − y*)².
+    steps : (n,) ints.   W : (n, N, N).   u, v : (n, N).
+    loss : (n,) the expected loss ½E(y − y*)² that the run descends (finite-T for "sampled").
     lr : the learning rate on that loss (SGD on the MSE at rate η counts as 2η).
     """
 
@@ -148,13 +149,14 @@ def train(model, task, steps: int, lr: float, record: Sequence[int], mode: Mode 
     W, u, v, b = linear_weights(model)
     weights = [p for p in model.parameters()]
     want, rows = sorted(set(int(s) for s in record if 0 <= s <= steps)), []
+    length = params["length"] if mode == "sampled" else None
     K = horizon((1 + params["gamma"]) / 2)  # room for an overshooting outlier between recorded steps
     with single_thread():
         for step in range(steps + 1):
             if step in want:
                 K = max(K, horizon(params["gamma"], _radius(W)))  # the truncation follows W's own decay
-                with torch.no_grad():
-                    loss = float(expected_loss(model, params, K=K))
+                with torch.no_grad():  # the loss this run descends: stationary, or that of length-T batches
+                    loss = float(expected_loss(model, params, K=K, length=length))
                 rows.append((W.detach().numpy().copy(), u.detach().numpy().copy(), v.detach().numpy().copy(), loss))
             if step == steps:
                 break
