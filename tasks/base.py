@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from tasks.params import bad_param, build_params, doc_table, stable_hash
 
-__all__ = ["Batch", "Task"]
+__all__ = ["Batch", "Task", "as_long", "as_float", "standard_normal"]
 
 
 @dataclass
@@ -95,6 +95,16 @@ def as_long(a: np.ndarray) -> torch.Tensor:
 def as_float(a: np.ndarray) -> torch.Tensor:
     """numpy array -> FloatTensor (float32)."""
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normals (float32) drawn by torch from a generator seeded by ``rng``.
+
+    Several times faster than ``rng.standard_normal`` for the few thousand values of a batch,
+    and still a pure function of ``rng``'s state.
+    """
+    generator = torch.Generator().manual_seed(int(rng.integers(0, 2 ** 63)))
+    return torch.randn(shape, generator=generator).numpy()
 
 
 class Task:

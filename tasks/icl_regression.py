@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from tasks.base import Batch, Task, as_float, as_long
+from tasks.base import Batch, Task, as_float, as_long, standard_normal
 from tasks.params import param
 
 
@@ -92,11 +92,12 @@ class ICLRegression(Task):
             return self._sample_teacher(cfg, n, rng)
         N, Q, dx, dy = cfg.n_examples, cfg.n_queries, cfg.d_x, cfg.d_y
         T = N + Q
-        W = rng.standard_normal((n, dy, dx)) / math.sqrt(dx)  # (B, d_y, d_x)
-        x = rng.standard_normal((n, T, dx))  # (B, T, d_x)
+        W = standard_normal(rng, (n, dy, dx)) / math.sqrt(dx)  # (B, d_y, d_x)
+        x = standard_normal(rng, (n, T, dx))  # (B, T, d_x)
         y = np.einsum("byx,btx->bty", W, x)  # (B, T, d_y)
         is_query = np.arange(T) >= N  # (T,)
-        y_seen = (y + cfg.noise_std * rng.standard_normal(y.shape)) * ~is_query[None, :, None]
+        noise = cfg.noise_std * standard_normal(rng, y.shape) if cfg.noise_std > 0 else 0.0
+        y_seen = (y + noise) * ~is_query[None, :, None]  # the queries hide their y
         flag = np.broadcast_to(is_query[None, :, None], (n, T, 1))
         inputs = np.concatenate([x, y_seen, flag], axis=-1)  # (B, T, d_x + d_y + 1)
         mask = np.broadcast_to(is_query, (n, T))
@@ -109,7 +110,7 @@ class ICLRegression(Task):
 
     def _sample_teacher(self, cfg: ICLRegressionParams, n: int, rng: np.random.Generator) -> Batch:
         T = cfg.n_examples
-        z = rng.standard_normal((n, T, cfg.d_x))  # (B, T, d_x)
+        z = standard_normal(rng, (n, T, cfg.d_x)).astype(np.float64)  # (B, T, d_x)
         y = linear_attention(z, teacher_weights(cfg.d_x, cfg.d_y, cfg.teacher_seed))  # (B, T, d_y)
         y = y / math.sqrt(cfg.d_x)
         return Batch(

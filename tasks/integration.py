@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.signal import lfilter
 
-from tasks.base import Batch, Task, as_float
+from tasks.base import Batch, Task, as_float, standard_normal
 from tasks.params import param
 
 
@@ -67,7 +67,7 @@ class Integration(Task):
         return {"train": {}, "len_4x": {"length": 4 * self.config.length}}
 
     def _sample(self, cfg: IntegrationParams, n: int, rng: np.random.Generator) -> Batch:
-        x = cfg.noise_std * rng.standard_normal((n, cfg.length))  # (B, T)
+        x = cfg.noise_std * standard_normal(rng, (n, cfg.length)).astype(np.float64)  # (B, T)
         b, a = filter_coefficients(cfg)
         y = lfilter(b, a, x, axis=1)  # (B, T)
         return Batch(
