@@ -65,7 +65,9 @@ class Regular(Task):
 
     Features: ``dfa_state`` (state after reading the current token; 0 after ``|``),
     ``n_legal`` (number of legal next symbols), ``position`` (letters of the current string read
-    so far; 0 at ``|``); all -1 at pads.
+    so far; 0 at ``|``); all -1 at pads. ``batch.info``: ``automaton`` (B,) pool index of each
+    row, ``automata`` (``"train"`` or ``"test"``) and ``pool`` (automata_seed, n_test_automata,
+    n_train_automata), which is all :meth:`automaton_of` and :meth:`legal_next` need.
     """
 
     name = "regular"
