@@ -7,9 +7,11 @@ name, so adding one is adding a file.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +30,23 @@ def check_name(name: str) -> str:
     if name not in names():
         raise ValueError(f"unknown figure {name!r}; valid figures: {', '.join(names()) or 'none'}")
     return name
+
+
+@contextlib.contextmanager
+def _one_browser():
+    # kaleido starts chromium for every image (seconds each) unless a server is kept open.
+    try:
+        from kaleido import start_sync_server, stop_sync_server
+    except ImportError:  # kaleido < 1: no server, each export pays the start-up
+        yield
+        return
+    start_sync_server(silence_warnings=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+            yield
+    finally:
+        stop_sync_server(silence_warnings=True)
 
 
 def save(fig, out_dir: str | Path, name: str, width: int = 900, height: int = 500) -> list[Path]:
@@ -55,19 +74,22 @@ def make(name: str, out_dir: str | Path = "figs_out", profile: Profile = "quick"
     if profile not in ("quick", "full"):
         raise ValueError(f"profile must be quick or full; got {profile!r}")
     module = importlib.import_module(f"paper_figs.{check_name(name)}")
-    return module.make(out_dir, profile=profile)
+    with _one_browser():
+        return module.make(out_dir, profile=profile)
 
 
 def make_all(which: list[str] | None = None, out_dir: str | Path = "figs_out", profile: Profile = "quick",
              progress: bool | None = None) -> list[Path]:
     """Make every figure in ``which`` (default all) with a progress bar; returns the files written."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     which = names() if which is None else [check_name(n) for n in which]
     progress = sys.stderr.isatty() if progress is None else progress
+    if profile not in ("quick", "full"):
+        raise ValueError(f"profile must be quick or full; got {profile!r}")
     written: list[Path] = []
-    with tqdm(which, desc="figures", disable=not progress, leave=False, file=sys.stderr) as bar:
+    with _one_browser(), tqdm(which, desc="figures", disable=not progress, leave=False, file=sys.stderr) as bar:
         for name in bar:
             bar.set_postfix_str(name)
-            written += make(name, out_dir, profile)
+            written += importlib.import_module(f"paper_figs.{name}").make(out_dir, profile=profile)
     return written

@@ -119,7 +119,7 @@ def registered(only: str | list[str] | None = None) -> list[ClaimSpec]:
 def run(specs: list[ClaimSpec], profile: Profile = "quick", store: str = "runs",
         progress: bool | None = None) -> list[Claim]:
     """Check every claim in ``specs`` in order, with a progress bar on stderr."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     progress = sys.stderr.isatty() if progress is None else progress
     out = []

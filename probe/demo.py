@@ -28,6 +28,7 @@ class DemoRun:
     lr: float = 3e-3
     batch_size: int = 32
     task_params: dict[str, Any] = field(default_factory=dict)
+    eval_splits: tuple[str, ...] | None = None  # None: every split of the task
 
 
 # Steps are sized by each task's step time on 2 cores (long sequences get fewer); learning
@@ -52,7 +53,7 @@ def train_one(spec: DemoRun, store: str = "runs", progress: bool | None = None) 
     task = tasks.make(spec.task, **spec.task_params)
     model = probe.models.make(spec.arch, task, hidden=spec.hidden, members=spec.members, seed=0)
     return probe.train(task, model, steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
-                       eval_every=spec.steps, store=store, progress=progress)
+                       eval_every=spec.steps, eval_splits=spec.eval_splits, store=store, progress=progress)
 
 
 def run(store: str = "runs", plan: tuple[DemoRun, ...] = QUICK, progress: bool | None = None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import probe
 from probe import _io
