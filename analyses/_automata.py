@@ -136,7 +136,7 @@ def group_states(states: np.ndarray, threshold: float) -> np.ndarray:
     for i in range(len(x)):
         # squared distances to the representatives only: O(N * G * H) in all, never N^2 pairs
         d2 = rep_sq[:g] - 2 * (reps[:g] @ x[i]) + sq[i]  # (G,)
-        close = np.flatnonzero(d2 <= limit + 1e-12 * (1.0 + sq[i]))  # the slack absorbs round-off
+        close = np.flatnonzero(d2 <= limit + 1e-13 * (1.0 + sq[i]))  # the slack absorbs round-off
         if len(close):
             group[i] = close[0]
         else:
