@@ -21,6 +21,7 @@ Modules, bottom-up: :mod:`graph` (the blocks), :mod:`backends` (float64 torch / 
 
 ``analyze(model, task)`` scores a model against the compiled ground truth of its task.
 """
+from analyses.lsrl import claims as _claims  # noqa: F401  (registers lsrl.exact, lsrl.ground_truth)
 from analyses.lsrl import sugar
 from analyses.lsrl.chain import Chain, Stage, linearise, zero_init
 from analyses.lsrl.compile import TARGETS, Compiled, compile

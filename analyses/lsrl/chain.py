@@ -115,8 +115,9 @@ class ChainEvaluator:
     def repeat(self, state: list, k: int) -> list:
         return [self.be.repeat(v, k) for v in state]
 
-    def step(self, state: list, x):
-        be, new = self.be, []
+    def step(self, state: list, x, record: bool = False):
+        """Next state and output; with ``record`` also every stage's pre-activation (B, n)."""
+        be, new, pres = self.be, [], []
         for s, y_prev, idx in zip(self.chain.stages, state, self.idx):
             pre = be.affine(x, s.W, s.b) + be.affine(y_prev, s.A)                   # (B, n)
             y = pre.clone() if hasattr(pre, "clone") else pre.copy()
@@ -125,8 +126,10 @@ class ChainEvaluator:
             if idx["mul"]:
                 y[:, idx["mul"]] = be.mul(be.affine(x, s.G, s.g)[:, idx["mul"]], pre[:, idx["mul"]])
             new.append(y)
+            pres.append(pre)
             x = y
-        return new, be.affine(x, self.chain.W_out, self.chain.b_out)
+        out = be.affine(x, self.chain.W_out, self.chain.b_out)
+        return (new, out, pres) if record else (new, out)
 
     def run(self, inputs):
         x = self.be.asarray(inputs)
