@@ -28,16 +28,17 @@ def loss_vs_hidden(sweep: Sequence[dict], construction: dict[str, int],
             mode="lines+markers" if len(rows) > 1 else "markers", name=f"{arch} · {task}",
             marker=dict(color=_COLORS.get(task), symbol="circle" if arch == "hawk" else "x", size=9),
             line=dict(dash="solid" if arch == "hawk" else "dot")))
-    for task, count in construction.items():
-        fig.add_vline(x=count, line=dict(color=_COLORS.get(task, "gray"), dash="dash"),
-                      annotation_text=f"construction ({task}): {count}", annotation_position="top")
+    for count in sorted(set(construction.values())):
+        names = [t for t, c in construction.items() if c == count]
+        fig.add_vline(x=count, line=dict(color=_COLORS.get(names[0], "gray") if len(names) == 1 else "black", dash="dash"),
+                      annotation_text=f"construction: {count} neurons ({', '.join(names)})", annotation_position="top")
     for task, value in (references or {}).items():
-        if value > 0:
+        if value > 1e-6:  # the teacher's own loss is 0 (up to rounding): nothing to draw on a log axis
             fig.add_hline(y=value, line=dict(color=_COLORS.get(task, "gray"), dash="dot"),
-                          annotation_text=f"1-step GD ({task})", annotation_position="bottom right")
+                          annotation_text=f"1-step GD ({task})", annotation_position="bottom left")
     fig.update_layout(title="Loss against hidden size (bilinear gated RNN)", template="plotly_white",
                       xaxis_title="hidden neurons", yaxis_title="loss / zero-predictor loss")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -52,7 +53,7 @@ def eigenvalues(decay: Sequence[float], importance: Sequence[float], accumulator
     fig.add_vline(x=1.0, line=dict(color="black", dash="dash"))
     fig.update_layout(title="Eigenvalues of the trained recurrence", template="plotly_white",
                       xaxis_title="eigenvalue Λ", yaxis_title="neuron importance (relative)")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 

@@ -32,6 +32,8 @@ class Budget:
     lstm_kinds: tuple[Kind, ...]
     members: int                    # seeds, trained together as one ensemble
     eval_n: int
+    lr: float = 3e-3
+    kinds: tuple[Kind, ...] = KINDS  # which tasks to train on at all
 
 
 PROFILES = {
@@ -64,14 +66,15 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def train(task, arch: str, hidden: int, steps: int, store: str, members: int = 1, seed: int = 0):
+def train(task, arch: str, hidden: int, steps: int, store: str, members: int = 1, seed: int = 0,
+          lr: float = 3e-3):
     """Train (or read back) one run: a bilinear hawk (``arch="hawk"``) or any other architecture."""
     import probe
     from analyses.attention import HAWK_OPTIONS
 
     options = HAWK_OPTIONS if arch == "hawk" else {}
     model = probe.models.make(arch, task, hidden=hidden, members=members, seed=seed, **options)
-    return probe.train(task, model, steps=steps, batch_size=256, lr=3e-3, schedule="cosine", store=store,
+    return probe.train(task, model, steps=steps, batch_size=256, lr=lr, schedule="cosine", store=store,
                        seed=seed, eval_every=max(1, steps // 4), n_checkpoints=8, progress=False)
 
 
@@ -85,8 +88,8 @@ def _pick_median(results: list) -> object:
     return chosen
 
 
-def study(profile: str = "quick", store: str = "runs") -> dict:
-    """Train what the claim needs and score it.
+def study(profile: str | Budget = "quick", store: str = "runs") -> dict:
+    """Train what the claim needs (a profile name, or any :class:`Budget`) and score it.
 
     Returns
     -------
@@ -94,23 +97,23 @@ def study(profile: str = "quick", store: str = "runs") -> dict:
     "arch", "hidden", "member", "loss", "relative_loss"}), "construction" {kind: neuron count} and
     "references" {kind: relative loss of the LSA solution}. Every result carries the sweep too.
     """
-    if profile not in PROFILES:
+    if not isinstance(profile, Budget) and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid choices: {', '.join(PROFILES)}")
     with _one_thread():
-        return _study(PROFILES[profile], store)
+        return _study(profile if isinstance(profile, Budget) else PROFILES[profile], store)
 
 
 def _study(budget: Budget, store: str) -> dict:
     from analyses.attention import analyze, model_loss
 
     results, sweep, construction, references = {}, [], {}, {}
-    for kind in KINDS:
+    for kind in budget.kinds:
         task = make_task(kind)
         batch = task.sample(n=budget.eval_n, seed=EVAL_SEED)
         zero = float((batch.targets.double() ** 2).mean(-1)[batch.mask].mean())
         row = lambda arch, h, m, loss: {"task": kind, "arch": arch, "hidden": h, "member": m,  # noqa: E731
                                         "loss": loss, "relative_loss": loss / zero}
-        run = train(task, "hawk", budget.hidden, budget.steps, store, budget.members)
+        run = train(task, "hawk", budget.hidden, budget.steps, store, budget.members, lr=budget.lr)
         member_results = [analyze(run.model(m), task, n=budget.eval_n, seed=EVAL_SEED) for m in range(budget.members)]
         results[kind] = _pick_median(member_results)
         construction.update(results[kind].construction)
@@ -118,10 +121,10 @@ def _study(budget: Budget, store: str) -> dict:
         sweep += [row("hawk", budget.hidden, m, r.summary["loss"]) for m, r in enumerate(member_results)]
         widths = [h for h in budget.sweep if h != budget.hidden] if kind in budget.sweep_kinds else []
         for h in widths:
-            run = train(task, "hawk", h, budget.steps, store, budget.members)
+            run = train(task, "hawk", h, budget.steps, store, budget.members, lr=budget.lr)
             sweep += [row("hawk", h, m, model_loss(run.model(m), batch)) for m in range(budget.members)]
         if kind in budget.lstm_kinds:
-            run = train(task, "lstm", budget.lstm_hidden, budget.lstm_steps, store, budget.members)
+            run = train(task, "lstm", budget.lstm_hidden, budget.lstm_steps, store, budget.members, lr=budget.lr)
             sweep += [row("lstm", budget.lstm_hidden, m, model_loss(run.model(m), batch)) for m in range(budget.members)]
     for res in results.values():
         res.sweep, res.construction, res.references = sweep, dict(construction), dict(references)
