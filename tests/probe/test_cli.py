@@ -81,6 +81,17 @@ def test_train_prints_the_run_and_runs_lists_it(store, run_id, capsys):
     assert len([p for p in store.iterdir() if p.is_dir()]) == 1
 
 
+def test_a_run_being_trained_elsewhere_is_refused(store, run_id, capsys):
+    from probe._io import Lock
+
+    before = _snapshot(store)
+    with Lock(store / run_id / ".lock", "test"):
+        assert main(_train_argv(store)) == 2
+    err = capsys.readouterr().err
+    assert "being written by another process" in err and err.count("\n") == 1
+    assert _snapshot(store) == before
+
+
 def test_set_sorts_keys_into_task_model_and_train(tmp_path, capsys):
     argv = _train_argv(tmp_path, "--set", "task.max_len=6", "--set", "model.embedding=onehot",
                        "--set", "train.optimizer=sgd", "--set", "grad_clip=null", steps=3)

@@ -188,3 +188,30 @@ def test_a_run_killed_mid_training_resumes_to_bit_identical_weights(tmp_path):
     assert resumed.checkpoint_steps == whole.checkpoint_steps
     assert _same(resumed.load_checkpoint()[0], whole.load_checkpoint()[0])  # weights, optimizer, RNG
     assert resumed.metrics == whole.metrics
+
+
+def test_an_interrupted_run_resumes_from_its_latest_resume_point(tmp_path, monkeypatch):
+    # Between log-spaced checkpoints a resume point is kept (every minute; here every step).
+    import probe.train as train_module
+    from probe._trainer import Trainer
+
+    steps = 60
+    stop = next(s for s in range(40, steps) if s not in checkpoint_steps(steps))
+    monkeypatch.setattr(train_module, "_RESUME_EVERY_S", 0.0)
+    real_step = Trainer.step
+
+    def interrupted(self, step, lr):
+        if step == stop:
+            raise KeyboardInterrupt
+        return real_step(self, step, lr)
+
+    monkeypatch.setattr(Trainer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "a", steps=steps)
+    ckpt = next((tmp_path / "a").iterdir()) / "ckpt"
+    assert [p.name for p in ckpt.glob("resume_*")] == [f"resume_{stop}.safetensors"]
+    monkeypatch.setattr(Trainer, "step", real_step)
+    resumed, _ = _train(tmp_path / "a", steps=steps)
+    whole, _ = _train(tmp_path / "b", steps=steps)
+    assert not list(ckpt.glob("resume_*"))
+    assert _same(resumed.load_checkpoint()[0], whole.load_checkpoint()[0]) and resumed.metrics == whole.metrics
