@@ -186,7 +186,9 @@ def dynamics_figure(d: dict):
 
     x = [s + 1 for s in d["steps"]]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=x, y=d["mergers"], name="mergers in interval", marker_color="#9ecae1", opacity=0.7))
+    # bars would be hairlines on a log axis
+    fig.add_trace(go.Scatter(x=x, y=d["mergers"], name="mergers since previous checkpoint", mode="lines+markers",
+                             line=dict(color="#31a354", dash="dash"), marker=dict(symbol="diamond")))
     fig.add_trace(go.Scatter(x=x, y=d["n_states"], name="states (groups)", mode="lines+markers",
                              line=dict(color="#08519c")))
     fig.add_trace(go.Scatter(x=x, y=d["n_states_minimal"], name="states (minimised)", mode="lines+markers",
@@ -198,18 +200,19 @@ def dynamics_figure(d: dict):
     fig.update_yaxes(title="states / mergers", secondary_y=False)
     fig.update_yaxes(title="accuracy", range=[0, 1.02], tickvals=[0, 0.25, 0.5, 0.75, 1], showgrid=False,
                      secondary_y=True)
-    fig.update_layout(title="Memorisation tree collapsing into an automaton", barmode="overlay",
-                      legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title="Memorisation tree collapsing into an automaton", legend=dict(orientation="h", y=-0.2))
     return fig
 
 
-def automaton_figure(a: dict, title: str = "Extracted automaton", max_states: int = 80):
+def automaton_figure(a: dict, title: str = "Extracted automaton", max_states: int = 160):
     """The automaton as a graph: states on a circle coloured by output, arrows labelled by symbol."""
     import plotly.graph_objects as go
 
     delta, labels, start = a["delta"], a["labels"], a["start"]
     n = len(delta)
     fig = go.Figure()
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
     if n > max_states:
         fig.add_annotation(text=f"{n} states: too many to draw", showarrow=False, x=0.5, y=0.5,
                            xref="paper", yref="paper")
@@ -249,14 +252,13 @@ def automaton_figure(a: dict, title: str = "Extracted automaton", max_states: in
     hover = [f"state {q}, output {labels[q]}, {sizes[q]} prefixes" + (" (start)" if q == start else "")
              for q in range(n)]
     fig.add_trace(go.Scatter(
-        x=pos[:, 0], y=pos[:, 1], mode="markers+text", text=[str(q) for q in range(n)], hovertext=hover,
-        hoverinfo="text", showlegend=False,
-        marker=dict(size=[28 if small else 12] * n, color=[colour.get(lab, "#756bb1") for lab in labels],
+        x=pos[:, 0], y=pos[:, 1], mode="markers+text" if small else "markers", text=[str(q) for q in range(n)],
+        hovertext=hover, hoverinfo="text", showlegend=False,
+        marker=dict(size=[28 if small else 9] * n, color=[colour.get(lab, "#756bb1") for lab in labels],
                     line=dict(width=[4 if q == start else 1 for q in range(n)], color="black"))))
-    fig.update_xaxes(visible=False, scaleanchor="y")
-    fig.update_yaxes(visible=False)
-    key = "" if small else "; edges: grey 0, red 1"
-    return fig.update_layout(title=f"{title}: {n} states (output 0 blue, 1 orange; thick = start{key})")
+    fig.update_xaxes(scaleanchor="y")
+    key = "" if small else "; edges: grey on 0, red on 1"
+    return fig.update_layout(title=f"{title}: {n} states<br><sup>output 0 blue, 1 orange; thick outline = start{key}</sup>")
 
 
 def pca_figure(pca: dict):
