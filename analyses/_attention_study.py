@@ -75,7 +75,7 @@ def train(task, arch: str, hidden: int, steps: int, store: str, members: int = 1
     options = HAWK_OPTIONS if arch == "hawk" else {}
     model = probe.models.make(arch, task, hidden=hidden, members=members, seed=seed, **options)
     return probe.train(task, model, steps=steps, batch_size=256, lr=lr, schedule="cosine", store=store,
-                       seed=seed, eval_every=max(1, steps // 4), n_checkpoints=8, progress=False)
+                       seed=seed, eval_every=max(1, steps // 4), eval_splits=["train"], n_checkpoints=8, progress=False)
 
 
 def _pick_median(results: list) -> object:
