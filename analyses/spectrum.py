@@ -246,3 +246,7 @@ def analyze_run(run, member: int = 0, steps: list[int] | None = None, fixed_poin
     models = [run.model(member, s) for s in steps]
     return _measure(models, steps, run.task(), [curve.get(s) for s in steps], fixed_points, n_points,
                     edge, seed, n_starts)
+
+
+# The integration claims (Bordelon et al.) register with probe.claims when this module is imported.
+from analyses import _integration_claims  # noqa: E402,F401

@@ -1,0 +1,276 @@
+"""Claims of Bordelon, Cotler, Pehlevan & Zavatone-Veth (arXiv 2503.18754) on learning to integrate.
+
+    integration.outlier_eigenvalue   one eigenvalue leaves the bulk and ends at gamma
+    integration.theory_match         the sympy-derived reduced flow predicts its trajectory
+
+Registered when ``analyses.spectrum`` is imported. Both train a ``linear`` RNN (one-hot input, so
+u = U) by plain gradient descent on the exact expected loss (``analyses/_integration_train.py``):
+full batch, no momentum, clipping or Adam, at a learning rate fixed in advance, so that step n
+is time τ = lr·n of the theory's gradient flow. Small init means a small recurrent bulk
+(``init_scale``) *and* a small read-out (``readout_scale`` times the model's default, bias 0): the
+read-out's part orthogonal to u would otherwise seed a second learned mode in the plane of u and
+v — reported under ``default_readout``. Report-only items sit in ``measured["details"]``.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+
+import numpy as np
+import sympy as sp
+import torch
+from scipy.optimize import minimize
+
+from analyses import _integration_train as it
+from analyses.spectrum import bulk_and_outliers
+from analyses.theory import integration as theory
+from probe.claims import Claim, claim
+
+SOURCE = "Bordelon, Cotler, Pehlevan & Zavatone-Veth 2025 (arXiv 2503.18754)"
+EDGE = 1.5  # an eigenvalue is outside the bulk beyond EDGE x its radius (Ginibre N=64: max/r < 1.3)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One profile of the experiments."""
+
+    hidden: int = 64
+    gamma: float = 0.9
+    init_scale: float = 0.02       # bulk radius of W at init (the circular law)
+    readout_scale: float = 0.01    # read-out init, times the model's default
+    lr_factor: float = 0.5         # lr = lr_factor (1 − γ²) / (σ² N): below the stiffest curvature, |u|²/(1 − γ²)
+    steps: int = 1500
+    seeds: tuple[int, ...] = (0,)
+    frequency: float = 0.3         # oscillator target
+    oscillator_steps: int = 2500
+    oscillator_lr_factor: float = 1.0
+    lazy_scale: float = 0.9        # large init of the lazy report
+    lazy_lr_factor: float = 0.1
+    sampled_batch: int = 64
+
+
+PROFILES = {
+    "quick": Setup(),
+    "full": Setup(hidden=128, gamma=0.95, init_scale=0.01, lr_factor=0.25, steps=5000, seeds=(0, 1, 2),
+                  oscillator_steps=5000, oscillator_lr_factor=0.5),
+}
+
+
+def setup(profile: str) -> Setup:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid choices: {', '.join(PROFILES)}")
+    return PROFILES[profile]
+
+
+def build(task, hidden: int, init_scale: float, readout_scale: float, seed: int):
+    """A linear RNN with one-hot input, its read-out scaled by ``readout_scale`` and bias 0."""
+    import probe
+
+    model = probe.models.make("linear", task, hidden=hidden, init_scale=init_scale, embedding="onehot", seed=seed)
+    with torch.no_grad():
+        model.readout.W_U.mul_(readout_scale)
+        model.readout.b_U.zero_()
+    return model
+
+
+def _record(steps: int, n: int = 100) -> list[int]:
+    """Log-spaced and evenly spaced steps, so early and late training are both sampled."""
+    return sorted(set(np.geomspace(1, steps, n // 2).round().astype(int)) | set(np.linspace(0, steps, n // 2).astype(int)))
+
+
+@dataclass
+class Experiment:
+    """Measured and predicted training of one network (arrays over the recorded steps)."""
+
+    history: it.History
+    task_params: dict
+    outlier: np.ndarray        # (n,) leading eigenvalue of W
+    second: np.ndarray         # (n,) modulus of the next one
+    outside: np.ndarray        # (n,) eigenvalues beyond EDGE x init_scale
+    bulk_radius: np.ndarray    # (n,) measured bulk radius (outliers excluded)
+    init_scale: float
+    prediction: theory.Trajectory | None = None
+
+
+def measure(history: it.History, task_params: dict, init_scale: float) -> Experiment:
+    ev = history.eigvals                                          # (n, N)
+    order = np.argsort(-np.abs(ev), 1)
+    ev = np.take_along_axis(ev, order, 1)
+    radius = np.array([bulk_and_outliers(e, EDGE)[0] for e in ev])
+    return Experiment(history, task_params, ev[:, 0], np.abs(ev[:, 1]),
+                      (np.abs(ev) > EDGE * init_scale).sum(1), radius, init_scale)
+
+
+def lr_of(s: Setup, gamma: float, factor: float, noise_std: float = 1.0) -> float:
+    return factor * (1 - gamma**2) / (noise_std**2 * s.hidden)
+
+
+@functools.lru_cache(maxsize=4)  # both claims (and the figure) use the same run
+def leaky_run(s: Setup, seed: int, mode: it.Mode = "exact", readout_scale: float | None = None,
+              init_scale: float | None = None, lr_factor: float | None = None) -> Experiment:
+    """Train on the leaky target and predict it from the initial weights (flow; finite-T if sampled)."""
+    import tasks
+
+    task = tasks.make("integration", gamma=s.gamma)
+    scale = s.init_scale if init_scale is None else init_scale
+    model = build(task, s.hidden, scale, s.readout_scale if readout_scale is None else readout_scale, seed)
+    lr = lr_of(s, s.gamma, s.lr_factor if lr_factor is None else lr_factor)
+    lr = lr if mode == "exact" else lr / 2  # SGD on the MSE = 2L at lr/2 is GD on L at lr
+    h = it.train(model, task, s.steps, lr, _record(s.steps), mode=mode, batch_size=s.sampled_batch, seed=seed)
+    exp = measure(h, task.params, scale)
+    init = theory.leaky_init(h.W[0], h.u[0], h.v[0])
+    exp.prediction = theory.predict_leaky(init, s.gamma, h.lr, h.steps,
+                                          length=task.params["length"] if mode == "sampled" else None)
+    return exp
+
+
+def deviation(exp: Experiment) -> float:
+    return float(np.abs(exp.outlier - exp.prediction.eig).max())
+
+
+def _cx(z) -> list[float]:
+    return [round(float(np.real(z)), 4), round(float(np.imag(z)), 4)]
+
+
+# ---------------------------------------------------------------------------------------------
+# report-only experiments
+# ---------------------------------------------------------------------------------------------
+
+def _one_pole_optimum(gamma: float, omega: float) -> float:
+    """λ of the best single real mode g λ^k for the damped-cosine target (pair loss at θ = φ = 0)."""
+    th = theory.derive_oscillator()
+    f = sp.lambdify((th.rho, th.g, th.gamma, th.omega), th.loss.subs({th.theta: 0, th.phi: 0, th.sigma: 1}), "numpy")
+    res = minimize(lambda p: float(np.real(f(p[0], p[1], gamma, omega))), x0=[0.5, 0.5],
+                   bounds=[(-0.99, 0.99), (-10, 10)])
+    return float(res.x[0])
+
+
+def oscillator_report(s: Setup, seed: int) -> dict:
+    """Conjugate pair for the damped-oscillator target: measured, pair-ansatz prediction, plateau."""
+    import tasks
+
+    task = tasks.make("integration", kind="oscillator", gamma=s.gamma, frequency=s.frequency)
+    model = build(task, s.hidden, s.init_scale, s.readout_scale, seed)
+    lr = lr_of(s, s.gamma, s.oscillator_lr_factor)
+    h = it.train(model, task, s.oscillator_steps, lr, _record(s.oscillator_steps))
+    exp = measure(h, task.params, s.init_scale)
+    ev = np.take_along_axis(h.eigvals, np.argsort(-np.abs(h.eigvals), 1), 1)
+    target = s.gamma * np.exp(1j * s.frequency)
+    pair = ev[-1, :2]
+    pred = theory.predict_pair(theory.pair_init(h.W[0], h.u[0], h.v[0]), s.gamma, s.frequency, h.lr, h.steps)
+    upper = np.where(ev[:, 0].imag >= 0, ev[:, 0], ev[:, 0].conj())
+    real_phase = np.abs(ev[:, 0].imag) < 1e-9
+    paired = ~real_phase & (np.abs(ev[:, 0]) > EDGE * s.init_scale)  # the leading pair outside the bulk
+    return {"target_pair": _cx(target), "final_pair": [_cx(z) for z in pair],
+            "pair_distance": round(float(np.abs(pair - np.array([target, target.conj()])).min(0).max()), 4),
+            "outside_bulk_final": int(exp.outside[-1]), "final_loss": float(h.loss[-1]),
+            "first_plateau_real_outlier": round(float(ev[real_phase, 0].real.max()), 4) if real_phase.any() else None,
+            "one_pole_optimum": round(_one_pole_optimum(s.gamma, s.frequency), 4),
+            "pair_forms_at_step": int(h.steps[np.argmax(paired)]) if paired.any() else None,
+            "pair_ansatz_final": _cx(pred.eig[-1]),
+            "pair_ansatz_max_deviation": round(float(np.abs(upper - pred.eig).max()), 4),
+            "steps": s.oscillator_steps, "lr": lr}
+
+
+def lazy_report(s: Setup, seed: int) -> dict:
+    """Large recurrent init: the weights barely move and no eigenvalue leaves the bulk."""
+    exp = leaky_run(s, seed, init_scale=s.lazy_scale, lr_factor=s.lazy_lr_factor)
+    rich = leaky_run(s, seed)
+    change = lambda e: float(np.linalg.norm(e.history.W[-1] - e.history.W[0]) / np.linalg.norm(e.history.W[0]))  # noqa: E731
+    W0 = np.linalg.eigvals(exp.history.W[0])
+    return {"init_scale": s.lazy_scale, "outliers_final": int(bulk_and_outliers(np.linalg.eigvals(exp.history.W[-1]), EDGE)[1].sum()),
+            "relative_weight_change": round(change(exp), 4), "rich_relative_weight_change": round(change(rich), 2),
+            "closest_to_gamma": _cx(min(np.linalg.eigvals(exp.history.W[-1]), key=lambda z: abs(z - s.gamma))),
+            "initial_spectral_radius": round(float(np.abs(W0).max()), 4),
+            "final_loss": float(exp.history.loss[-1])}
+
+
+def default_readout_report(s: Setup, seed: int) -> dict:
+    """The model's default read-out init: a second eigenvalue leaves the bulk in the plane of u and v."""
+    exp = leaky_run(s, seed, readout_scale=1.0)
+    return {"outside_bulk_final": int(exp.outside[-1]), "leading": _cx(exp.outlier[-1]),
+            "second_abs": round(float(exp.second[-1]), 4), "theory_max_deviation": round(deviation(exp), 4)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the claims
+# ---------------------------------------------------------------------------------------------
+
+@claim("integration.outlier_eigenvalue", source=f"{SOURCE}, Fig. 2",
+       statement="A linear RNN (hidden >= 32, small init) trained on white-noise integration with decay gamma "
+                 "develops exactly one eigenvalue outside the bulk, ending within 0.02 of gamma; the rest stay in the bulk")
+def outlier_eigenvalue(profile: str = "quick", store: str = "runs") -> Claim:
+    s = setup(profile)
+    runs = [leaky_run(s, seed) for seed in s.seeds]
+    final = [complex(e.outlier[-1]) for e in runs]
+    dist = max(abs(z - s.gamma) for z in final)
+    outside_final = [int(e.outside[-1]) for e in runs]
+    outside_max = max(int(e.outside.max()) for e in runs)
+    passed = all(n == 1 for n in outside_final) and outside_max <= 1 and dist <= 0.02
+    details = {"oscillator": oscillator_report(s, s.seeds[0]), "lazy": lazy_report(s, s.seeds[0]),
+               "default_readout": default_readout_report(s, s.seeds[0]),
+               "setup": {"hidden": s.hidden, "gamma": s.gamma, "init_scale": s.init_scale,
+                         "readout_scale": s.readout_scale, "steps": s.steps, "seeds": list(s.seeds),
+                         "lr": lr_of(s, s.gamma, s.lr_factor), "training": "full-batch GD on the exact expected loss"},
+               "second_eigenvalue_abs_final": [round(float(e.second[-1]), 4) for e in runs],
+               "bulk_radius_final": [round(float(e.bulk_radius[-1]), 4) for e in runs]}
+    measured = {"outlier": [_cx(z) for z in final], "max_distance_to_gamma": round(dist, 4),
+                "outside_bulk_final": outside_final, "outside_bulk_max_during": outside_max, "details": details}
+    expected = {"outside_bulk": f"exactly 1 at the end, never more (bulk edge {EDGE} x init radius)",
+                "distance_to_gamma": "<= 0.02"}
+    return Claim(outlier_eigenvalue.id, outlier_eigenvalue.source, outlier_eigenvalue.statement,
+                 measured, expected, passed)
+
+
+@claim("integration.theory_match", source=f"{SOURCE}, Fig. 2 (reduced dynamics)",
+       statement="From small init, the reduced low-dimensional dynamics of the outlier eigenvalue (derived with sympy) "
+                 "track the measured one over training: max absolute deviation <= 0.05, time aligned by the learning rate, "
+                 "no fitted parameters")
+def theory_match(profile: str = "quick", store: str = "runs") -> Claim:
+    s = setup(profile)
+    runs = [leaky_run(s, seed) for seed in s.seeds]
+    devs = [deviation(e) for e in runs]
+    sampled = leaky_run(s, s.seeds[0], mode="sampled")
+    stationary = theory.predict_leaky(theory.leaky_init(*(a[0] for a in (sampled.history.W, sampled.history.u,
+                                                                          sampled.history.v))),
+                                      s.gamma, sampled.history.lr, sampled.history.steps)
+    gd = [float(np.abs(e.outlier - theory.predict_leaky(theory.leaky_init(e.history.W[0], e.history.u[0], e.history.v[0]),
+                                                         s.gamma, e.history.lr, e.history.steps, method="gd").eig).max())
+          for e in runs]
+    loss_dev = [float(np.abs(e.history.loss - e.prediction.loss).max()) for e in runs]
+    details = {"training": "full-batch gradient descent on the exact expected loss, lr fixed; prediction: gradient flow "
+                           "of the 3-variable reduced system (lambda, alpha, beta) in tau = lr * step, initial values "
+                           "projected from the initial weights",
+               "lr": runs[0].history.lr, "steps": s.steps, "seeds": list(s.seeds),
+               "max_deviation_vs_discrete_reduced_map": [round(d, 4) for d in gd],
+               "max_loss_deviation": [round(d, 4) for d in loss_dev],
+               "sampled_sgd": {"batch_size": s.sampled_batch, "length": sampled.task_params["length"],
+                               "lr_on_mse": sampled.history.lr / 2,
+                               "max_deviation_finite_T_theory": round(deviation(sampled), 4),
+                               "max_deviation_stationary_theory": round(float(np.abs(sampled.outlier - stationary.eig).max()), 4),
+                               "final_outlier": _cx(sampled.outlier[-1])}}
+    measured = {"max_deviation": round(max(devs), 4), "per_seed": [round(d, 4) for d in devs], "details": details}
+    return Claim(theory_match.id, theory_match.source, theory_match.statement, measured, "<= 0.05",
+                 max(devs) <= 0.05)
+
+
+def spectrum_result(exp: Experiment, every: int = 4):
+    """The experiment as a SpectrumResult (every ``every``-th recorded step), its prediction attached."""
+    from analyses.spectrum import SpectrumResult, _c
+
+    h, idx = exp.history, list(range(0, len(exp.history.steps), every))
+    idx = idx if idx[-1] == len(h.steps) - 1 else idx + [len(h.steps) - 1]
+    eig, out, radius = [], [], []
+    for i in idx:
+        mu = np.linalg.eigvals(h.W[i])
+        r, mask = bulk_and_outliers(mu, EDGE)
+        eig.append(_c(mu)); out.append(_c(mu[mask])); radius.append(r)
+    p = exp.prediction
+    return SpectrumResult(summary={"outlier": _cx(exp.outlier[-1]), "max_deviation": deviation(exp)},
+                          steps=[int(h.steps[i]) for i in idx], arch="linear", kind="W", eigvals=[eig],
+                          bulk_radius=[radius], outliers=[out], init_radius=exp.init_scale,
+                          loss=[float(h.loss[i]) for i in idx],
+                          prediction={"steps": p.step.tolist(), "eig": _c(p.eig), "loss": p.loss.tolist()})
+
+
+__all__ = ["PROFILES", "Experiment", "Setup", "leaky_run", "outlier_eigenvalue", "spectrum_result", "theory_match"]
