@@ -16,7 +16,7 @@ state count and the mergers, (2 removed - added) / 3 per checkpoint interval, as
 
 A note on "exactly 2 states": a one-layer Elman net with a monotone nonlinearity cannot hold the
 parity automaton's two states exactly. A unit relu(a p + b x + c) (p the previous parity, x the
-bit) that depends on p XOR x alone must have a = b = 0, so the state always carries some of the
+bit) that depends on p XOR x alone must be constant, so the state always carries some of the
 recent input as well. The grouping at the paper's tolerance therefore finds a few dozen states
 (parity crossed with the last few bits, plus short-prefix transients). Minimising them, as the
 paper's code does with Hopcroft's algorithm, gives the parity automaton itself. The claims below
@@ -37,6 +37,7 @@ from analyses.base import Result
 from probe.claims import claim
 
 SUPPORTED_TASKS = ("parity",)
+_STATE_FEATURE = {"parity": "parity"}  # the feature that is the state of the task's own automaton
 MAX_ENUMERATED_LEN = 14  # 2^14 strings in one forward pass is the most we record
 
 
@@ -95,7 +96,7 @@ def _prefix_arrays(model, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     logits, cache = model.run_with_cache(torch.as_tensor(_all_strings(L)), names_filter=lambda n: n in hooks)
     h = torch.cat([_members(cache[n], model) for n in hooks], -1)  # (M, 2^L, L, D)
     out = _members(logits, model).argmax(-1)  # (M, 2^L, L)
-    return h.double().numpy(), out.numpy(), _initial_states(model).double().numpy()
+    return h.numpy(), out.numpy(), _initial_states(model).numpy()
 
 
 def _by_prefix(L: int, h: np.ndarray, out: np.ndarray, h0: np.ndarray) -> tuple[dict, dict]:
@@ -133,14 +134,24 @@ def prefix_states(model, task) -> tuple[dict, dict]:
 
 
 def true_automaton(task) -> fa.Automaton:
-    """The task's own automaton, minimised, read off its ground-truth state feature.
+    """The task's own automaton, minimised, read off the task's ground-truth state feature.
 
-    The same extraction as for a model, on the exact feature values (tolerance 0) with the
-    targets as labels; the empty prefix, which has no feature value, starts unlabelled.
+    The task draws its whole finite training set (every string of length 1..max_len); the same
+    extraction as for a model then runs on the exact feature values (tolerance 0), with the
+    targets as labels. The empty prefix has no feature value and starts unlabelled.
     """
-    L = _check_task(task)
-    truth = np.cumsum(_all_strings(L), 1) % 2  # (2^L, L) the parity state, also the target
-    states, labels = _by_prefix(L, truth[..., None].astype(float), truth, np.array([-1.0]))
+    import tasks
+
+    _check_task(task)
+    full = tasks.make(task.name, **{**task.params, "exhaustive": True, "fraction": 1.0, "length": None})
+    batch = full.sample(n=len(full.dataset()[1]), seed=0)  # every string once
+    inputs, mask = batch.inputs.numpy(), batch.mask.numpy()  # (N, T)
+    feature, targets = batch.features[_STATE_FEATURE[task.name]].numpy(), batch.targets.numpy()
+    states, labels = {(): np.array([-1.0])}, {}
+    for row in range(len(inputs)):
+        for t in np.flatnonzero(mask[row]):
+            p = tuple(inputs[row, :t + 1].tolist())
+            states[p], labels[p] = np.array([float(feature[row, t])]), int(targets[row, t])
     return fa.minimise(fa.extract(states, 0.0, labels, alphabet=(0, 1)).automaton)
 
 
@@ -193,9 +204,8 @@ def dynamics_figure(d: dict):
                              line=dict(color="#08519c")))
     fig.add_trace(go.Scatter(x=x, y=d["n_states_minimal"], name="states (minimised)", mode="lines+markers",
                              line=dict(color="#08519c", dash="dot")))
-    if any(a is not None for a in d["model_accuracy_long"]):
-        fig.add_trace(go.Scatter(x=x, y=d["model_accuracy_long"], name=f"accuracy, length {d['long_length']}",
-                                 mode="lines+markers", line=dict(color="#d94801")), secondary_y=True)
+    fig.add_trace(go.Scatter(x=x, y=d["model_accuracy_long"], name=f"accuracy, length {d['long_length']}",
+                             mode="lines+markers", line=dict(color="#d94801")), secondary_y=True)
     fig.update_xaxes(type="log", title="training step + 1")
     fig.update_yaxes(title="states / mergers", secondary_y=False)
     fig.update_yaxes(title="accuracy", range=[0, 1.02], tickvals=[0, 0.25, 0.5, 0.75, 1], showgrid=False,
@@ -379,17 +389,22 @@ def analyze(model, task, tolerance: float = 0.01, long_length: int = 10000, long
                    member_accuracies(model, batch)[0], long_length)
 
 
-def _pca_panels(steps, extractions, arrays, n_states) -> dict:
+def _pca_panels(steps: list[int], n_states: list[int], states_at) -> dict:
+    """PCA of the prefix states at the peak of the state count (if it falls again) and at the end.
+
+    ``states_at(i)`` gives checkpoint i's states dict; the initial state, which sits far off, is left out.
+    """
     from sklearn.decomposition import PCA
 
     peak = int(np.argmax(n_states))
-    early = peak if peak < len(steps) - 1 else 0  # the memorisation tree at its largest, if it falls again
+    early = peak if peak < len(steps) - 1 else 0  # the memorisation tree at its largest
     panels = []
     for i in dict.fromkeys([early, len(steps) - 1]):
-        x = arrays[i][1:]  # (N - 1, D) without the initial state, which sits far off
+        states = states_at(i)
+        x = np.stack([v for p, v in states.items() if p])  # (N - 1, D)
         coords = PCA(2).fit_transform(x) if x.shape[1] >= 2 else np.c_[x, np.zeros(len(x))]
         panels.append({"step": steps[i], "n_states": n_states[i], "coords": np.round(coords, 5)})
-    prefixes = extractions[-1].prefixes[1:]
+    prefixes = [p for p in states if p]
     return {"prefixes": [_pname(p) for p in prefixes], "parity": [sum(p) % 2 for p in prefixes], "panels": panels}
 
 
@@ -412,21 +427,19 @@ def analyze_run(run, member: int = 0, tolerance: float = 0.01, long_length: int 
     batch = long_batch(task, long_length, long_n, seed)
     accuracy = member_accuracies(stacked, batch)  # (C,)
     d = {k: [] for k in ("n_states", "n_states_minimal", "removed", "added", "mergers", "finite", "equivalent")}
-    extractions, arrays = [], []
+    ex = None
     for i in range(len(steps)):
         states, labels = _by_prefix(L, h[i], out[i], h0[i])
-        ex = fa.extract(states, tolerance, labels, alphabet=(0, 1))
+        previous, ex = ex, fa.extract(states, tolerance, labels, alphabet=(0, 1))
         minimal = fa.minimise(ex.automaton)
-        removed, added, mergers = fa.state_changes(extractions[-1].group, ex.group) if extractions else (0, 0, 0.0)
+        removed, added, mergers = fa.state_changes(previous.group, ex.group) if previous is not None else (0, 0, 0.0)
         for k, v in (("n_states", ex.n_states), ("n_states_minimal", minimal.n_states), ("removed", removed),
                      ("added", added), ("mergers", mergers), ("finite", ex.finite), ("equivalent", minimal == truth)):
             d[k].append(v)
-        extractions.append(ex)
-        arrays.append(np.stack([states[p] for p in ex.prefixes]))
     d.update(steps=steps, model_accuracy_long=accuracy, long_length=long_length)
-    last, peak = extractions[-1], int(np.argmax(d["n_states"]))
-    result = _result(last, truth, automaton_accuracy(last.automaton, batch), accuracy[-1], long_length,
-                     dynamics=d, pca=_pca_panels(steps, extractions, arrays, d["n_states"]))
+    peak = int(np.argmax(d["n_states"]))
+    result = _result(ex, truth, automaton_accuracy(ex.automaton, batch), accuracy[-1], long_length,
+                     dynamics=d, pca=_pca_panels(steps, d["n_states"], lambda i: _by_prefix(L, h[i], out[i], h0[i])[0]))
     result.summary.update(step=steps[-1], peak_states=d["n_states"][peak], peak_step=steps[peak],
                           mergers_after_peak=float(sum(d["mergers"][peak + 1:])))
     return result
