@@ -31,7 +31,13 @@ conditions are projections of the actual initial weights, ê = u₀/|u₀|, α�
 λ₀ = êᵀW₀ê; nothing is fitted. Neglected: the bulk (O(r₀)) and v₀'s part orthogonal to u₀. Time
 is aligned by the learning rate: step n of gradient descent is time τ = ηn of the flow (3).
 
-**Conjugate pair (oscillator).** W = xI + yJ on a plane (J the 90° rotation; eigenvalues
+**The plane of u and v.** From W₀ = 0 gradient descent never leaves span{u₀, v₀}, so W, u, v
+there are 8 numbers (A, a, b) and the reduction is exact (:func:`derive_plane`); the kernel
+bᵀA^k a obeys a two-term recurrence, from which sympy sums (1) in terms of tr A, det A, bᵀa and
+bᵀAa. It holds two modes, real or a conjugate pair, so it follows the oscillator's pair and a
+read-out whose part orthogonal to u is not small (both report-only in the claims).
+
+**Conjugate-pair ansatz (oscillator).** W = xI + yJ on a plane (J the 90° rotation; eigenvalues
 z, z̄ = x ± iy), u, v in the plane: v W^k u = Re(c z^k) with c = (v₁ − iv₂)(u₁ + iu₂) = g e^{iφ}.
 :func:`derive_oscillator` sums (1) in closed form (minimum at z = γe^{iω}, c = 1) and gives the
 ansatz flow ẋ = −½∂ₓℓ, ẏ = −½∂ᵧℓ, u̇ = −∇ᵤℓ, v̇ = −∇ᵥℓ (the ½: |∂W/∂x|² = 2). This is as far as it
@@ -152,6 +158,60 @@ def derive_oscillator() -> PairTheory:
 
 
 # ---------------------------------------------------------------------------------------------
+# the plane of u and v: exact for W0 = 0, two modes (real pair or conjugate pair)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlaneTheory:
+    """Loss and flow of a network living in a plane: W = QAQᵀ, u = Qa, v = Qb (Q (N, 2) orthonormal)."""
+
+    variables: tuple[sp.Symbol, ...]  # (A11, A12, A21, A22, a1, a2, b1, b2)
+    invariants: tuple[sp.Symbol, ...]  # (s, d, m0, m1) = (tr A, det A, bᵀa, bᵀAa)
+    gamma: sp.Symbol
+    omega: sp.Symbol
+    sigma: sp.Symbol
+    loss_invariants: sp.Expr          # L(s, d, m0, m1)
+    loss: sp.Expr                     # ℓ(A, a, b)
+    flow: tuple[sp.Expr, ...]         # −∇ℓ
+
+
+def _two_mode_sums(s, d, m0, m1, z):
+    """Σ a_k² and Σ a_k z^k of the kernel a_{k+2} = s a_{k+1} − d a_k (Cayley–Hamilton), a_0 = m0, a_1 = m1."""
+    S0, S1, G = sp.symbols("S0 S1 G")
+    # shift the sums by one and two lags and use the recurrence: two linear equations for S0, S1
+    energy = sp.solve([sp.Eq(S0 - m0**2 - m1**2, s**2 * (S0 - m0**2) - 2 * s * d * S1 + d**2 * S0),
+                       sp.Eq(S1 - m0 * m1, s * (S0 - m0**2) - d * S1)], [S0, S1], dict=True)[0][S0]
+    generating = sp.solve(sp.Eq(G - m0 - m1 * z, s * z * (G - m0) - d * z**2 * G), G)[0]
+    return sp.factor(energy), sp.factor(generating)
+
+
+@functools.lru_cache(maxsize=None)
+def derive_plane() -> PlaneTheory:
+    """Eq. (1) for a network in the plane of u and v, where gradient descent from W₀ = 0 stays.
+
+    From W₀ = 0 every gradient is a sum of products of the vectors W^j u and (Wᵀ)^j v, which stay
+    in span{u₀, v₀}; so the 8 coordinates (A, a, b) of W, u, v in an orthonormal basis of that plane
+    follow gradient descent on ℓ(A, a, b) exactly, at the same rate. The kernel v W^k u = bᵀA^k a
+    obeys a_{k+2} = (tr A) a_{k+1} − (det A) a_k, so ℓ depends on four invariants only; the sums of
+    eq. (1) follow from that recurrence by solving linear equations (:func:`_two_mode_sums`). The
+    target κ_k = Re p^k, p = γe^{iω}, is such a kernel too (s = 2γ cos ω, d = γ², 1, γ cos ω).
+    """
+    A11, A12, A21, A22, a1, a2, b1, b2 = vars_ = sp.symbols("A11 A12 A21 A22 a1 a2 b1 b2", real=True)
+    s, d, m0, m1, z = sp.symbols("s d m0 m1 z")
+    gamma, omega = sp.symbols("gamma omega", real=True)
+    sigma = sp.Symbol("sigma", positive=True)
+    energy, generating = _two_mode_sums(s, d, m0, m1, z)
+    target = {s: 2 * gamma * sp.cos(omega), d: gamma**2, m0: 1, m1: gamma * sp.cos(omega)}
+    cross = (generating.subs(z, gamma * sp.exp(sp.I * omega)) + generating.subs(z, gamma * sp.exp(-sp.I * omega))) / 2
+    loss_inv = sigma**2 / 2 * (energy - 2 * cross + energy.subs(target))
+    A, a, b = sp.Matrix([[A11, A12], [A21, A22]]), sp.Matrix([a1, a2]), sp.Matrix([b1, b2])
+    plane = {s: A.trace(), d: A.det(), m0: (b.T * a)[0], m1: (b.T * A * a)[0]}
+    loss = loss_inv.subs(plane)
+    flow = tuple(-sp.diff(loss, v) for v in vars_)
+    return PlaneTheory(vars_, (s, d, m0, m1), gamma, omega, sigma, loss_inv, loss, flow)
+
+
+# ---------------------------------------------------------------------------------------------
 # numbers: initial conditions from weights, and the predicted trajectories
 # ---------------------------------------------------------------------------------------------
 
@@ -183,6 +243,13 @@ def leaky_init(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[float, floa
     return float(e @ W @ e), alpha, float(e @ v)
 
 
+def plane_init(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[float, ...]:
+    """(A11, A12, A21, A22, a1, a2, b1, b2): W, u, v in an orthonormal basis of span{u, v} (e₁ = û)."""
+    W, u, v = (np.asarray(x, dtype=float) for x in (W, u, v))
+    Q, _ = np.linalg.qr(np.stack([u, v], 1))                       # (N, 2)
+    return (*(Q.T @ W @ Q).ravel(), *(Q.T @ u), *(Q.T @ v))
+
+
 def pair_init(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[float, ...]:
     """(x, y, u1, u2, v1, v2) on the plane of u and v (e₁ = û): conformal part of W there."""
     W, u, v = (np.asarray(a, dtype=float) for a in (W, u, v))
@@ -207,6 +274,14 @@ def _pair_numeric() -> tuple[Callable, Callable]:
     th = derive_oscillator()
     args = (*th.variables, th.gamma, th.omega, th.sigma)
     return sp.lambdify(args, th.flow, "numpy"), sp.lambdify(args, th.ansatz_loss, "numpy")
+
+
+@functools.lru_cache(maxsize=None)
+def _plane_numeric() -> tuple[Callable, Callable]:
+    """(flow(A11..b2, γ, ω, σ) -> 8 rates, loss(same)), lambdified once (complex-typed)."""
+    th = derive_plane()
+    args = (*th.variables, th.gamma, th.omega, th.sigma)
+    return sp.lambdify(args, th.flow, "numpy"), sp.lambdify(args, th.loss, "numpy")
 
 
 def _nudge(lam):
@@ -288,11 +363,30 @@ def predict_pair(init: Sequence[float], gamma: float, omega: float, lr: float, s
                       dict(zip(names, X.T)))
 
 
+def predict_plane(init: Sequence[float], gamma: float, lr: float, steps: Sequence[int], omega: float = 0.0,
+                  sigma: float = 1.0, method: Method = "flow") -> Trajectory:
+    """The two eigenvalues of A and the loss over training, from the exact plane reduction.
+
+    ``init`` is (A11, A12, A21, A22, a1, a2, b1, b2), e.g. from :func:`plane_init`; ``eig`` is the
+    eigenvalue of larger modulus (the upper one of a pair), ``state["second"]`` the other.
+    """
+    _check(lr, steps, gamma)
+    flow, loss = _plane_numeric()
+    rhs = lambda x: np.real(np.array(flow(*x, gamma, omega, sigma), dtype=complex))  # noqa: E731
+    X = _integrate(rhs, init, lr, steps, method)                  # (n, 8)
+    mu = np.linalg.eigvals(X[:, :4].reshape(-1, 2, 2))            # (n, 2)
+    mu = np.take_along_axis(mu, np.argsort(-np.abs(mu) - 1e-9 * mu.imag, 1), 1)  # larger first, upper first
+    names = [str(v) for v in derive_plane().variables]
+    return Trajectory(np.asarray(steps), mu[:, 0], np.real(loss(*X.T, gamma, omega, sigma)),
+                      {**dict(zip(names, X.T)), "second": mu[:, 1]})
+
+
 def leaky_loss(lam, g, gamma: float, sigma: float = 1.0, length: int | None = None):
     """Eq. (2) (or its finite-T version), lambdified: L(λ, g) for arrays λ, g."""
     extra = () if length is None else (int(length),)
     return _leaky_numeric(length is not None)[1](_nudge(lam), g, gamma, sigma, *extra)
 
 
-__all__ = ["LeakyTheory", "PairTheory", "Trajectory", "derive_leaky", "derive_oscillator", "leaky_init",
-           "leaky_loss", "pair_init", "predict_leaky", "predict_pair"]
+__all__ = ["LeakyTheory", "PairTheory", "PlaneTheory", "Trajectory", "derive_leaky", "derive_oscillator",
+           "derive_plane", "leaky_init", "leaky_loss", "pair_init", "plane_init", "predict_leaky", "predict_pair",
+           "predict_plane"]
