@@ -474,7 +474,7 @@ _SETUPS = {
     # The loss stays the task's cross-entropy (the paper's phase diagram uses it too; its main
     # runs use MSE on one-hot targets, which probe.train does not offer).
     "full": _Setup(members=4, steps=16000, lr=2e-3, optimizer="sgd", grad_clip=None, n_checkpoints=30,
-                   extra_members=4, extra_checkpoints=30),
+                   extra_members=2, extra_checkpoints=12),
 }
 # Report-only comparisons: (arch, Elman init gain). At gain 2.5 the Elman net still fits every
 # training string but stays at chance at length 10,000 (gain 1.5 still generalises; gain >= 3
