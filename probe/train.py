@@ -73,7 +73,7 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be one of {', '.join(get_args(kind))}; "
                                  f"got {getattr(self, name)!r}")
         if self.eval_splits is not None:
-            if isinstance(self.eval_splits, str) or not all(isinstance(x, str) for x in self.eval_splits):
+            if not isinstance(self.eval_splits, (list, tuple)) or not all(isinstance(x, str) for x in self.eval_splits):
                 raise ValueError(f"train.eval_splits must be a list of split names; got {self.eval_splits!r}")
             object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
         if not isinstance(self.shared_batches, bool):
