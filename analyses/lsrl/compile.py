@@ -35,7 +35,10 @@ from analyses.lsrl.program import Program
 TARGETS = ("linear", "elman", "lstm", "gru", "hawk")
 ARCH_PARAMS = {"linear": {"scan": "loop"}, "elman": {"nonlinearity": "relu", "h0": "learned"},
                "lstm": {}, "gru": {}, "hawk": {"gates": "linear", "normalize": False, "decay": "fixed"}}
-DEFAULT_EPS = {"lstm": 1e-9, "gru": 1e-8}
+# small-signal scale per (target, dtype): float64 affords a tiny one; in float32 a GRU product's
+# read-out loses ulp(1/eps), so eps must be larger there (and precision is lost either way)
+DEFAULT_EPS = {("lstm", torch.float64): 1e-9, ("gru", torch.float64): 1e-8,
+               ("lstm", torch.float32): 1e-6, ("gru", torch.float32): 1e-4}
 _AXES = {"W": "hh", "U": "hx", "b": "h", "h0": "h", "W_x": "hx", "W_gx": "hx", "b_gx": "h", "Lambda": "h",
          "W_go": "hx", "b_go": "h", "W_out": "hh"}
 
@@ -186,9 +189,9 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
     target : one of linear, elman, lstm, gru, hawk.
     input_kind : "vectors" (inputs (B, T, d_input)) or "tokens" (the Input is a one-hot token).
     dtype : the model's dtype (float64 by default; float32 to measure precision).
-    eps, margin, sat : small-signal scale (default 1e-9 for lstm, whose counters sit in the cell
-        exactly, and 1e-8 for gru, whose two-unit products lose about ulp(1/eps)), ReLU margin and
-        gate saturation of lstm / gru (see :mod:`analyses.lsrl.export_gated`).
+    eps, margin, sat : small-signal scale (float64 default 1e-9 for lstm, 1e-8 for gru, whose
+        two-unit products lose about ulp(1/eps); float32 1e-6 and 1e-4), ReLU margin and gate
+        saturation of lstm / gru (see :mod:`analyses.lsrl.export_gated`).
 
     Raises ``ValueError`` naming the block when ``target`` cannot express it.
     """
@@ -200,7 +203,7 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
         raise ValueError(f"input_kind must be vectors or tokens, got {input_kind!r}")
     if not isinstance(program, Program):
         raise TypeError(f"compile needs a Program, got {type(program).__name__}")
-    eps = DEFAULT_EPS.get(target) if eps is None else eps
+    eps = DEFAULT_EPS.get((target, dtype), DEFAULT_EPS.get((target, torch.float64))) if eps is None else eps
     chain = linearise(program)
     if target != "elman":
         chain = zero_init(chain)

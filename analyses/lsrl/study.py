@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -63,12 +63,13 @@ def _row(name: str, lp, target: str, prof: Profile, cs: checks.Cases, seed: int)
 GATE_PROGRAMS = ("lookup", "lookup_relu")      # the same memory, read by a gate or by ReLU conditionals
 
 
-def measure(profile: str = "quick", programs: Optional[Sequence[str]] = None,
+def measure(profile: Union[str, Profile] = "quick", programs: Optional[Sequence[str]] = None,
             targets: Sequence[str] = TARGETS, seed: int = 0) -> dict:
-    """Every measurement of the claim; see the module docstring."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    prof, rows = PROFILES[profile], []
+    """Every measurement of the claim; see the module docstring. ``profile``: a name of
+    :data:`PROFILES` or a :class:`Profile`."""
+    if not isinstance(profile, Profile) and profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)} or a Profile; got {profile!r}")
+    prof, rows = (profile if isinstance(profile, Profile) else PROFILES[profile]), []
     with checks.single_thread():
         for name, lp in library(programs).items():
             cs = checks.cases(lp, lp.max_exhaustive_len(), prof.random_len, prof.n_random, prof.lengths,
@@ -76,7 +77,7 @@ def measure(profile: str = "quick", programs: Optional[Sequence[str]] = None,
             rows += [_row(name, lp, t, prof, cs, seed) for t in targets]
     gates = {f"{r['program']}/{r['target']}": r["error_vs_length_noise"] for r in rows
              if r["supported"] and r.get("error_vs_length_noise")}
-    return {"profile": profile, "tolerance": TOLERANCE, "lengths": list(prof.lengths), "rows": rows,
+    return {"profile": profile if isinstance(profile, str) else "custom", "tolerance": TOLERANCE, "lengths": list(prof.lengths), "rows": rows,
             "noise": prof.noise, "gate_stability": gates}
 
 

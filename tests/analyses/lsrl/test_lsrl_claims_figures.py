@@ -1,0 +1,73 @@
+"""The lsrl claims are registered and hold on a small study; the figures build from it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyses.lsrl import figures, study
+from analyses.lsrl.compile import compile
+from analyses.lsrl.library import library
+from lsrl_helpers import one_thread  # noqa: F401
+from probe.claims import registered
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    from analyses.lsrl import checks
+    with checks.single_thread():
+        small = study.Profile(random_len=50, n_random=8, sym_budget=32, sym_random=1, lengths=(10, 100), noise=1e-4)
+        return study.measure(small, programs=["counter", "parity", "lookup", "lookup_relu"])
+
+
+def test_claims_are_registered():
+    import analyses.lsrl  # noqa: F401
+    ids = {c.id for c in registered()}
+    assert {"lsrl.exact", "lsrl.ground_truth"} <= ids
+
+
+def test_small_study_holds_and_reports_support_and_state_size(small_study):
+    measured, ok = study.verdict(small_study)
+    assert ok
+    rows = {(r["program"], r["target"]): r for r in small_study["rows"]}
+    assert rows[("counter", "elman")]["state_size"] == 1 and rows[("counter", "elman")]["symbolic_model"] is True
+    assert not rows[("parity", "hawk")]["supported"] and "ReLUState" in rows[("parity", "hawk")]["reason"]
+    assert measured["programs"]["lookup"]["elman"] == "unsupported"
+    gates = small_study["gate_stability"]                          # a gate read is far less noise-sensitive
+    assert max(gates["lookup/lstm"]) < 0.01 * min(gates["lookup_relu/lstm"])
+
+
+def test_verdict_fails_when_a_pair_misses_the_tolerance(small_study):
+    broken = dict(small_study, rows=[dict(r, error=1.0) if r["supported"] else r for r in small_study["rows"]])
+    assert study.verdict(broken)[1] is False
+    with pytest.raises(ValueError, match="profile"):
+        study.measure("huge")
+
+
+def test_figures_build(small_study):
+    prec = figures.precision_figure(small_study)
+    assert {t.name for t in prec.data} >= {"elman float64", "gru float32", "lookup/hawk", "lookup_relu/elman"}
+    support = figures.support_figure(small_study)
+    assert support.data[0].y == ("counter", "parity", "lookup", "lookup_relu") or list(support.data[0].y)
+    lp = library(["majority"])["majority"]
+    c = compile(lp.program, "gru")
+    stack = figures.stack_figure(c)
+    names = {t.text[0] for t in stack.data if t.mode == "markers+text"}
+    assert {"ones", "zeros", "more"} <= names
+    traj = figures.trajectory_figure(c, lp.sample(np.random.default_rng(0), 1, 15))
+    heat = [t for t in traj.data if t.type == "heatmap"]
+    assert len(heat) == 2 and "ones" in heat[0].y and "relu1 (value)" in heat[1].y
+    assert figures.stack_figure(c.chain).layout.title.text.startswith("majority")
+
+
+@pytest.mark.slow
+def test_lsrl_exact_claim_quick_profile():
+    spec = [s for s in registered() if s.id == "lsrl.exact"][0]
+    result = spec(profile="quick")
+    assert result.passed, result.measured
+
+
+@pytest.mark.slow
+def test_lsrl_ground_truth_claim_quick_profile():
+    spec = [s for s in registered() if s.id == "lsrl.ground_truth"][0]
+    result = spec(profile="quick")
+    assert result.passed, result.measured
