@@ -1,1 +1,47 @@
-"""app (placeholder; filled by its issue)."""
+"""The Dash explorer: runs, training curves, live states and interventions, analyses, claims.
+
+    import app
+    app.run("runs")                      # http://127.0.0.1:8050
+    dash_app = app.create_app("runs")    # to serve it yourself (dash_app.server is the Flask app)
+
+Pages live in ``app/pages/`` (one module each, registered with ``dash.register_page``); the
+figures and the logic behind their callbacks are plain functions in ``app/figures.py`` and
+``app/logic.py``. The app reads only its store; see ``app/store.py`` for how ids are checked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def create_app(store: str | os.PathLike = "runs"):
+    """A Dash app over run store ``store`` (pages registered, navigation built from the registry)."""
+    import dash
+    from dash import dcc, html
+
+    root = Path(store)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"store {str(store)!r} is a file, not a directory")
+    here = Path(__file__).parent
+    app = dash.Dash(__name__, use_pages=True, pages_folder=str(here / "pages"),
+                    assets_folder=str(here / "assets"), suppress_callback_exceptions=True,
+                    title="probe explorer")
+    app.server.config["PROBE_STORE"] = str(root.resolve())
+    nav = [dcc.Link(page["name"], href=page["relative_path"], id=f"app-nav-{page['module'].split('.')[-1]}",
+                    style={"marginRight": "1.2em"})
+           for page in dash.page_registry.values() if page["path"] != "/404"]
+    app.layout = html.Div([
+        html.Div([html.B("probe explorer", style={"marginRight": "2em"}), *nav,
+                  html.Span(f"store: {root.resolve()}", style={"float": "right", "color": "#777"})],
+                 style={"padding": "0.6em", "borderBottom": "1px solid #ddd", "fontFamily": "sans-serif"}),
+        dcc.Store(id="app-selected", storage_type="session", data=[]),  # run ids picked on the Runs page
+        dcc.Store(id="app-checkpoint", storage_type="session"),  # {"run", "step"} picked on Training
+        dcc.Store(id="app-units", storage_type="session"),  # {"run", "hook", "units", "t0", "t1"} from States
+        html.Div(dash.page_container, style={"padding": "0.6em", "fontFamily": "sans-serif"}),
+    ])
+    return app
+
+
+def run(store: str | os.PathLike = "runs", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
+    """Serve the explorer over ``store`` at ``http://host:port`` (127.0.0.1 by default: local only)."""
+    create_app(store).run(host=host, port=port, debug=debug)

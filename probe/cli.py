@@ -196,7 +196,29 @@ def cmd_demo(args) -> int:
     from probe import demo
 
     demo.run(store=args.store)
+    # The demo ends in the explorer when a person is watching (a terminal) or asks for it; tests
+    # and pipes get the table and exit.
+    if args.app or (args.app is None and sys.stdout.isatty() and sys.stdin.isatty()):
+        return _serve(args.store, "127.0.0.1", args.port)
     return 0
+
+
+def _serve(store: str, host: str, port: int) -> int:
+    import app
+
+    print(f"probe explorer on http://{host}:{port}/ (store {store}); Ctrl-C to stop", flush=True)
+    app.run(store, host=host, port=port)
+    return 0
+
+
+def cmd_app(args) -> int:
+    _check_store(args.store)
+    from pathlib import Path
+
+    if not Path(args.store).is_dir():
+        raise ValueError(f"no store at {args.store!r}; train a run first (probe train ... --store {args.store})")
+    _threads()
+    return _serve(args.store, args.host, args.port)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,15 +264,36 @@ def _figs_args(p):
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
 
 
-# name, help, add arguments, run. `probe app [--store DIR] [--host] [--port]` joins this table
-# with the explorer (app/): one entry with its own _app_args and cmd_app.
+def _port(text: str) -> int:
+    value = _natural(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
+    return value
+
+
+def _app_args(p):
+    _add_store(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8050)
+
+
+def _demo_args(p):
+    _add_store(p)
+    p.add_argument("--app", action=argparse.BooleanOptionalAction, default=None,
+                   help="start the explorer at the end (default: only when run in a terminal)")
+    p.add_argument("--port", type=_port, default=8050, help="the explorer's port (default 8050)")
+
+
+# name, help, add arguments, run.
 _COMMANDS: list[tuple[str, str, Callable, Callable]] = [
     ("train", "train a model (all ensemble members at once); rerun to resume", _train_args, cmd_train),
     ("runs", "list the runs in a store", _add_store, cmd_runs),
     ("analyze", "run (or load the cached) analysis on one run member", _analyze_args, cmd_analyze),
     ("verify", "check the reproduced paper claims; exit 1 when one fails", _verify_args, cmd_verify),
     ("figs", "regenerate the paper figures (PNG, SVG, HTML)", _figs_args, cmd_figs),
-    ("demo", "train a quick profile of every task and print the runs table", _add_store, cmd_demo),
+    ("app", "serve the Dash explorer over a store (http://127.0.0.1:8050)", _app_args, cmd_app),
+    ("demo", "train a quick profile of every task, print the runs table, then open the explorer",
+     _demo_args, cmd_demo),
 ]
 
 

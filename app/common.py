@@ -1,0 +1,62 @@
+"""Pieces every page shares: the store of the running app, the run picker, error boxes."""
+from __future__ import annotations
+
+from dash import dcc, html
+
+from app import store as _store
+
+ERROR_STYLE = {"color": "#a00", "whiteSpace": "pre-wrap", "fontWeight": "bold", "margin": "0.4em 0"}
+
+
+def current_store() -> str:
+    """The store folder of the app serving this request."""
+    from flask import current_app
+
+    return current_app.config["PROBE_STORE"]
+
+
+def run_options() -> list[dict]:
+    """Dropdown options: every run in the store."""
+    from probe.runs import list_runs
+
+    return [{"label": f"{r['id']} ({r['status']})", "value": r["id"]} for r in list_runs(current_store())]
+
+
+def error_page(message: str) -> html.Div:
+    """What a page shows instead of itself when its URL names a bad run."""
+    return html.Div([html.H3("Cannot show this page"), html.Div(message, id="page-error", style=ERROR_STYLE),
+                     dcc.Link("back to the runs", href="/")])
+
+
+def check_query_run(run: str | None) -> str | None:
+    """Validate a ``?run=`` query value (``ValueError`` with the reason); ``None`` when absent."""
+    if run is None:
+        return None
+    _store.resolve_run(current_store(), run)
+    return run
+
+
+def run_picker(prefix: str, run: str | None, member: bool = True) -> html.Div:
+    """The run dropdown (``<prefix>-run``) and member input (``<prefix>-member``) at the top of a page."""
+    items = [html.Label("run "), dcc.Dropdown(id=f"{prefix}-run", options=run_options(), value=run,
+                                              style={"width": "34em", "display": "inline-block", "verticalAlign": "middle"})]
+    if member:
+        items += [html.Label(" member ", style={"marginLeft": "1em"}),
+                  dcc.Input(id=f"{prefix}-member", type="number", min=0, step=1, value=0, style={"width": "4em"})]
+    return html.Div(items, style={"marginBottom": "0.5em"})
+
+
+def default_run(value, selected):
+    """The run a page opens on: its own value, else the first run selected on the Runs page."""
+    from dash import no_update
+
+    if value:
+        return no_update
+    return selected[0] if selected else no_update
+
+
+def step_for(checkpoint: dict | None, run_id: str | None):
+    """The checkpoint step picked on the Training page, if it was picked for this run."""
+    if checkpoint and checkpoint.get("run") == run_id:
+        return checkpoint.get("step")
+    return None

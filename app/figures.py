@@ -1,0 +1,140 @@
+"""Pure plotly figure builders for the explorer's pages (no Dash, no file system)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def empty(message: str = "") -> go.Figure:
+    """A blank figure carrying ``message`` in its middle."""
+    fig = go.Figure()
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=250,
+                      annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
+    return fig
+
+
+def compare_curves(curves: dict[str, tuple[Sequence[int], Sequence[float]]], key: str = "loss",
+                   log_x: bool = False, log_y: bool = True) -> go.Figure:
+    """One line per run: ``{run_id: (steps, values)}`` of metric ``key``."""
+    if not curves:
+        return empty("select runs in the table to compare their curves")
+    fig = go.Figure([go.Scatter(x=list(s), y=list(v), mode="lines", name=rid) for rid, (s, v) in curves.items()])
+    fig.update_layout(title=f"{key} (mean over members)", xaxis_title="step", yaxis_title=key,
+                      xaxis_type="log" if log_x else "linear",
+                      yaxis_type="log" if log_y and key == "loss" else "linear", height=380, legend_orientation="h")
+    return fig
+
+
+def training(curves: dict[str, dict[int, tuple[list[int], list[float]]]], checkpoints: Sequence[int],
+             log_x: bool = False, selected: int | None = None) -> go.Figure:
+    """Every metric against step, one panel per metric and one line per member, checkpoints marked.
+
+    ``curves`` is ``{metric: {member: (steps, values)}}``. Checkpoints are dotted vertical
+    lines and clickable markers along the bottom panel; ``selected`` is drawn solid.
+    """
+    keys = list(curves)
+    if not keys:
+        return empty("no metrics logged yet")
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, subplot_titles=keys, vertical_spacing=0.06)
+    for r, key in enumerate(keys, start=1):
+        for m, (steps, vals) in sorted(curves[key].items()):
+            fig.add_trace(go.Scatter(x=steps, y=vals, mode="lines+markers" if len(steps) < 3 else "lines",
+                                     name=f"member {m}", legendgroup=f"m{m}", showlegend=r == 1,
+                                     line_color=_COLORS[m % len(_COLORS)]), row=r, col=1)
+        if key == "loss":
+            fig.update_yaxes(type="log", row=r, col=1)
+    for s in checkpoints:
+        fig.add_vline(x=s, line_dash="solid" if s == selected else "dot",
+                      line_color="black" if s == selected else "#bbb", line_width=2 if s == selected else 1)
+    fig.add_trace(go.Scatter(x=list(checkpoints), y=[0] * len(checkpoints), mode="markers",
+                             marker=dict(symbol="triangle-up", size=10, color="black"), name="checkpoints",
+                             yaxis=f"y{len(keys) + 1}", hovertemplate="checkpoint %{x}<extra></extra>"))
+    fig.update_layout(**{f"yaxis{len(keys) + 1}": dict(domain=[0, 0.03], visible=False, anchor="x")})
+    fig.update_xaxes(type="log" if log_x else "linear")
+    fig.update_xaxes(title_text="step (click a checkpoint marker to use it)", row=len(keys), col=1)
+    fig.update_layout(height=220 * len(keys) + 80, legend_orientation="h", clickmode="event")
+    return fig
+
+
+def states_heatmap(traj: np.ndarray, labels: Sequence[str], features: dict[str, Sequence[float]],
+                   hook: str, units: Sequence[int] = (), brush: tuple[int, int] | None = None) -> go.Figure:
+    """Unit × time heatmap of one hook, tokens along the time axis, the task's features as tracks beneath.
+
+    ``traj`` is (T, D). Selected ``units`` are marked on the y axis; ``brush`` shades a range.
+    """
+    T, D = traj.shape
+    n = len(features)
+    fig = make_subplots(rows=1 + n, cols=1, shared_xaxes=True, vertical_spacing=0.02,
+                        row_heights=[0.75] + [0.25 / max(n, 1)] * n)
+    text = [[labels[t] if t < len(labels) else "" for t in range(T)] for _ in range(D)]
+    fig.add_trace(go.Heatmap(z=traj.T, x=list(range(T)), y=list(range(D)), colorscale="RdBu", zmid=0,
+                             text=text, hovertemplate="t=%{x} (%{text}) unit %{y}: %{z:.3f}<extra></extra>",
+                             colorbar=dict(len=0.7, y=0.65)), row=1, col=1)
+    # An invisible scatter over the heatmap makes box selection (brushing) report its range.
+    fig.add_trace(go.Scatter(x=list(range(T)), y=[D - 0.5] * T, mode="markers", marker_opacity=0,
+                             showlegend=False, hoverinfo="skip"), row=1, col=1)
+    for i, (name, vals) in enumerate(features.items(), start=2):
+        fig.add_trace(go.Heatmap(z=[list(vals)], x=list(range(T)), y=[name], colorscale="Viridis",
+                                 showscale=False, hovertemplate=f"{name} t=%{{x}}: %{{z}}<extra></extra>"), row=i, col=1)
+    if brush:
+        fig.add_vrect(x0=brush[0] - 0.5, x1=brush[1] + 0.5, line_color="black", line_width=2, fillcolor="rgba(0,0,0,0)",
+                      row=1, col=1)
+    for u in units:
+        fig.add_hline(y=u, line_color="gold", line_width=1, row=1, col=1)
+    step = max(1, T // 60)
+    fig.update_xaxes(tickmode="array", tickvals=list(range(0, T, step)),
+                     ticktext=[labels[t] if t < len(labels) else str(t) for t in range(0, T, step)],
+                     row=1 + n, col=1)
+    fig.update_yaxes(title_text=f"{hook} unit", row=1, col=1)
+    fig.update_layout(height=420 + 30 * n, dragmode="select", selectdirection="h", margin=dict(t=30),
+                      title=f"{hook}: drag horizontally to brush a time range")
+    return fig
+
+
+def pca_figure(proj: np.ndarray, ratios: Sequence[float], labels: Sequence[str]) -> go.Figure:
+    """The state trajectory on its first two principal components, coloured by time."""
+    T = proj.shape[0]
+    y = proj[:, 1] if proj.shape[1] > 1 else np.zeros(T)
+    fig = go.Figure(go.Scatter(x=proj[:, 0], y=y, mode="lines+markers", text=list(labels[:T]),
+                               marker=dict(color=list(range(T)), colorscale="Viridis", showscale=True,
+                                           colorbar_title="t"),
+                               hovertemplate="t=%{marker.color} (%{text})<extra></extra>"))
+    pct = [f"{100 * r:.0f}%" for r in ratios] + ["", ""]
+    fig.update_layout(title="PCA of the state trajectory", xaxis_title=f"PC1 ({pct[0]})",
+                      yaxis_title=f"PC2 ({pct[1]})", height=380)
+    return fig
+
+
+def counterfactual(data: dict, labels: Sequence[str]) -> go.Figure:
+    """Original and edited state trajectories, their difference, and the predictions with changes highlighted."""
+    o, e = np.asarray(data["orig_state"]), np.asarray(data["edit_state"])  # (T, D)
+    T = o.shape[0]
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[0.3, 0.3, 0.25, 0.15],
+                        subplot_titles=["original " + data["state_hook"], "counterfactual", "counterfactual − original",
+                                        "predictions (red: changed)"])
+    lim = float(max(np.abs(o).max(initial=0), np.abs(e).max(initial=0))) or 1.0
+    x = list(range(T))
+    fig.add_trace(go.Heatmap(z=o.T, x=x, colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=False), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=e.T, x=x, colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=False), row=2, col=1)
+    d = e - o
+    dl = float(np.abs(d).max(initial=0)) or 1.0
+    fig.add_trace(go.Heatmap(z=d.T, x=x, colorscale="PiYG", zmid=0, zmin=-dl, zmax=dl, showscale=False), row=3, col=1)
+    fmt = lambda v: str(v) if isinstance(v, int) else f"{v:.2f}"  # noqa: E731
+    fig.add_trace(go.Scatter(x=x, y=[1] * T, mode="text", text=[fmt(v) for v in data["pred_orig"]], name="original",
+                             textfont_color="black", hoverinfo="skip"), row=4, col=1)
+    fig.add_trace(go.Scatter(x=x, y=[0] * T, mode="text", text=[fmt(v) for v in data["pred_edit"]], name="edited",
+                             textfont_color=["red" if c else "#555" for c in data["changed"]], hoverinfo="skip"),
+                  row=4, col=1)
+    for r in (1, 2, 3):
+        fig.add_vline(x=data["step"], line_color="gold", line_width=2, row=r, col=1)
+    step = max(1, T // 60)
+    fig.update_xaxes(tickmode="array", tickvals=x[::step], ticktext=list(labels[:T])[::step], row=4, col=1)
+    fig.update_yaxes(tickvals=[0, 1], ticktext=["edited", "original"], range=[-0.5, 1.5], row=4, col=1)
+    fig.update_layout(height=700, showlegend=False, margin=dict(t=40),
+                      title=f"{data['op']} at step {data['step']} on {data['hook']}, units {data['units'] or 'all'}")
+    return fig

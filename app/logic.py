@@ -1,0 +1,421 @@
+"""What the explorer's callbacks compute, as plain functions (tested without a server).
+
+Pages call these and turn what they return into components; nothing here knows about Dash.
+Inputs from the browser are checked here and bad ones raise ``ValueError`` with a message the
+page shows as it is.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+MAX_TYPED = 2000  # typed inputs longer than this are refused: the heatmap would be unreadable anyway
+
+# --- runs and training -------------------------------------------------------------------------
+
+
+def runs_table(store) -> list[dict[str, Any]]:
+    """One row per run for the DataTable: ``probe.list_runs`` with floats rounded and NaN blanked."""
+    from probe.runs import list_runs
+
+    rows = []
+    for r in list_runs(store):
+        row = {}
+        for k, v in r.items():
+            if isinstance(v, float):
+                v = None if not math.isfinite(v) else round(v, 4)
+            elif not isinstance(v, (int, str, type(None))):
+                v = str(v)
+            row[k] = v
+        rows.append(row)
+    return rows
+
+
+def metric_keys(run) -> list[str]:
+    """The metrics logged for a run: ``loss`` first, then every ``<split>.<metric>``."""
+    keys: dict[str, None] = {}
+    for row in run.metrics:
+        for k, v in row.items():
+            if k not in ("step", "member", "lr", "time") and isinstance(v, (int, float)):
+                keys[k] = None
+    return sorted(keys, key=lambda k: (k != "loss", k))
+
+
+def member_curves(run, key: str) -> dict[int, tuple[list[int], list[float]]]:
+    """``{member: (steps, values)}`` of one metric."""
+    out: dict[int, tuple[list[int], list[float]]] = {}
+    for row in run.metrics:
+        v = row.get(key)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            steps, vals = out.setdefault(int(row.get("member", 0)), ([], []))
+            steps.append(int(row["step"]))
+            vals.append(float(v))
+    return out
+
+
+def pick_checkpoint(run, click: dict | None) -> int | None:
+    """The checkpoint step nearest a clicked point of the training figure (``None`` without a click)."""
+    if not click or not click.get("points"):
+        return None
+    steps = run.checkpoint_steps
+    if not steps:
+        return None
+    x = click["points"][0].get("x")
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return min(steps, key=lambda s: abs(s - x))
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def alphabet(task) -> list[str]:
+    """The labels a user may type for a token task (the task's vocabulary, as ``task.decode`` writes it)."""
+    if task.input_kind != "tokens":
+        return []
+    return task.decode(list(range(task.vocab_size)))
+
+
+def parse_tokens(task, text: str) -> list[int]:
+    """Token ids of a typed input: labels separated by spaces (``"0 1 <pad>"``) or, failing
+    that, one character per token (``"0110"``, spaces ignored).
+
+    Raises ``ValueError`` naming the first bad symbol and the valid ones.
+    """
+    if task.input_kind != "tokens":
+        raise ValueError(f"task {task.name} takes vectors; typed input is for token tasks, sample by seed instead")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("type an input first")
+    if len(text) > MAX_TYPED:
+        raise ValueError(f"typed input is {len(text)} characters long; at most {MAX_TYPED}")
+    labels = alphabet(task)
+    index = {label: i for i, label in enumerate(labels)}
+    symbols = text.split()
+    if not all(s in index for s in symbols):
+        symbols = [c for c in text if not c.isspace()]  # "0110": one character per token
+    bad = [s for s in symbols if s not in index]
+    if bad:
+        shown = " ".join(repr(l) for l in labels[:40]) + (" ..." if len(labels) > 40 else "")
+        raise ValueError(f"{bad[0]!r} is not in the alphabet of {task.name}: {shown}")
+    return [index[s] for s in symbols]
+
+
+def make_input(task, mode: Literal["seed", "typed"] = "seed", seed: Any = 0, text: str = "", length: Any = None) -> dict:
+    """One input sequence: ``{"inputs" (1, T[, d]), "labels" [T], "features" {name: [T]}, "targets"}``.
+
+    ``mode="seed"`` samples it from the task (at ``length``, if given and the task takes one);
+    ``"typed"`` parses ``text`` (features then empty).
+    """
+    import torch
+
+    if mode == "typed":
+        ids = parse_tokens(task, text)
+        inputs = torch.tensor([ids], dtype=torch.long)  # (1, T)
+        return {"inputs": inputs, "labels": task.decode(ids), "features": {}, "targets": None}
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be an integer, got {seed!r}") from None
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    overrides = {}
+    if length not in (None, ""):
+        try:
+            overrides["length"] = int(length)
+        except (TypeError, ValueError):
+            raise ValueError(f"length must be an integer, got {length!r}") from None
+        if not 1 <= overrides["length"] <= MAX_TYPED:
+            raise ValueError(f"length must be in 1..{MAX_TYPED}, got {length}")
+    try:
+        batch = task.sample(1, seed=seed, **overrides)
+    except TypeError as e:
+        raise ValueError(f"task {task.name} cannot sample with {overrides}: {e}") from None
+    feats = {k: v[0].float().tolist() for k, v in batch.features.items() if v.dim() == 2}
+    return {"inputs": batch.inputs, "labels": task.decode(batch.inputs[0]),
+            "features": feats, "targets": batch.targets[0]}
+
+
+# --- states --------------------------------------------------------------------------------------
+
+
+def trajectories(model, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every hook's trajectory ``{hook: (T, D)}`` and the outputs ``(T, d_output)`` for one input."""
+    import torch
+
+    with torch.no_grad():
+        out, cache = model.run_with_cache(inputs)
+    trajs = {k: v[0].float().numpy() for k, v in cache.items() if v.dim() == 3}  # (T, D)
+    return trajs, out[0].float().numpy()
+
+
+def brush_range(relayout: dict | None, selected: dict | None, length: int) -> tuple[int, int] | None:
+    """The brushed time range ``(t0, t1)`` (inclusive) from a box selection or a zoom on the x axis."""
+    lo = hi = None
+    if selected and isinstance(selected.get("range"), dict):
+        xs = next((v for k, v in selected["range"].items() if k.startswith("x")), None)
+        if xs and len(xs) == 2:
+            lo, hi = xs
+    elif selected and selected.get("points"):
+        xs = [p.get("x") for p in selected["points"] if isinstance(p.get("x"), (int, float))]
+        if xs:
+            lo, hi = min(xs), max(xs)
+    if lo is None and relayout:
+        if "xaxis.range[0]" in relayout:
+            lo, hi = relayout["xaxis.range[0]"], relayout.get("xaxis.range[1]")
+        elif isinstance(relayout.get("xaxis.range"), list):
+            lo, hi = relayout["xaxis.range"]
+    if lo is None or hi is None:
+        return None
+    try:
+        t0, t1 = sorted((int(math.ceil(float(lo))), int(math.floor(float(hi)))))
+    except (TypeError, ValueError):
+        return None
+    t0, t1 = max(t0, 0), min(t1, length - 1)
+    return (t0, t1) if t0 <= t1 else None
+
+
+def select_units(traj: np.ndarray, t0: int, t1: int, threshold: float, off_elsewhere: bool = False) -> list[int]:
+    """Units above ``threshold`` at every step of ``[t0, t1]`` (and, if asked, below it everywhere else).
+
+    ``traj`` is (T, D); the LSTMVis rule of "on in the range, off outside".
+    """
+    T = traj.shape[0]
+    if not 0 <= t0 <= t1 < T:
+        raise ValueError(f"time range [{t0}, {t1}] outside the input's 0..{T - 1}")
+    on = (traj[t0:t1 + 1] > threshold).all(0)  # (D,)
+    if off_elsewhere:
+        outside = np.concatenate([traj[:t0], traj[t1 + 1:]])  # (T - span, D)
+        if len(outside):
+            on &= (outside <= threshold).all(0)
+    return [int(i) for i in np.flatnonzero(on)]
+
+
+def pca(traj: np.ndarray, k: int = 3) -> tuple[np.ndarray, list[float]]:
+    """Projection ``(T, k)`` of a state trajectory on its top principal components, and their variance ratios."""
+    from sklearn.decomposition import PCA
+
+    k = max(1, min(k, traj.shape[0], traj.shape[1]))
+    if traj.shape[0] < 2:
+        return np.zeros((traj.shape[0], k)), [0.0] * k
+    p = PCA(n_components=k).fit(traj)
+    return p.transform(traj), [float(v) for v in p.explained_variance_ratio_]
+
+
+def match_inputs(model, task, hook: str, units: list[int], pattern: np.ndarray, threshold: float,
+                 n: int = 32, seed: int = 1) -> list[dict]:
+    """Sampled inputs whose selected units switch on like ``pattern`` (the on/off steps, (L,)).
+
+    Slides the pattern over each input and scores the best window by the fraction of steps on
+    which every selected unit agrees; returns the best matches first.
+    """
+    import torch
+
+    if not units or len(pattern) == 0:
+        raise ValueError("select units and a time range first")
+    batch = task.sample(n, seed=seed)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(batch.inputs, names_filter=[hook])
+    on = (cache[hook][..., units] > threshold).all(-1).numpy()  # (n, T)
+    L = len(pattern)
+    out = []
+    for i, row in enumerate(on):
+        if len(row) < L:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(row, L)  # (T - L + 1, L)
+        score = (windows == pattern).mean(1)
+        t = int(score.argmax())
+        out.append({"sample": i, "start": t, "score": round(float(score[t]), 3),
+                    "text": " ".join(task.decode(batch.inputs[i])[t:t + L])})
+    return sorted(out, key=lambda r: -r["score"])[:10]
+
+
+# --- interventions -------------------------------------------------------------------------------
+
+Op = Literal["zero", "clamp", "scale", "set", "patch"]
+
+
+def parse_units(text: Any, width: int) -> list[int] | None:
+    """Units from ``"3, 7, 10-12"`` (``None`` = all units); out-of-range units raise ``ValueError``."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if isinstance(text, list):
+        parts = [str(t) for t in text]
+    else:
+        parts = [p for p in str(text).replace(";", ",").split(",") if p.strip()]
+    units: list[int] = []
+    for p in parts:
+        a, dash, b = p.strip().partition("-")
+        try:
+            units += list(range(int(a), int(b) + 1)) if dash else [int(a)]
+        except ValueError:
+            raise ValueError(f"units: {p.strip()!r} is not a unit number or range like 3-7") from None
+    bad = [u for u in units if not 0 <= u < width]
+    if bad:
+        raise ValueError(f"unit {bad[0]} out of range 0..{width - 1}")
+    return sorted(set(units))
+
+
+def counterfactual(model, task, inputs, hook: str, step: Any, units: list[int] | None, op: Op,
+                   value: Any = 0.0, source_inputs=None) -> dict:
+    """Run the model with one step edit and return original and edited trajectories side by side.
+
+    Returns
+    -------
+    dict with ``orig`` and ``edit`` (hook trajectories (T, D) as lists), ``state_hook``,
+    ``orig_state`` / ``edit_state``, ``pred_orig`` / ``pred_edit`` (T,), ``changed`` (T,) bools
+    and ``diff`` (T,): the largest change of the state at each step.
+    """
+    import torch
+
+    import probe
+
+    if hook not in model.hook_dict:
+        raise ValueError(f"unknown hook {hook!r}; hooks: {', '.join(model.hook_dict)}")
+    T = inputs.shape[1]
+    try:
+        step = int(step)
+    except (TypeError, ValueError):
+        raise ValueError(f"step must be an integer, got {step!r}") from None
+    if not 0 <= step < T:
+        raise ValueError(f"step {step} outside the input's 0..{T - 1}")
+    try:
+        value = float(value if value not in (None, "") else 0.0)
+    except (TypeError, ValueError):
+        raise ValueError(f"value must be a number, got {value!r}") from None
+    if op == "zero":
+        fn = probe.zero_ablate()
+    elif op == "clamp":
+        fn = probe.clamp(min=-abs(value), max=abs(value))
+    elif op == "scale":
+        fn = probe.scale(value)
+    elif op == "set":
+        fn = probe.set_to(value)
+    elif op == "patch":
+        if source_inputs is None:
+            raise ValueError("patching needs a second input")
+        if source_inputs.shape[1] <= step:
+            raise ValueError(f"the second input is shorter than step {step}")
+        with torch.no_grad():
+            _, src = model.run_with_cache(source_inputs, names_filter=[hook])
+        fn = probe.patch_from(src[hook], step)
+    else:
+        raise ValueError(f"unknown operation {op!r}; valid: zero, clamp, scale, set, patch")
+    state_hook = "layers.0.hook_h" if "layers.0.hook_h" in model.hook_dict else hook
+    with torch.no_grad():
+        out0, c0 = model.run_with_cache(inputs)
+        out1, c1 = probe.intervene(model, inputs, [probe.Edit(hook, step, fn, units)])
+    o, e = c0[state_hook][0].float().numpy(), c1[state_hook][0].float().numpy()  # (T, D)
+    if task.loss == "ce":
+        p0, p1 = out0[0].argmax(-1).tolist(), out1[0].argmax(-1).tolist()
+        changed = [a != b for a, b in zip(p0, p1)]
+    else:
+        p0, p1 = out0[0, :, 0].tolist(), out1[0, :, 0].tolist()
+        changed = [abs(a - b) > 1e-3 * (1 + abs(a)) for a, b in zip(p0, p1)]
+    return {"hook": hook, "step": step, "units": units, "op": op, "state_hook": state_hook,
+            "orig": c0[hook][0].tolist(), "edit": c1[hook][0].tolist(),
+            "orig_state": o.tolist(), "edit_state": e.tolist(),
+            "pred_orig": p0, "pred_edit": p1, "changed": changed,
+            "diff": np.abs(e - o).max(1).tolist()}
+
+
+# --- analyses ------------------------------------------------------------------------------------
+
+
+def is_cached(run, name: str, member: int = 0) -> bool:
+    """Whether ``analyses.analyze(name, run, member)`` would read its cache (default parameters)."""
+    import analyses
+    from probe import _io
+
+    path = run.path / "analyses" / analyses._cache_name(name, member, {})
+    if not path.is_file():
+        return False
+    try:
+        cached = _io.read_json(path)
+    except ValueError:
+        return False
+    steps = run.checkpoint_steps
+    return (cached.get("step"), cached.get("member"), cached.get("params")) == (steps[-1] if steps else None, member, {})
+
+
+class Jobs:
+    """A small in-process table of background analysis jobs, polled by the page.
+
+    A job runs ``analyses.analyze`` in a daemon thread; its state is ``running``, ``done`` or
+    ``error`` (with the message), and ``elapsed`` counts seconds so far.
+    """
+
+    def __init__(self):
+        self._jobs: dict[tuple, dict] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: tuple, fn) -> dict:
+        """Start ``fn()`` under ``key`` unless a job with that key is running or done."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job and job["state"] in ("running", "done"):
+                return job
+            job = {"state": "running", "started": time.time(), "result": None, "error": None}
+            self._jobs[key] = job
+
+        def work():
+            try:
+                job["result"] = fn()
+                job["state"] = "done"
+            except Exception as e:  # an analysis that raises shows its error; the app keeps serving
+                job["error"] = f"{type(e).__name__}: {e}"
+                job["trace"] = traceback.format_exc(limit=5)
+                job["state"] = "error"
+            job["finished"] = time.time()
+
+        threading.Thread(target=work, daemon=True, name=f"analysis-{key}").start()
+        return job
+
+    def get(self, key: tuple) -> dict | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def elapsed(self, key: tuple) -> float:
+        job = self.get(key)
+        if job is None:
+            return 0.0
+        return job.get("finished", time.time()) - job["started"]
+
+    def forget(self, key: tuple) -> None:
+        with self._lock:
+            self._jobs.pop(key, None)
+
+
+JOBS = Jobs()
+
+
+# --- claims --------------------------------------------------------------------------------------
+
+
+def load_claims(store) -> tuple[list[dict], str]:
+    """Rows of ``<store>/claims.json`` (written by ``probe verify``) and a one-line header."""
+    path = Path(store) / "claims.json"
+    if not path.is_file():
+        return [], "No claims report in this store yet: run `probe verify --store <store>`."
+    try:
+        data = json.loads(path.read_text())
+        claims = data["claims"]
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise ValueError(f"claims report {path.name} cannot be read: {e}") from None
+    rows = []
+    for c in claims:
+        cell = lambda v: v if isinstance(v, (int, float, str)) or v is None else json.dumps(v, default=str)  # noqa: E731
+        rows.append({"id": c.get("id"), "source": c.get("source"), "statement": c.get("statement"),
+                     "measured": cell(c.get("measured")), "expected": cell(c.get("expected")),
+                     "result": "PASS" if c.get("passed") else "FAIL", "seconds": c.get("seconds")})
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data.get("created", 0)))
+    passed = sum(r["result"] == "PASS" for r in rows)
+    return rows, f"{passed}/{len(rows)} claims pass ({data.get('profile', '?')} profile, {when} UTC)."
