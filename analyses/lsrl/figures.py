@@ -186,8 +186,9 @@ def support_figure(study: dict):
     fig = go.Figure(go.Heatmap(z=z, x=list(TARGETS), y=programs, text=text, texttemplate="%{text}",
                                hovertext=hover, hoverinfo="text", colorscale="Blues", showscale=False))
     fig.update_yaxes(autorange="reversed")
-    return fig.update_layout(title="State size per target (\"exact\": symbolic check of the exported weights; "
-                                   "– : the target cannot express the program)", height=120 + 40 * len(programs))
+    return fig.update_layout(title="State size per target (exact: the exported weights checked symbolically; "
+                                   "–: the target cannot express the program)", title_font_size=13,
+                             height=120 + 40 * len(programs))
 
 
 __all__ = ["precision_figure", "stack_figure", "support_figure", "trajectory_figure"]

@@ -1,0 +1,34 @@
+"""Precision of compiled LSRL programs against sequence length, per target (Petrov et al., 2024).
+
+    paper_figs.make("lsrl_precision", "figs_out")            # or: probe figs --only lsrl_precision
+
+Every program of the LSRL library compiled to every architecture that can express it, its largest
+error against the float64 interpreter at growing lengths in float64 (solid) and float32 (dashed);
+right: a key-value memory read by a multiplicative gate against the same memory read by ReLU
+conditionals, with input noise. Also written: the state-size table (``lsrl_support``) and the
+compiled layer stack of the paper's "more ones than zeros" program on a GRU (``lsrl_stack``).
+``profile="full"`` is the ``lsrl.exact`` claim's full study (up to length 10000); ``"quick"`` measures
+up to length 1000 with lighter exactness checks (the figure shows only the error curves).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from paper_figs import Profile, save
+
+NAME = "lsrl_precision"
+
+
+def make(out_dir: str | Path = "figs_out", profile: Profile = "quick") -> list[Path]:
+    """Measure, draw the three figures, write PNG, SVG and HTML; returns the paths."""
+    from analyses.lsrl import checks, compile, figures, library, study
+
+    prof = study.PROFILES["full"] if profile == "full" else study.Profile(
+        random_len=50, n_random=8, sym_budget=16, sym_random=0, lengths=(10, 100, 1000), noise=1e-4)
+    with checks.single_thread():
+        s = study.measure(prof)
+        gru = compile(library.majority().program, "gru")
+    paths = save(figures.precision_figure(s), out_dir, NAME, width=1050, height=520)
+    paths += save(figures.support_figure(s), out_dir, "lsrl_support", width=900, height=420)
+    paths += save(figures.stack_figure(gru), out_dir, "lsrl_stack", width=900, height=400)
+    return paths
