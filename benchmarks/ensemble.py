@@ -11,7 +11,7 @@ ensemble step is probe's real training step (per-member loss, per-member clippin
 last two columns time the ensemble model alone (forward, loss, backward, AdamW) to show what the
 trainer's per-member bookkeeping adds.
 
-Both sides are timed in this process, alternately, as medians after a warm-up, so the ratios
+All contenders are timed in this process, interleaved, as medians after a warm-up, so the ratios
 survive a busy machine better than the absolute numbers; the load average is printed since other
 jobs on the same cores distort everything. Target on a 2-core CPU: at M=64 the GRU ensemble is at
 least 3x faster than the loop of torch.nn.GRU.
@@ -42,17 +42,19 @@ from probe.train import TrainConfig
 HIDDEN, T, BATCH, LR, CLIP = 32, 64, 64, 1e-3, 1.0
 
 
-def median_seconds(step, repeats: int, min_time: float = 1.0) -> float:
-    """Median wall time of one ``step()`` after two warm-up calls (more repeats if they are quick)."""
-    step()
-    step()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_time and len(times) < 50):
-        t0 = time.perf_counter()
+def median_seconds(steps: dict, repeats: int) -> dict[str, float]:
+    """Median wall time of one call of each ``steps[name]()``, interleaved round by round so that a
+    change in the machine's load hits every contender alike; two warm-up calls each first."""
+    for step in steps.values():
         step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 class TorchGRU(nn.Module):
@@ -138,9 +140,10 @@ def main() -> None:
         for arch in args.archs:
             base_name = "torch.nn.GRU loop" if arch == "gru" else f"probe {arch} M=1 loop"
             for m in args.members:
-                ens = median_seconds(ensemble_stepper(task, arch, m, Path(tmp)), args.repeats)
-                loop = median_seconds(baseline_stepper(task, arch, m), args.repeats)
-                bare = median_seconds(bare_stepper(task, arch, m), args.repeats)
+                t = median_seconds({"ens": ensemble_stepper(task, arch, m, Path(tmp)),
+                                    "loop": baseline_stepper(task, arch, m),
+                                    "bare": bare_stepper(task, arch, m)}, args.repeats)
+                ens, loop, bare = t["ens"], t["loop"], t["bare"]
                 print(f"{arch:<6}{m:>4}  {base_name:<22}{1 / loop:>13.2f}{1 / ens:>18.2f}{loop / ens:>7.1f}x"
                       f"{1 / bare:>20.2f}{ens / bare - 1:>17.0%}", flush=True)
 
