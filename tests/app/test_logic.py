@@ -1,0 +1,270 @@
+"""The explorer's logic, figures and callbacks, without a server or a browser."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tasks
+from app import figures, logic
+from app import store as app_store
+
+
+# --- path safety ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["..", "../x", "../../etc/passwd", "/etc", "a/b", "x\\..\\y", "", None, 3,
+                                 "%2e%2e", "nope"])
+def test_resolve_run_rejects_traversal_absolute_and_unknown_ids(store, bad):
+    with pytest.raises(ValueError):
+        app_store.resolve_run(store, bad)
+
+
+def test_resolve_run_accepts_a_run_of_the_store(store, parity_id):
+    assert app_store.resolve_run(store, parity_id) == (store / parity_id).resolve()
+
+
+def test_a_symlink_leading_out_of_the_store_is_refused(tmp_path, store, parity_id):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "run.json").write_text((store / parity_id / "run.json").read_text())
+    inner = tmp_path / "store"
+    inner.mkdir()
+    os.symlink(outside, inner / "evil")
+    with pytest.raises(ValueError, match="outside the store"):
+        app_store.resolve_run(inner, "evil")
+
+
+def test_a_corrupt_run_is_a_clear_error(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "run.json").write_text("{not json")
+    with pytest.raises(ValueError):
+        app_store.open_run(tmp_path, "broken")
+
+
+def test_models_are_cached_per_run_member_and_step(store, parity_id):
+    cache = app_store.ModelCache(size=2)
+    a = cache.get(store, parity_id, 0)
+    assert cache.get(store, parity_id, 0)[1] is a[1]
+    b = cache.get(store, parity_id, 1)
+    assert b[1] is not a[1]
+    first = a[0].checkpoint_steps[0]
+    cache.get(store, parity_id, 0, first)  # evicts the oldest
+    assert len(cache._items) == 2
+    with pytest.raises(ValueError, match="member"):
+        cache.get(store, parity_id, 5)
+    with pytest.raises(ValueError, match="checkpoint"):
+        cache.get(store, parity_id, 0, 123456)
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def test_typed_input_in_the_tasks_alphabet_is_parsed_and_anything_else_refused():
+    task = tasks.make("parity")
+    assert logic.parse_tokens(task, "0110") == [0, 1, 1, 0]
+    assert logic.parse_tokens(task, "0 1 <pad>") == [0, 1, 2]
+    with pytest.raises(ValueError, match="'x' is not in the alphabet"):
+        logic.parse_tokens(task, "01x")
+    with pytest.raises(ValueError, match="type an input"):
+        logic.parse_tokens(task, "   ")
+    with pytest.raises(ValueError, match="at most"):
+        logic.parse_tokens(task, "0" * (logic.MAX_TYPED + 1))
+    with pytest.raises(ValueError, match="vectors"):
+        logic.parse_tokens(tasks.make("integration"), "1 2")
+
+
+def test_a_sampled_input_carries_labels_and_feature_tracks():
+    x = logic.make_input(tasks.make("parity"), "seed", 3, length=12)
+    assert x["inputs"].shape == (1, 12)
+    assert len(x["labels"]) == 12
+    assert set(x["features"]) >= {"parity", "position"}
+    with pytest.raises(ValueError, match="seed"):
+        logic.make_input(tasks.make("parity"), "seed", "abc")
+    with pytest.raises(ValueError, match="length"):
+        logic.make_input(tasks.make("parity"), "seed", 0, length=0)
+
+
+# --- states ---------------------------------------------------------------------------------------
+
+
+def test_brush_range_reads_box_selections_and_zooms():
+    assert logic.brush_range(None, {"range": {"x": [1.6, 4.2]}}, 10) == (2, 4)
+    assert logic.brush_range({"xaxis.range[0]": -3, "xaxis.range[1]": 99}, None, 10) == (0, 9)
+    assert logic.brush_range({"autosize": True}, None, 10) is None
+    assert logic.brush_range(None, {"points": [{"x": 5}, {"x": 2}]}, 10) == (2, 5)
+
+
+def test_units_on_in_the_range_and_off_elsewhere_are_selected():
+    traj = np.zeros((6, 3))
+    traj[2:4, 0] = 1.0  # on exactly in the range
+    traj[:, 1] = 1.0  # always on
+    traj[2, 2] = 1.0  # on only part of the range
+    assert logic.select_units(traj, 2, 3, 0.5) == [0, 1]
+    assert logic.select_units(traj, 2, 3, 0.5, off_elsewhere=True) == [0]
+    with pytest.raises(ValueError, match="outside"):
+        logic.select_units(traj, 4, 9, 0.5)
+
+
+def test_pca_projects_a_trajectory_on_its_leading_components():
+    rng = np.random.default_rng(0)
+    traj = np.outer(np.arange(10.0), rng.normal(size=5))
+    proj, ratios = logic.pca(traj)
+    assert proj.shape == (10, 3)
+    assert ratios[0] > 0.99
+
+
+def test_units_text_is_parsed_and_checked():
+    assert logic.parse_units("3, 1, 5-6", 8) == [1, 3, 5, 6]
+    assert logic.parse_units("", 8) is None
+    with pytest.raises(ValueError, match="out of range"):
+        logic.parse_units("9", 8)
+    with pytest.raises(ValueError, match="not a unit"):
+        logic.parse_units("a", 8)
+
+
+# --- interventions --------------------------------------------------------------------------------
+
+
+def test_an_ablation_changes_the_trajectory_from_its_step_on_and_not_before(store, parity_id):
+    _, model, task = app_store.MODELS.get(store, parity_id)
+    x = logic.make_input(task, "seed", 0, length=12)
+    d = logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 4, None, "zero")
+    diff = np.asarray(d["diff"])
+    assert diff[:4].max() < 1e-5
+    assert diff[4] > 1e-3
+    assert len(d["changed"]) == 12
+    fig = figures.counterfactual(d, x["labels"])
+    assert len(fig.data) == 5
+
+
+def test_every_edit_runs_and_bad_edits_are_refused(store, parity_id):
+    _, model, task = app_store.MODELS.get(store, parity_id)
+    x = logic.make_input(task, "seed", 0, length=8)
+    src = logic.make_input(task, "seed", 1, length=8)["inputs"]
+    for op in ("zero", "clamp", "scale", "set", "patch"):
+        d = logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 2, [0, 1], op, 0.5, src)
+        assert np.asarray(d["diff"])[:2].max() < 1e-5
+    with pytest.raises(ValueError, match="outside"):
+        logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 99, None, "zero")
+    with pytest.raises(ValueError, match="unknown operation"):
+        logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 1, None, "explode")
+    with pytest.raises(ValueError, match="unknown hook"):
+        logic.counterfactual(model, task, x["inputs"], "nope", 1, None, "zero")
+    with pytest.raises(ValueError, match="second input"):
+        logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 1, None, "patch")
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+
+def test_the_heatmap_has_tokens_on_time_and_one_track_per_feature():
+    traj = np.random.default_rng(0).normal(size=(7, 4))
+    fig = figures.states_heatmap(traj, list("0110101"), {"parity": [0] * 7, "position": list(range(7))},
+                                 "layers.0.hook_h", units=[1], brush=(2, 4))
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == 3
+    assert np.asarray(heatmaps[0].z).shape == (4, 7)
+    assert fig.layout.xaxis3.ticktext[:3] == ("0", "1", "1")
+
+
+def test_the_training_figure_marks_checkpoints_and_per_member_lines(store, parity_id):
+    run = app_store.open_run(store, parity_id)
+    curves = {k: logic.member_curves(run, k) for k in logic.metric_keys(run)}
+    assert set(curves["loss"]) == {0, 1}
+    fig = figures.training(curves, run.checkpoint_steps, log_x=True, selected=run.checkpoint_steps[-1])
+    marks = [t for t in fig.data if t.name == "checkpoints"][0]
+    assert list(marks.x) == run.checkpoint_steps
+    assert fig.layout.xaxis.type == "log"
+    assert logic.pick_checkpoint(run, {"points": [{"x": run.checkpoint_steps[-1] - 1}]}) == run.checkpoint_steps[-1]
+
+
+def test_runs_table_and_claims_report(store, tmp_path):
+    rows = logic.runs_table(store)
+    assert {r["task"] for r in rows} == {"parity", "integration"}
+    claims, head = logic.load_claims(store)
+    assert [c["result"] for c in claims] == ["PASS", "FAIL"]
+    assert head.startswith("1/2 claims pass")
+    assert logic.load_claims(tmp_path)[0] == []
+    (tmp_path / "claims.json").write_text("[1, 2")
+    with pytest.raises(ValueError, match="cannot be read"):
+        logic.load_claims(tmp_path)
+
+
+def test_background_jobs_finish_or_report_their_error():
+    jobs = logic.Jobs()
+    jobs.start(("ok",), lambda: 42)
+    jobs.start(("bad",), lambda: 1 / 0)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(jobs.get((k,))["state"] == "running" for k in ("ok", "bad")):
+        time.sleep(0.02)
+    assert jobs.get(("ok",))["result"] == 42
+    assert "ZeroDivisionError" in jobs.get(("bad",))["error"]
+
+
+# --- callbacks, called directly inside the app's request context --------------------------------
+
+
+@pytest.fixture(scope="module")
+def dash_app(store):
+    import app
+
+    return app.create_app(store)
+
+
+def _page(name):
+    return sys.modules[f"app.pages.{name}"]
+
+
+def test_page_callbacks_show_errors_in_the_page(dash_app, parity_id):
+    states, intervene, training = _page("states"), _page("intervene"), _page("training")
+    with dash_app.server.test_request_context():
+        fig, _, note, shared, err = states.draw(parity_id, 0, "layers.0.hook_h", "seed", 0, "", 10, 2, 5, 0.0, [], None)
+        assert err == "" and "unit(s) above" in note and shared["t0"] == 2
+        assert states.draw("../../etc", 0, "layers.0.hook_h", "seed", 0, "", None, None, None, 0.0, [], None)[4] \
+            .startswith("invalid run id")
+        assert "not in the alphabet" in states.draw(parity_id, 0, "layers.0.hook_h", "typed", 0, "01x", None, None,
+                                                    None, 0.0, [], None)[4]
+        assert "page-error" in str(states.layout(run="../../etc/passwd"))
+        assert "page-error" in str(training.layout(run="no-such-run"))
+        _, data, err = intervene.intervene(1, parity_id, 0, "layers.0.hook_h", 0, 10, "", 3, "", "zero", 0, 1, None)
+        diff = json.loads(data)["diff"]
+        assert err == "" and max(diff[:3]) < 1e-5 and diff[3] > 1e-3
+        assert "value must be a number" in intervene.intervene(1, parity_id, 0, "layers.0.hook_h", 0, 10, "", 3, "",
+                                                               "scale", "x", 1, None)[2]
+
+
+def test_the_analyses_page_runs_uncached_analyses_in_the_background(dash_app, parity_id):
+    import analyses
+    from analyses.base import Result
+
+    analyses.register("app_unit_slow", lambda run, member=0: (time.sleep(0.5), Result(summary={"x": 1.5}))[1])
+    analyses.register("app_unit_raises", lambda run, member=0: 1 / 0)
+    page = _page("analyses")
+    with dash_app.server.test_request_context():
+        out, status, err, polling_off = page.show(1, None, parity_id, 0, "app_unit_slow")
+        assert "running in the background" in status and polling_off is False
+        deadline = time.time() + 20
+        while "running" in status and time.time() < deadline:
+            time.sleep(0.1)
+            out, status, err, polling_off = page.show(None, 1, parity_id, 0, "app_unit_slow")
+        assert "computed" in status and polling_off and "1.5" in str(out)
+        logic.JOBS.forget((str(app_store.resolve_run(dash_app.server.config["PROBE_STORE"], parity_id)), "app_unit_slow", 0))
+        t0 = time.time()
+        out, status, _, _ = page.show(2, None, parity_id, 0, "app_unit_slow")
+        assert status.endswith("cached result") and time.time() - t0 < 0.5
+        labels = {o["value"]: o["label"] for o in page.names(parity_id, 0)}
+        assert labels["app_unit_slow"].endswith("(cached)")
+        page.show(1, None, parity_id, 0, "app_unit_raises")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            _, _, err, _ = page.show(None, 1, parity_id, 0, "app_unit_raises")
+            if err:
+                break
+            time.sleep(0.1)
+        assert "ZeroDivisionError" in err
+        assert "unknown run" in page.show(1, None, "gone", 0, "app_unit_slow")[2]
