@@ -121,6 +121,8 @@ def analyze(model, task, n: int = 4096, seed: int = 20240, decay_tol: float = 0.
        statement="A gated linear RNN with bilinear gates and eigenvalue-1 neurons computes linear "
                  "self-attention exactly (d_v d_k neurons per head; d(d+1)/2 per output coordinate symmetric)")
 def construction_exact(profile: str = "quick", store: str = "runs") -> dict:
+    """Both constructions of random layers (1-3 heads, several d, T in {1, 7, 33}) against attention
+    in float64, and the polynomial identity for d = 2 in sympy. Nothing is trained (``store`` unused)."""
     rng = np.random.default_rng(8)
     dims = (2, 3, 4, 8) if profile == "quick" else (2, 3, 4, 6, 8, 12, 16)
     worst, counts = 0.0, {}
@@ -134,10 +136,11 @@ def construction_exact(profile: str = "quick", store: str = "runs") -> dict:
                     with torch.no_grad():
                         y = model(torch.from_numpy(x)).numpy()
                     worst = max(worst, float(np.abs(y - layer(x)).max()))
-            counts[f"d={d},H={heads},d_out={layer.d_out}"] = neuron_counts(layer)
+            if d == 4:
+                counts[f"d=4,H={heads},d_out={layer.d_out}"] = neuron_counts(layer)
     symbolic = all(symbolic_check(2, T, heads, method) for T, heads in ((3, 1), (2, 2))
                    for method in ("direct", "symmetric"))
-    return {"measured": {"max_abs_error": worst, "sympy_d2": symbolic, "neurons": counts},
+    return {"measured": {"max_abs_error": worst, "sympy_d2": symbolic, "dims": list(dims), "neurons": counts},
             "expected": {"max_abs_error": "<= 1e-5 (float64)", "sympy_d2": True},
             "passed": worst <= 1e-5 and symbolic}
 
@@ -146,6 +149,14 @@ def construction_exact(profile: str = "quick", store: str = "runs") -> dict:
        statement="A gated linear RNN trained on in-context regression reaches the loss of one step of GD "
                  "(the linear self-attention solution) and its weights match the construction")
 def discovered(profile: str = "quick", store: str = "runs") -> dict:
+    """Train bilinear hawks (8 neurons; the construction needs 4) on both ``icl_regression`` variants.
+
+    Passes when, for each variant, the excess loss is <= 0.1 and the recovered tensor correlates
+    >= 0.9 with the reference (on the median seed in the full profile). Excess: (loss - GD loss) /
+    GD loss for regression, both on the same evaluation batch; for the teacher, whose linear
+    self-attention solution has loss 0, (loss - 0) / zero-predictor loss. The loss against width
+    (median over seeds) and the LSTMs are reported, not judged.
+    """
     out = study(profile, store)
     measured, ok = {}, True
     for kind, res in out["results"].items():
@@ -154,7 +165,10 @@ def discovered(profile: str = "quick", store: str = "runs") -> dict:
                 "gd_loss_closed_form", "used_accumulators", "used_leaky", "construction_neurons")
         measured[kind] = {k: s[k] for k in keep if k in s}
         ok &= s["excess"] <= 0.1 and s["correlation"] >= 0.9
-    measured["loss_vs_hidden"] = {f"{r['task']}/{r['arch']}/h{r['hidden']}": r["relative_loss"] for r in out["sweep"]}
+    by_size: dict[tuple, list] = {}
+    for r in out["sweep"]:
+        by_size.setdefault((r["task"], r["arch"], r["hidden"]), []).append(r["relative_loss"])
+    measured["loss_vs_hidden"] = {f"{t}/{a}/h{h}": float(np.median(v)) for (t, a, h), v in sorted(by_size.items())}
     return {"measured": measured,
             "expected": {"regression": "(loss - GD loss) / GD loss <= 0.1, same data",
                          "teacher": "(loss - 0) / zero-predictor loss <= 0.1 (the LSA solution's loss is 0)",
