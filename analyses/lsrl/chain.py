@@ -176,6 +176,8 @@ def linearise(program: Program) -> Chain:
     for u, M in out_terms.items():
         for j in _used_columns(M):
             need[(u, j)] = L
+    if not ops and not need:                                    # a constant program: keep one unit anyway
+        need[(prog.input, 0)] = L
 
     channels = {(prog.input, j): j for j in range(prog.input.dim)}   # (block, coord) -> channel of stage ℓ-1
     inp = (-math.inf if prog.input.low is None else float(prog.input.low),

@@ -103,3 +103,16 @@ def test_a_value_needed_later_is_routed_through_pass_units():
     assert [sum(s.is_pass) for s in chain.stages] == [1, 1, 1]
     torch.testing.assert_close(chain.run(torch.tensor([[[2.0], [-1.0]]])), torch.tensor([[[4.0], [-1.0]]],
                                                                                           dtype=torch.float64))
+
+
+def test_affine_and_constant_programs_still_get_one_layer():
+    from analyses.lsrl import sugar as S
+    from analyses.lsrl.compile import TARGETS, compile
+    x = g.Input(2)
+    xs = torch.tensor(random_inputs(1, 3, 5, d=2))
+    for out in (2 * x + 1, S.const(x, [3])):
+        prog = g_program(x, out)
+        for target in TARGETS:
+            c = compile(prog, target)
+            assert len(c.units) == 1
+            torch.testing.assert_close(c(xs), prog.run(xs), atol=1e-6, rtol=0)
