@@ -15,7 +15,6 @@ Only the linear architecture with ``embedding="onehot"`` (x enters through u = U
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
@@ -24,18 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from analyses._fixed_points import single_thread
+
 Mode = Literal["exact", "sampled"]
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one thread: these are many tiny ops, and on shared cores more threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def linear_weights(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

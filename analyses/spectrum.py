@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analyses._fixed_points import FixedPoints, find_fixed_points, jacobians, linear_fixed_point
+from analyses._fixed_points import FixedPoints, find_fixed_points, jacobians, linear_fixed_point, single_thread
 from analyses.base import Result
 
 _LINEAR = ("linear", "lru", "hawk")  # state update affine in the state: fixed point solved exactly
@@ -192,6 +192,11 @@ def _kind(arch: str) -> str:
 
 def _measure(models: list, steps: list[int], task, losses: list, fixed: bool, n_points: int,
              edge: float, seed: int, n_starts: int) -> SpectrumResult:
+    with single_thread():
+        return _measure_all(models, steps, task, losses, fixed, n_points, edge, seed, n_starts)
+
+
+def _measure_all(models, steps, task, losses, fixed, n_points, edge, seed, n_starts) -> SpectrumResult:
     inputs = task.sample(8, seed=seed).inputs
     L = len(models[-1].layers)
     eig, radius, out = ([[] for _ in range(L)] for _ in range(3))
@@ -205,9 +210,9 @@ def _measure(models: list, steps: list[int], task, losses: list, fixed: bool, n_
     last = models[-1]
     fp = _fixed_point_data(*fixed_points(last, task, n_starts=n_starts, seed=seed)) if fixed else {}
     n_out = [len(o[-1]["re"]) for o in out]
-    top = max((abs(complex(a, b)) for o in out for a, b in zip(o[-1]["re"], o[-1]["im"])), default=float("nan"))
+    top = max((abs(complex(a, b)) for o in out for a, b in zip(o[-1]["re"], o[-1]["im"])), default=None)
     summary = {"arch": last.arch, "map": _kind(last.arch), "checkpoints": len(models),
-               "bulk_radius": radius[0][-1], "init_radius": init_radius(last) or float("nan"),
+               "bulk_radius": radius[0][-1], "init_radius": init_radius(last),
                "outliers": sum(n_out), "largest_outlier_abs": top}
     if fp:
         for k in ("stable", "saddle", "unstable", "line attractor"):
