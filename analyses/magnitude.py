@@ -1,0 +1,186 @@
+"""Magnitude-coded ("onion") against linear representations of a stored token sequence.
+
+Csordás, Potts, Manning & Geiger (2024, arXiv 2408.10920): a GRU trained to repeat a sequence
+of tokens must hold the whole sequence in its final encoder state. Small GRUs store each
+position's token at its own order of magnitude in shared dimensions, not in a subspace of its
+own, so linear (DAS) interventions that swap a position's subspace fail where an onion
+intervention, which adds the token change at a learned position-dependent magnitude, succeeds.
+
+    result = analyses.magnitude.analyze(model, task)             # a model trained on repetition
+    result.summary       # accuracy after each intervention, the fitted geometric rate
+    result.figures()     # per-position accuracy, contributions on a log axis, one readout
+
+The three interventions (see ``_magnitude_data`` for the examples and ``_magnitude_onion``):
+``unigram`` and ``bigram`` train :class:`probe.das.DAS` to swap one position's (or the two
+bigrams') rotated subspace in from a source; ``onion`` trains h' = h + (c(b) − c(a)) ⊙ (g⊙γ^p + p·ℓ + β).
+All act on the final encoder state (site ``"state"``: h for a GRU, h and c for an LSTM) and are
+scored by whole-sequence accuracy of the teacher-forced decoder on the counterfactual sequence.
+The claims and the size sweep live in ``_magnitude_claims``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from analyses import _magnitude_figures as figs
+from analyses import _magnitude_sweep as plans
+from analyses._magnitude_data import KINDS, contributions, geometric_fit, n_variables, sampler
+from analyses._magnitude_onion import Onion
+from analyses.base import Result
+from probe.claims import claim
+from probe.das import DAS, STATE, sequence_correct
+
+
+@dataclass
+class MagnitudeResult(Result):
+    """Per-model outcome: intervention accuracies, the magnitude view and one readout example.
+
+    Attributes
+    ----------
+    accuracy : {kind: whole-sequence accuracy after intervention}
+    per_position : {kind: (L,) accuracy by intervened position}
+    model_accuracy : the model's own sequence accuracy at this length, no intervention
+    contributions : (L,) mean ‖Δ final state‖ when position p's token changes; ``fit`` its
+        geometric fit (``rate`` per position, ``r2``)
+    onion_scales : (L,) norm of the onion intervention's learned magnitude for each position
+    readout : one example's decoder probabilities (see ``_magnitude_figures.readout``)
+    """
+
+    arch: str = ""
+    hidden: int = 0
+    length: int = 0
+    accuracy: dict = field(default_factory=dict)
+    per_position: dict = field(default_factory=dict)
+    model_accuracy: float = float("nan")
+    contributions: list = field(default_factory=list)
+    fit: dict = field(default_factory=dict)
+    onion_scales: list = field(default_factory=list)
+    readout: dict = field(default_factory=dict)
+
+    def figures(self) -> dict:
+        out = {"position_accuracy": figs.position_accuracy(
+                   self.per_position, f"Accuracy per position ({self.arch}, N={self.hidden}, L={self.length})"),
+               "contributions": figs.contributions(self.contributions, self.fit, self.onion_scales or None)}
+        if self.readout:
+            out["readout"] = figs.readout(self.readout)
+        return out
+
+
+@torch.no_grad()
+def _readout_example(model, task, onion: Onion, seed: int) -> dict:
+    """Decoder probabilities for one example: clean, corrupted at a middle position, repaired."""
+    s = sampler(task, "onion")
+    batch = s(8, seed)
+    i = int(torch.argmin((batch.info["position"] - task.config.max_len // 2).abs()))
+    one = type(batch)(batch.base[i:i + 1], None, batch.variables[i:i + 1], batch.targets[i:i + 1],
+                      batch.mask[i:i + 1], batch.step, info={k: v[i:i + 1] for k, v in batch.info.items()})
+    L = batch.step + 1
+    clean = one.base.clone()
+    clean[0, int(one.info["position"])] = one.info["new"]
+    probs = {"clean input": model(clean), "token corrupted": model(one.base), "onion repair": onion.predict(model, one)}
+    emitted = one.mask[0]
+    return {"tokens": clean[0, :L].tolist(), "position": int(one.info["position"]), "old": int(one.info["old"]),
+            "new": int(one.info["new"]),
+            "probs": {k: torch.softmax(v[0, emitted], -1).tolist() for k, v in probs.items()}}
+
+
+def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise ValueError(f"unknown intervention kinds {bad or kinds!r}; valid kinds: {', '.join(KINDS)}")
+    return tuple(kinds)
+
+
+def analyze(model, task, kinds: Sequence[str] = KINDS, length: int | None = None, steps: int = 400,
+            lr: float = 1e-2, batch_size: int = 128, assignment: str = "fixed", contributions_from: str = "model",
+            n_eval: int = 1024, seed: int = 0) -> MagnitudeResult:
+    """Fit and score the interventions on one model trained on ``repetition``.
+
+    Parameters
+    ----------
+    model : a plain model (``members=1``; use ``model.member(i)``).
+    task : the repetition task it was trained on.
+    kinds : any of "unigram", "bigram", "onion".
+    length : sequence length of the intervention examples (default the task's ``max_len``, as the
+        paper's linear interventions).
+    steps, lr, batch_size : training of each intervention (Adam).
+    assignment : DAS's assignment of rotated dimensions, "fixed" (D // K per variable) or "gumbel".
+    contributions_from : the onion's c(b): "model" or "learned".
+    n_eval : fresh examples to score each intervention on.
+    seed : seeds the interventions and their data.
+    """
+    kinds = _check_kinds(kinds)
+    L = length or task.config.max_len
+    lengths = (L,)
+    batch = task.sample(n_eval, seed=seed + 1, min_len=L, max_len=L)
+    with torch.no_grad():
+        model_acc = float(sequence_correct(model(batch.inputs), batch.targets, batch.mask).float().mean())
+    norms = contributions(model, task, L, n=min(n_eval, 512), seed=seed)
+    result = MagnitudeResult(arch=model.config.get("arch", "?"), hidden=int(model.config.get("hidden", 0)), length=L,
+                             model_accuracy=model_acc, contributions=norms.tolist(), fit=geometric_fit(norms))
+    for kind in kinds:
+        s = sampler(task, kind, lengths)
+        if kind == "onion":
+            est = Onion(task.config.n_symbols, STATE, contributions_from, steps, lr, batch_size, seed)
+        else:
+            est = DAS(n_variables(kind, task.config.max_len), STATE, assignment, steps=steps, lr=lr,
+                      batch_size=batch_size, seed=seed)
+        ev = est.fit(model, s).evaluate(model, s, n=n_eval, seed=seed + 10_000_019)
+        result.accuracy[kind] = ev["accuracy"]
+        result.per_position[kind] = [ev["by_group"].get(p, float("nan")) for p in range(L)]
+        if kind == "onion":
+            result.onion_scales = est.scales(L).norm(dim=-1).tolist()
+            result.readout = _readout_example(model, task, est, seed + 3)
+    result.summary = {"arch": result.arch, "hidden": result.hidden, "length": L, "model_accuracy": model_acc,
+                      **{f"accuracy.{k}": v for k, v in result.accuracy.items()},
+                      "contribution_rate": result.fit["rate"], "contribution_r2": result.fit["r2"]}
+    return result
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else float("nan")
+
+
+@claim("repetition.onion_small", source="Csordás et al. 2024, Table 1 (N=48)",
+       statement="In a GRU with 48 hidden units trained to repeat a token sequence, the onion intervention "
+                 "succeeds (accuracy >= 0.9) and beats the linear (DAS) intervention by >= 0.3")
+def onion_small(profile: str = "quick", store: str = "runs") -> dict:
+    """Onion against the better linear variant at N=48 (mean over the profile's seeds)."""
+    rows = plans.sweep("gru", profile, store, sizes=(48,))
+    onion = _mean(r["accuracy"]["onion"] for r in rows)
+    linear = _mean(plans.linear_accuracy(r["accuracy"]) for r in rows)
+    measured = {"onion": round(onion, 4), "linear": round(linear, 4),
+                **{k: round(_mean(r["accuracy"][k] for r in rows), 4) for k in ("unigram", "bigram")},
+                "model_accuracy": round(_mean(r["model_accuracy"] for r in rows), 4),
+                "contribution_rate": round(_mean(r["rate"] for r in rows), 4), "seeds": len(rows)}
+    return {"measured": measured, "expected": "onion >= 0.9 and onion - linear >= 0.3",
+            "passed": onion >= 0.9 and onion - linear >= 0.3}
+
+
+@claim("repetition.linear_large", source="Csordás et al. 2024, Table 1",
+       statement="The linear (DAS) intervention's accuracy rises with the GRU's hidden size "
+                 "(48, 64, 128, 256; 512 and 1024 in the full profile)")
+def linear_large(profile: str = "quick", store: str = "runs") -> dict:
+    """Linear accuracy (the better of unigram and bigram, mean over seeds) against hidden size."""
+    rows = plans.sweep("gru", profile, store)
+    linear = plans.mean_by_size(rows, lambda r: plans.linear_accuracy(r["accuracy"]))
+    onion = plans.mean_by_size(rows, lambda r: r["accuracy"]["onion"])
+    values = list(linear.values())
+    measured = {"linear": {str(h): round(v, 4) for h, v in linear.items()},
+                "onion": {str(h): round(v, 4) for h, v in onion.items()}}
+    return {"measured": measured,
+            "expected": "non-decreasing in N (drops <= 0.05) and linear(N_max) - linear(48) >= 0.2",
+            "passed": plans.rises(values)}
+
+
+def size_figure(profile: str = "quick", store: str = "runs", arch: str = "gru"):
+    """Intervention accuracy against hidden size (the paper's table as a plot), from the sweep."""
+    rows = plans.sweep(arch, profile, store)
+    return figs.accuracy_vs_size(rows, f"Intervention accuracy against hidden size ({arch}, {profile} profile)")
+
+
+__all__ = ["MagnitudeResult", "analyze", "linear_large", "onion_small", "size_figure"]
