@@ -24,7 +24,7 @@ def compare_curves(curves: dict[str, tuple[Sequence[int], Sequence[float]]], key
     if not curves:
         return empty("select runs in the table to compare their curves")
     fig = go.Figure([go.Scatter(x=list(s), y=list(v), mode="lines", name=rid) for rid, (s, v) in curves.items()])
-    fig.update_layout(title=f"{key} (mean over members)", xaxis_title="step", yaxis_title=key,
+    fig.update_layout(title=f"{key} (mean over members)", xaxis_title="step", yaxis_title=key, showlegend=True,
                       xaxis_type="log" if log_x else "linear",
                       yaxis_type="log" if log_y and key == "loss" else "linear", height=380, legend_orientation="h")
     return fig

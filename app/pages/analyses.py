@@ -21,7 +21,7 @@ def layout(run=None, analysis=None, **_):
         html.H3("Analyses"),
         run_picker("analyses", run),
         html.Div([html.Label("analysis "),
-                  dcc.Dropdown(id="analyses-name", value=analysis, clearable=False,
+                  dcc.Dropdown(id="analyses-name", value=analysis, clearable=False, options=_options(run, 0),
                                style={"width": "24em", "display": "inline-block", "verticalAlign": "middle"}),
                   html.Button("show", id="analyses-go", style={"marginLeft": "1em"})]),
         html.Div(id="analyses-status", style={"color": "#555", "margin": "0.4em 0"}),
@@ -40,6 +40,10 @@ def _open(_, value, selected):
 @callback(Output("analyses-name", "options"), Input("analyses-run", "value"), Input("analyses-member", "value"))
 def names(run_id, member):
     """Every registered analysis, marked when its result is cached for this run and member."""
+    return _options(run_id, member)
+
+
+def _options(run_id, member) -> list[dict]:
     import analyses
 
     marks = {}
