@@ -151,18 +151,26 @@ def _plane(exp: Experiment, omega: float = 0.0) -> theory.Trajectory:
                                 h.steps, omega=omega)
 
 
-def oscillator_report(s: Setup, seed: int) -> dict:
-    """Damped-oscillator target: the measured pair against the plane reduction and the pair ansatz."""
+@functools.lru_cache(maxsize=2)
+def oscillator_run(s: Setup, seed: int) -> Experiment:
+    """Train on the damped-oscillator target; ``prediction`` is the plane reduction's."""
     import tasks
 
     task = tasks.make("integration", kind="oscillator", gamma=s.gamma, frequency=s.frequency)
     model = build(task, s.hidden, s.init_scale, s.readout_scale, seed)
-    lr = lr_of(s, s.gamma, s.oscillator_lr_factor)
-    h = it.train(model, task, s.oscillator_steps, lr, _record(s.oscillator_steps))
+    h = it.train(model, task, s.oscillator_steps, lr_of(s, s.gamma, s.oscillator_lr_factor), _record(s.oscillator_steps))
     exp = measure(h, task.params, s.init_scale)
+    exp.outlier = np.array([max(e, key=lambda z: (abs(z), z.imag)) for e in h.eigvals])  # the upper one of a pair
+    exp.prediction = _plane(exp, s.frequency)
+    return exp
+
+
+def oscillator_report(s: Setup, seed: int) -> dict:
+    """Damped-oscillator target: the measured pair against the plane reduction and the pair ansatz."""
+    exp = oscillator_run(s, seed)
+    h, plane, lr = exp.history, exp.prediction, exp.history.lr
     ev = np.take_along_axis(h.eigvals, np.argsort(-np.abs(h.eigvals) - 1e-9 * h.eigvals.imag, 1), 1)  # upper first
     target = s.gamma * np.exp(1j * s.frequency)
-    plane = _plane(exp, s.frequency)
     ansatz = theory.predict_pair(theory.pair_init(h.W[0], h.u[0], h.v[0]), s.gamma, s.frequency, h.lr, h.steps)
     paired = lambda z: (np.abs(z.imag) > 1e-9) & (np.abs(z) > EDGE * s.init_scale)  # noqa: E731
     first = lambda mask: int(h.steps[np.argmax(mask)]) if mask.any() else None  # noqa: E731
@@ -284,4 +292,5 @@ def spectrum_result(exp: Experiment, every: int = 4):
                           prediction={"steps": p.step.tolist(), "eig": _c(p.eig), "loss": p.loss.tolist()})
 
 
-__all__ = ["PROFILES", "Experiment", "Setup", "leaky_run", "outlier_eigenvalue", "spectrum_result", "theory_match"]
+__all__ = ["PROFILES", "Experiment", "Setup", "leaky_run", "oscillator_run", "outlier_eigenvalue", "spectrum_result",
+           "theory_match"]
