@@ -50,12 +50,13 @@ def _check_model(model) -> None:
 def neurons_from_hawk(model) -> tuple[Neurons, np.ndarray]:
     """The raw neuron factors on the augmented input (x, 1), and the readout bias b_U (d_out,).
 
-    Returns Neurons with A, B, G (n, d_in + 1), R (d_out, n), decay (n,).
+    Returns Neurons with A, B, G (n, d_source + 1), R (d_out, n), decay (n,); d_source is the
+    task's input size (a learned input map is folded in).
     """
     _check_model(model)
     layer = model.layers[0]
     d_source = model.d_source
-    W_E = np.eye(d_source) if model.config["embedding"] == "onehot" else _np(model.embed.W_E)  # (E, d_in)
+    W_E = np.eye(d_source) if model.config["embedding"] == "onehot" else _np(model.embed.W_E)  # (E, d_source)
     aug = lambda W, b: np.concatenate([_np(W) @ W_E, b[:, None]], axis=1)                      # noqa: E731
     decay = _np(layer.Lambda)                                                                    # (n,)
     A = aug(layer.W_gx, _np(layer.b_gx))                                                         # (n, d_in + 1)
@@ -144,13 +145,23 @@ class Recovery:
     bias: np.ndarray
     comparison: dict = field(default_factory=dict)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The extracted attention layer run on its own: x (B, T, d_in) -> (B, T, d_out)."""
-        return apply_tensor(self.tensor, x)
+    def predict(self, x: np.ndarray, affine: bool = True) -> np.ndarray:
+        """The extracted attention layer run on its own: x (B, T, d_in) -> (B, T, d_out).
 
-    def loss(self, batch) -> float:
-        """Masked MSE of the extracted attention layer on a task batch."""
-        return masked_mse(self.predict(batch.inputs.double().numpy()), batch)
+        ``affine=True`` runs ``tensor_full`` on (x, 1) plus the readout bias: attention with affine
+        query/key/value maps, everything the accumulators compute. ``affine=False`` runs the linear
+        block ``tensor`` alone. (A gate bias and an input that is constant where the loss applies,
+        like icl_regression's is_query at the query, are interchangeable, so a trained network may
+        split a term between them and only the affine layer keeps both halves.)
+        """
+        if not affine:
+            return apply_tensor(self.tensor, x)
+        ones = np.ones(x.shape[:-1] + (1,), dtype=x.dtype)
+        return apply_tensor(self.tensor_full, np.concatenate([x, ones], axis=-1)) + self.bias
+
+    def loss(self, batch, affine: bool = True) -> float:
+        """Masked MSE of the extracted attention layer (see :meth:`predict`) on a task batch."""
+        return masked_mse(self.predict(batch.inputs.double().numpy(), affine), batch)
 
     def summary(self) -> dict:
         outside = float(np.sum(self.tensor_full ** 2) - np.sum(self.tensor ** 2))

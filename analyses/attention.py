@@ -89,7 +89,8 @@ def analyze(model, task, n: int = 4096, seed: int = 20240, decay_tol: float = 0.
     -------
     AttentionResult whose summary holds the model's loss, the reference (LSA / one-step-GD) loss
     on the same data, the closed-form GD loss, the zero-predictor loss, the excess loss, the
-    extracted layer's loss run on its own, and the tensor correlation.
+    extracted layer's loss run on its own (``attention_loss`` with affine maps, i.e. the gate
+    biases kept, and ``attention_loss_linear`` without), and the tensor correlation.
     """
     reference = reference_attention(task)
     batch = task.sample(n=n, seed=seed)
@@ -99,7 +100,7 @@ def analyze(model, task, n: int = 4096, seed: int = 20240, decay_tol: float = 0.
     cfg = task.config
     losses = {"loss": model_loss(model, batch), "reference_loss": masked_mse(reference(x), batch),
               "zero_loss": masked_mse(np.zeros_like(batch.targets.numpy()), batch),
-              "attention_loss": rec.loss(batch)}
+              "attention_loss": rec.loss(batch), "attention_loss_linear": rec.loss(batch, affine=False)}
     if cfg.kind == "regression":
         # E|W x_q|^2 = 1 per coordinate, so the closed form is already the per-coordinate loss
         losses["gd_loss_closed_form"] = gd_loss_closed_form(cfg.d_x, cfg.n_examples, cfg.noise_std)
@@ -162,7 +163,7 @@ def discovered(profile: str = "quick", store: str = "runs") -> dict:
     for kind, res in out["results"].items():
         s = res.summary
         keep = ("loss", "reference_loss", "zero_loss", "excess", "correlation", "scale", "attention_loss",
-                "gd_loss_closed_form", "used_accumulators", "used_leaky", "construction_neurons")
+                "attention_loss_linear", "gd_loss_closed_form", "used_accumulators", "used_leaky", "construction_neurons")
         measured[kind] = {k: s[k] for k in keep if k in s}
         ok &= s["excess"] <= 0.1 and s["correlation"] >= 0.9
     by_size: dict[tuple, list] = {}

@@ -117,8 +117,8 @@ def test_recovered_full_tensor_reproduces_a_random_bilinear_hawk_with_biases_and
             b.normal_()
     rec = att.recover(model)
     x = np.random.default_rng(0).standard_normal((2, 7, 3))
-    x_aug = np.concatenate([x, np.ones((2, 7, 1))], axis=-1)                          # (B, T, d_in + 1)
-    np.testing.assert_allclose(att.apply_tensor(rec.tensor_full, x_aug) + rec.bias, _run(model, x), atol=1e-10)
+    np.testing.assert_allclose(rec.predict(x), _run(model, x), atol=1e-10)           # affine attention = model
+    assert np.abs(rec.predict(x, affine=False) - _run(model, x)).max() > 1e-3         # the biases do matter
 
 
 def test_recover_rejects_models_without_the_bilinear_construction():
