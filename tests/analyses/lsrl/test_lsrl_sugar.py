@@ -87,13 +87,14 @@ def test_const_ignores_its_anchor():
 @pytest.mark.parametrize("method", ["shift", "rotation"])
 def test_mod_counter_counts_steps_mod_n(method):
     x = Input(1)
-    T = 12 if method == "shift" else 7                                    # exact rotation arithmetic is slow
+    T, T_exact = 12, 12 if method == "shift" else 4     # exact arithmetic with nested radicals swells
     prog = Program(x, {"mod": S.mod_counter(x, 5, method=method), "phase": S.mod_counter(x, 5, method, onehot=True)})
-    num, sym = run_both(prog, np.zeros((1, T, 1)))
     t = np.arange(1, T + 1)
+    num = prog.run(torch.zeros(1, T, 1, dtype=torch.float64)).numpy()
     np.testing.assert_allclose(num[0, :, 0], t % 5, atol=1e-9)
     np.testing.assert_allclose(num[0, :, 1:], np.eye(5)[t % 5], atol=1e-9)
-    assert exact_equal(sym[..., :1], as_fraction((t % 5).reshape(1, T, 1).astype(float)))
+    sym = prog.run(np.zeros((1, T_exact, 1)), backend="symbolic")
+    assert exact_equal(sym[..., :1], as_fraction((t[:T_exact] % 5).reshape(1, T_exact, 1).astype(float)))
 
 
 def test_sugar_rejects_bad_arguments():
