@@ -4,7 +4,8 @@ Each task gets one small ensemble of the architecture that suits it (so the demo
 all six architectures), a few hundred steps, and evaluation on every split at the end only.
 On a 2-core CPU the whole demo takes a few minutes; run again, it only loads what is there.
 Later issues add analyses, claims and the explorer to it (in ``probe/cli.py``, which may
-import them; this module may not).
+import them; this module may not): ``probe demo`` ends by serving the explorer over the store
+when it runs in a terminal, or with ``--app`` (``--no-app`` never; pipes and tests just exit).
 """
 from __future__ import annotations
 
