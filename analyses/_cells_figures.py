@@ -41,9 +41,9 @@ def text_heatmap(tokens: list[str], values: list[float], title: str = "", width:
         for c, i in enumerate(line):
             z[r, c] = values[i]
             text[r][c] = "↵" if tokens[i] == "\\n" else ("·" if tokens[i] == " " else tokens[i])
-    lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    lo, hi = (float(np.nanmin(z)), float(np.nanmax(z))) if np.isfinite(z).any() else (-1.0, 1.0)
     fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", textfont=dict(family="monospace", size=11),
-                               colorscale="RdBu_r", zmin=-lim, zmax=lim, xgap=0, ygap=1,
+                               colorscale="RdBu_r", zmin=lo, zmax=max(hi, lo + 1e-6), xgap=0, ygap=1,
                                hovertemplate="line %{y} col %{x}: %{text}<br>activation %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)

@@ -181,9 +181,13 @@ def _nulls(init_model, full: dict, batch, feats: dict, mask: np.ndarray, n_shuff
 def _text(model, task, top: dict, seed: int, length: int) -> dict:
     """A display sequence and the top state unit's activation on it, per feature."""
     overrides = {"length": length} if "length" in task.params and task.name == "charlm" else {}
-    batch = _batch(task, 1, seed + 7, None, overrides)
+    batch = _batch(task, 16, seed + 7, None, overrides)
+    # show the candidate where the few-valued features change most often (strings, brackets, ...)
+    changes = sum((np.diff(v.numpy(), axis=1) != 0).sum(1) for v in batch.features.values()
+                  if len(np.unique(v.numpy())) <= 16)
+    row = int(np.argmax(changes)) if not isinstance(changes, int) else 0
     with torch.no_grad():
-        _, cache = model.run_with_cache(batch.inputs)
+        _, cache = model.run_with_cache(batch.inputs[row:row + 1])
     values, units = {}, {}
     for f, rows in top.items():
         state = [r for r in rows if r["unit"].split(":")[0].split(".")[-1] in STATE_HOOKS] or rows
@@ -191,7 +195,7 @@ def _text(model, task, top: dict, seed: int, length: int) -> dict:
         v = cache[hook][0, :, int(u)]
         values[f] = (torch.tanh(v) if hook.endswith("hook_c") else v).tolist()  # the paper shows tanh(c)
         units[f] = state[0]["unit"]
-    return {"tokens": task.decode(batch.inputs[0]), "values": values, "units": units}
+    return {"tokens": task.decode(batch.inputs[row]), "values": values, "units": units}
 
 
 def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = None,
