@@ -43,55 +43,55 @@ def _gru_steps(gi: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor, e: StepEdits, 
 
 
 class _GRUScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (M, T, B, 3H), h0 (M, B, H), W_hh, b_hh) -> (rz, n, h).
+    """The recurrence without edits: (gi (M, T, B, 3H), h0 (M, B, H), W_hh, b_hh) -> r, z, n, h.
 
-    Gates are outputs too (for the hooks), and gradients that reach them are honoured, so a loss
-    on a cached gate trains the same way as on the reference path.
+    Outputs are time-first (T, M, B, H), so that every per-step write lands in a contiguous block
+    (a strided ``out=`` costs ATen a hidden temporary and copy). Gates are outputs too (for the
+    hooks), and gradients that reach them are honoured, so a loss on a cached gate trains the
+    same way as on the reference path.
     """
 
     @staticmethod
     def forward(ctx, gi, h0, W_hh, b_hh):
         M, T, B, H3 = gi.shape
         H = H3 // 3
-        hs, rz = gi.new_empty(M, T, B, H), gi.new_empty(M, T, B, 2 * H)
-        ns, ghn = gi.new_empty(M, T, B, H), gi.new_empty(M, T, B, H)
+        rs, zs, ns, hs = (gi.new_empty(T, M, B, H) for _ in range(4))
         W_hh_T, b = W_hh.transpose(1, 2), b_hh.unsqueeze(1)
         h = h0
         for t in range(T):
-            gh = torch.baddbmm(b, h, W_hh_T)                                          # (M, B, 3H)
-            g = torch.add(gi[:, t, :, :2 * H], gh[..., :2 * H], out=rz[:, t]).sigmoid_()
-            ghn[:, t] = gh[..., 2 * H:]
-            n = torch.addcmul(gi[:, t, :, 2 * H:], g[..., :H], gh[..., 2 * H:], out=ns[:, t]).tanh_()
-            h = torch.addcmul(n, g[..., H:], h - n, out=hs[:, t])
-        ctx.save_for_backward(h0, W_hh, hs, rz, ns, ghn)
+            gi_t, gh = gi[:, t], torch.baddbmm(b, h, W_hh_T)                          # (M, B, 3H)
+            r = torch.add(gi_t[..., :H], gh[..., :H], out=rs[t]).sigmoid_()
+            z = torch.add(gi_t[..., H:2 * H], gh[..., H:2 * H], out=zs[t]).sigmoid_()
+            n = torch.addcmul(gi_t[..., 2 * H:], r, gh[..., 2 * H:], out=ns[t]).tanh_()
+            h = torch.addcmul(n, z, h - n, out=hs[t])
+        ctx.save_for_backward(h0, W_hh, b_hh, rs, zs, ns, hs)
         ctx.set_materialize_grads(False)
-        return rz, ns, hs
+        return rs, zs, ns, hs
 
     @staticmethod
-    def backward(ctx, drz, dns, dhs):
-        h0, W_hh, hs, rz, ns, ghn = ctx.saved_tensors
-        M, T, B, H = hs.shape
-        dgh = hs.new_empty(M, T, B, 3 * H)                   # d(W_hh h + b_hh) per step
-        dpre_n = hs.new_empty(M, T, B, H)                    # d(input part of the candidate)
+    def backward(ctx, drs, dzs, dns, dhs):
+        h0, W_hh, b_hh, rs, zs, ns, hs = ctx.saved_tensors
+        T, M, B, H = hs.shape
+        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]], 0)                             # (T, M, B, H)
+        # W_hn h_{t-1} + b_hn for every step at once, rather than saving it step by step
+        ghn = torch.matmul(h_prev, W_hh[:, 2 * H:].transpose(1, 2)) + b_hh[:, None, 2 * H:]
+        dgh = hs.new_empty(T, M, B, 3 * H)                   # d(W_hh h + b_hh) per step
+        dpre_n = hs.new_empty(T, M, B, H)                    # d(input part of the candidate)
         dh = torch.zeros_like(h0)
         for t in reversed(range(T)):
             if dhs is not None:
-                dh = dh + dhs[:, t]
-            r, z, n = rz[:, t, :, :H], rz[:, t, :, H:], ns[:, t]
-            h_prev = hs[:, t - 1] if t > 0 else h0
-            g = dgh[:, t]
-            dn = dh * (1 - z) if dns is None else torch.addcmul(dns[:, t], dh, 1 - z)
-            dn = torch.mul(dn, 1 - n * n, out=dpre_n[:, t])
-            torch.mul(dn, r, out=g[..., 2 * H:])
-            dr = dn * ghn[:, t] if drz is None else torch.addcmul(drz[:, t, :, :H], dn, ghn[:, t])
-            dz = dh * (h_prev - n) if drz is None else torch.addcmul(drz[:, t, :, H:], dh, h_prev - n)
-            torch.mul(dr, r * (1 - r), out=g[..., :H])
-            torch.mul(dz, z * (1 - z), out=g[..., H:2 * H])
+                dh = dh + dhs[t]
+            r, z, n = rs[t], zs[t], ns[t]
+            dn = dh * (1 - z) if dns is None else torch.addcmul(dns[t], dh, 1 - z)
+            dn = torch.mul(dn, 1 - n * n, out=dpre_n[t])
+            dr = dn * ghn[t] if drs is None else torch.addcmul(drs[t], dn, ghn[t])
+            dz = dh * (h_prev[t] - n) if dzs is None else torch.addcmul(dzs[t], dh, h_prev[t] - n)
+            g = torch.cat([dr * r * (1 - r), dz * z * (1 - z), dn * r], -1, out=dgh[t])  # (M, B, 3H)
             dh = torch.baddbmm(dh * z, g, W_hh)                                       # (M, B, H)
-        dgi = torch.cat([dgh[..., :2 * H], dpre_n], -1)                               # (M, T, B, 3H)
-        h_prev = torch.cat([h0.unsqueeze(1), hs[:, :-1]], 1)                          # (M, T, B, H)
-        dW_hh = torch.bmm(dgh.reshape(M, T * B, 3 * H).transpose(1, 2), h_prev.reshape(M, T * B, H))
-        return dgi, dh, dW_hh, dgh.sum((1, 2))
+        dgi = torch.cat([dgh[..., :2 * H], dpre_n], -1).transpose(0, 1)              # (M, T, B, 3H)
+        dgh_m = dgh.transpose(0, 1).reshape(M, T * B, 3 * H)
+        dW_hh = torch.bmm(dgh_m.transpose(1, 2), h_prev.transpose(0, 1).reshape(M, T * B, H))
+        return dgi, dh, dW_hh, dgh_m.sum(1)
 
 
 class GRULayer(Layer):
@@ -119,8 +119,7 @@ class GRULayer(Layer):
         if edits or not fused:
             r, z, n, h = _gru_steps(gi, h0, self.w("W_hh"), self.w("b_hh"), edits or {}, self.ensemble)
         else:
-            rz, n, h = _GRUScan.apply(gi, h0, self.w("W_hh"), self.w("b_hh"))
-            r, z = rz.chunk(2, -1)
+            r, z, n, h = (v.permute(1, 0, 2, 3) for v in _GRUScan.apply(gi, h0, self.w("W_hh"), self.w("b_hh")))
         for hook, v in ((self.hook_r, r), (self.hook_z, z), (self.hook_n, n)):
             self.hooked(hook, v.transpose(1, 2))
         out = self.hooked(self.hook_h, h.transpose(1, 2))                            # (M, B, T, H)

@@ -40,20 +40,22 @@ def _lstm_steps(gi: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, e: StepEdits, en
 
 
 class _LSTMScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (M, T, B, 4H), h0, c0 (M, B, H), W_hh) -> (gates, c, h)."""
+    """The recurrence without edits: (gi (M, T, B, 4H), h0, c0 (M, B, H), W_hh) -> gates, c, h.
+
+    Outputs are time-first ((T, M, B, 4H) and (T, M, B, H)) so that per-step writes are contiguous.
+    """
 
     @staticmethod
     def forward(ctx, gi, h0, c0, W_hh):
         M, T, B, H4 = gi.shape
         H = H4 // 4
-        gates, cs, tcs, hs = gi.new_empty(M, T, B, H4), *(gi.new_empty(M, T, B, H) for _ in range(3))
+        gates, cs, tcs, hs = gi.new_empty(T, M, B, H4), *(gi.new_empty(T, M, B, H) for _ in range(3))
         W_hh_T, h, c = W_hh.transpose(1, 2), h0, c0
         for t in range(T):
-            g = gates[:, t]
-            g.copy_(torch.baddbmm(gi[:, t], h, W_hh_T))                                 # (M, B, 4H)
+            g = torch.baddbmm(gi[:, t], h, W_hh_T, out=gates[t])                      # (M, B, 4H)
             g[..., :2 * H].sigmoid_(); g[..., 2 * H:3 * H].tanh_(); g[..., 3 * H:].sigmoid_()
-            c = torch.addcmul(g[..., H:2 * H] * c, g[..., :H], g[..., 2 * H:3 * H], out=cs[:, t])
-            h = torch.mul(g[..., 3 * H:], torch.tanh(c, out=tcs[:, t]), out=hs[:, t])
+            c = torch.addcmul(g[..., H:2 * H] * c, g[..., :H], g[..., 2 * H:3 * H], out=cs[t])
+            h = torch.mul(g[..., 3 * H:], torch.tanh(c, out=tcs[t]), out=hs[t])
         ctx.save_for_backward(h0, c0, W_hh, gates, cs, tcs, hs)
         ctx.set_materialize_grads(False)
         return gates, cs, hs
@@ -61,30 +63,28 @@ class _LSTMScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dgates, dcs, dhs):
         h0, c0, W_hh, gates, cs, tcs, hs = ctx.saved_tensors
-        M, T, B, H = hs.shape
-        dpre = hs.new_empty(M, T, B, 4 * H)                  # d(gate pre-activations) per step
+        T, M, B, H = hs.shape
+        dpre = hs.new_empty(T, M, B, 4 * H)                  # d(gate pre-activations) per step
         dh, dc = torch.zeros_like(h0), torch.zeros_like(c0)
         for t in reversed(range(T)):
             if dhs is not None:
-                dh = dh + dhs[:, t]
+                dh = dh + dhs[t]
             if dcs is not None:
-                dc = dc + dcs[:, t]
-            i, f, g, o = gates[:, t].chunk(4, -1)
-            tc, c_prev = tcs[:, t], cs[:, t - 1] if t > 0 else c0
+                dc = dc + dcs[t]
+            i, f, g, o = gates[t].chunk(4, -1)
+            tc, c_prev = tcs[t], cs[t - 1] if t > 0 else c0
             dc = torch.addcmul(dc, dh * o, 1 - tc * tc)
             d_i, d_f, d_g, d_o = dc * g, dc * c_prev, dc * i, dh * tc
             if dgates is not None:
-                d_i, d_f, d_g, d_o = (d + dd for d, dd in zip((d_i, d_f, d_g, d_o), dgates[:, t].chunk(4, -1)))
-            p = dpre[:, t]
-            torch.mul(d_i, i * (1 - i), out=p[..., :H])
-            torch.mul(d_f, f * (1 - f), out=p[..., H:2 * H])
-            torch.mul(d_g, 1 - g * g, out=p[..., 2 * H:3 * H])
-            torch.mul(d_o, o * (1 - o), out=p[..., 3 * H:])
+                d_i, d_f, d_g, d_o = (d + dd for d, dd in zip((d_i, d_f, d_g, d_o), dgates[t].chunk(4, -1)))
+            p = torch.cat([d_i * i * (1 - i), d_f * f * (1 - f), d_g * (1 - g * g), d_o * o * (1 - o)],
+                          -1, out=dpre[t])                                            # (M, B, 4H)
             dc = dc * f
             dh = torch.bmm(p, W_hh)                                                   # (M, B, H)
-        h_prev = torch.cat([h0.unsqueeze(1), hs[:, :-1]], 1)                          # (M, T, B, H)
-        dW_hh = torch.bmm(dpre.reshape(M, T * B, 4 * H).transpose(1, 2), h_prev.reshape(M, T * B, H))
-        return dpre, dh, dc, dW_hh
+        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]], 0).transpose(0, 1)            # (M, T, B, H)
+        dpre_m = dpre.transpose(0, 1)                                                 # (M, T, B, 4H)
+        dW_hh = torch.bmm(dpre_m.reshape(M, T * B, 4 * H).transpose(1, 2), h_prev.reshape(M, T * B, H))
+        return dpre_m, dh, dc, dW_hh
 
 
 class LSTMLayer(Layer):
@@ -115,7 +115,7 @@ class LSTMLayer(Layer):
         if edits or not fused:
             gates, c, h = _lstm_steps(gi, h0, c0, self.w("W_hh"), edits or {}, self.ensemble)
         else:
-            gates, c, h = _LSTMScan.apply(gi, h0, c0, self.w("W_hh"))
+            gates, c, h = (v.transpose(0, 1) for v in _LSTMScan.apply(gi, h0, c0, self.w("W_hh")))
         for hook, v in zip((self.hook_i, self.hook_f, self.hook_g, self.hook_o), gates.chunk(4, -1)):
             self.hooked(hook, v.transpose(1, 2))
         c = self.hooked(self.hook_c, c.transpose(1, 2))
