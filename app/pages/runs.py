@@ -72,3 +72,10 @@ def compare(selected, key, logx):
             errors.append(str(e))
     return (figures.compare_curves(curves, key or "loss", log_x="log" in (logx or [])),
             [{"label": k, "value": k} for k in keys], "\n".join(errors))
+
+
+@callback(Output("runs-table", "selected_rows"), Input("runs-table", "id"), State("runs-table", "data"),
+          State("app-selected", "data"))
+def restore(_, data, selected):
+    """Coming back to the page, the runs selected before are still ticked."""
+    return [i for i, row in enumerate(data or []) if row.get("id") in (selected or [])]
