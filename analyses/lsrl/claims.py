@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 
-import numpy as np
 import torch
 
 from analyses.lsrl import checks, study
 from analyses.lsrl.compile import compile
-from analyses.lsrl.library import counter, for_task
+from analyses.lsrl.library import for_task
 from probe.claims import claim
 
 GROUND_TRUTH_TARGETS = ("elman", "lstm", "gru")      # the ones with a nonlinear recurrence

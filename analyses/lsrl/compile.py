@@ -140,6 +140,8 @@ class ExactModel:
 
     def __init__(self, c: Compiled, backend: str = "symbolic"):
         self.c, self.be = c, make_backend(backend)
+        self.decay = [sympy.ImmutableSparseMatrix.diag(*list(p.params["Lambda"])) if c.target == "hawk" else None
+                      for p in c.plans]                                   # Λ as a matrix, built once
 
     def initial(self, B: int) -> list:
         init = []
@@ -155,14 +157,13 @@ class ExactModel:
         be, new = self.be, []
         if self.c.const_channel:
             x = be.cat([x, be.const(sympy.ones(1, 1), x.shape[0])])
-        for p, h in zip(self.c.plans, state):
+        for p, h, lam in zip(self.c.plans, state, self.decay):
             P = p.params
             if self.c.target == "linear":
                 h = be.affine(h, P["W"]) + be.affine(x, P["U"])
             elif self.c.target == "elman":
                 h = be.relu(be.affine(h, P["W"]) + be.affine(x, P["U"], P["b"]))
             else:
-                lam = sympy.ImmutableSparseMatrix.diag(*list(P["Lambda"]))
                 h = be.affine(h, lam) + be.mul(be.affine(x, P["W_gx"], P["b_gx"]), be.affine(x, P["W_x"]))
                 x_next = be.affine(be.mul(be.affine(x, P["W_go"], P["b_go"]), h), P["W_out"])
             new.append(h)

@@ -30,7 +30,7 @@ input) that names the node.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import sympy
 
@@ -117,8 +117,8 @@ class Node:
         return f"<{type(self).__name__} {self.name!r} dim={self.dim}>"
 
     # -- arithmetic sugar: every operator builds primitive blocks ------------------------------
-    def _lin(self, A, b=None, name=None) -> "Linear":
-        return Linear(self, A, b, name=name)
+    def _lin(self, A, b=None) -> "Linear":
+        return Linear(self, A, b)
 
     def __add__(self, other):
         if isinstance(other, Node):
@@ -201,7 +201,7 @@ class Linear(Node):
     kind = "linear"
 
     def __init__(self, x: Node, A: Matrixish, b: Optional[Matrixish] = None, name: Optional[str] = None):
-        super().__init__([x], 1, name or None)
+        super().__init__([x], 1, name)
         self.A = _matrix(A, None, x.dim, "A", self.name) if not _is_scalar(A) else _matrix(A, x.dim, x.dim, "A", self.name)
         self.dim = self.A.rows
         self.b = _matrix(0 if b is None else b, self.dim, 1, "b", self.name)

@@ -91,7 +91,7 @@ def majority() -> LibraryProgram:
 
 def mod_counter(n: int = 3) -> LibraryProgram:
     x = _bits()
-    return LibraryProgram(f"mod_counter", Program(x, {f"t mod {n}": S.mod_counter(x, n)}, name="mod_counter"),
+    return LibraryProgram("mod_counter", Program(x, {f"t mod {n}": S.mod_counter(x, n)}, name="mod_counter"),
                           BITS, f"t mod {n}, t the number of inputs read")
 
 

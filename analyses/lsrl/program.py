@@ -12,7 +12,7 @@ silently on an exporter that relies on it.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Sequence, Union
 
 from analyses.lsrl import graph as g
 from analyses.lsrl.backends import backend as make_backend

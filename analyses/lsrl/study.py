@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-import numpy as np
 import torch
 
 from analyses.lsrl import checks

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tasks
-from analyses.lsrl import checks, library as L
+from analyses.lsrl import library as L
 from analyses.lsrl.compile import compile
 from lsrl_helpers import one_thread  # noqa: F401
 from tasks.dfa import DFA

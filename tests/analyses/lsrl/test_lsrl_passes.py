@@ -1,7 +1,6 @@
 """Each compiler pass preserves the program's outputs on random inputs (float64 and exactly)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
