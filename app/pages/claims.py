@@ -1,6 +1,8 @@
 """Claims: the table ``probe verify`` wrote into the store, pass/fail and measured values."""
 from __future__ import annotations
 
+import functools
+
 import dash
 from dash import dash_table, dcc, html
 
@@ -10,11 +12,28 @@ from app.common import ERROR_STYLE, current_store
 dash.register_page(__name__, path="/claims", name="Claims", order=5)
 
 
+@functools.lru_cache(maxsize=1)
+def _claim_modules() -> dict[str, str]:
+    """Claim id -> the module that registered it (importing every analysis module, once)."""
+    import analyses
+    from probe import claims
+
+    try:
+        analyses.load_all()
+    except Exception:  # noqa: BLE001 - a broken analysis module must not take the page down
+        return {}
+    return {spec.id: spec.fn.__module__ for spec in claims.registered()}
+
+
 def _analysis_of(claim_id: str) -> str | None:
+    """The analysis whose figures back a claim: the module that defines it, else the id's prefix."""
     import analyses
 
-    head = str(claim_id).split(".")[0].split("-")[0]
-    return head if head in analyses.names() else None
+    module = _claim_modules().get(str(claim_id), "").split(".")
+    for name in (module[1] if len(module) > 1 else "", str(claim_id).split(".")[0]):
+        if name in analyses.names():
+            return name
+    return None
 
 
 def layout(**_):
