@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import json
 import pkgutil
@@ -147,10 +148,20 @@ def analyze(name: str, run, member: int = 0, recompute: bool = False, **params: 
     return result
 
 
+def _claim_packages() -> list[str]:
+    """Subpackages (e.g. ``lsrl``) that are not analyses themselves but define claims in ``claims.py``."""
+    return [m.name for m in pkgutil.iter_modules(__path__)
+            if m.ispkg and not m.name.startswith("_")
+            and importlib.util.find_spec(f"analyses.{m.name}.claims") is not None]
+
+
 def load_all() -> list[str]:
-    """Import every analysis module (so that the claims they define register); returns their names."""
+    """Import every analysis module and every subpackage's ``claims`` module (so that the claims
+    they define register); returns the analyses' names."""
     for name in _discovered():
         importlib.import_module(f"analyses.{name}")
+    for package in _claim_packages():
+        importlib.import_module(f"analyses.{package}.claims")
     return _discovered()
 
 
