@@ -176,3 +176,19 @@ def test_an_ensemble_is_refused():
     task = tasks.make("parity", max_len=4)
     with pytest.raises(ValueError, match="member"):
         cells.analyze(probe.models.make("gru", task, hidden=4, members=2), task)
+
+
+@pytest.mark.slow
+def test_the_claims_run_and_report_their_numbers(tmp_path):
+    from probe.claims import registered
+
+    for spec in registered(["cells.saturation", "cells.charlm"]):
+        c = spec(profile="quick", store=str(tmp_path))
+        assert not str(c.measured).startswith("error"), c.measured
+        assert isinstance(c.passed, bool)
+
+
+def test_the_claims_are_registered():
+    from probe.claims import registered
+
+    assert [s.id for s in registered(["cells.charlm", "cells.saturation"])] == ["cells.charlm", "cells.saturation"]
