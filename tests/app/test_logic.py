@@ -118,6 +118,16 @@ def test_pca_projects_a_trajectory_on_its_leading_components():
     assert ratios[0] > 0.99
 
 
+def test_matching_inputs_are_ranked_by_how_well_the_units_follow_the_pattern(store, parity_id):
+    _, model, task = app_store.MODELS.get(store, parity_id)
+    rows = logic.match_inputs(model, task, "layers.0.hook_h", [0, 1], np.array([True, True, False]), 0.0, n=8)
+    assert 0 < len(rows) <= 8
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert all(0 <= r["score"] <= 1 and len(r["text"].split()) == 3 for r in rows)
+    with pytest.raises(ValueError, match="select units"):
+        logic.match_inputs(model, task, "layers.0.hook_h", [], np.array([True]), 0.0)
+
+
 def test_units_text_is_parsed_and_checked():
     assert logic.parse_units("3, 1, 5-6", 8) == [1, 3, 5, 6]
     assert logic.parse_units("", 8) is None
@@ -227,6 +237,9 @@ def test_page_callbacks_show_errors_in_the_page(dash_app, parity_id):
         assert err == "" and "unit(s) above" in note and shared["t0"] == 2
         assert states.draw("../../etc", 0, "layers.0.hook_h", "seed", 0, "", None, None, None, 0.0, [], None)[4] \
             .startswith("invalid run id")
+        table = states.match(1, shared, 0.0, None)
+        assert table.data and table.data[0]["score"] >= table.data[-1]["score"]
+        assert "select units first" in str(states.match(1, None, 0.0, None))
         assert "not in the alphabet" in states.draw(parity_id, 0, "layers.0.hook_h", "typed", 0, "01x", None, None,
                                                     None, 0.0, [], None)[4]
         assert "page-error" in str(states.layout(run="../../etc/passwd"))
