@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import analyses
 import probe
 import tasks
 from analyses import spectrum
@@ -104,6 +105,8 @@ def test_analyze_run_covers_every_checkpoint(tmp_path):
     res = spectrum.analyze_run(run, fixed_points=False)
     assert res.steps == run.checkpoint_steps and len(res.eigvals[0]) == len(run.checkpoint_steps)
     assert res.loss[-1] is not None
+    cached = analyses.analyze("spectrum", run, fixed_points=False)  # through the registry and its JSON cache
+    assert cached.to_dict() == analyses.analyze("spectrum", run, fixed_points=False).to_dict() == res.to_dict()
     with pytest.raises(ValueError, match="no checkpoint"):
         spectrum.analyze_run(run, steps=[12345])
     with pytest.raises(ValueError, match="plain model"):
