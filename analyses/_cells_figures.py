@@ -64,7 +64,7 @@ def score_heatmap(result, per_feature: int = 5) -> go.Figure:
     nulls = ", ".join(f"{f} {max(result.nulls[f]['shuffle'], 0 if math.isnan(result.nulls[f]['init']) else result.nulls[f]['init']):.2f}"
                       for f in feats)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(template="plotly_white", title=f"Unit x feature scores (best null: {nulls})",
+    fig.update_layout(template="plotly_white", title=f"Unit x feature scores<br><sup>best null: {nulls}</sup>",
                       height=max(300, 22 * len(rows) + 120), width=700, margin=dict(l=180))
     return fig
 
