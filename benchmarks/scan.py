@@ -5,8 +5,10 @@ the memory floor of one elementwise pass.
     python benchmarks/scan.py --device cpu
 
 All ratios are measured in this process, each a median of several runs after a warm-up, so they
-survive a slower or busier machine better than the absolute milliseconds do. The load average is
-printed because other jobs on the same cores distort everything.
+survive a slower machine better than the absolute milliseconds do. They do not survive a busy
+one: an op split over 2 threads waits for whichever thread the OS parked, and a scan is hundreds
+of small ops while the floor is one. The load average is printed for that reason; on a shared
+machine `--stat min` is the better estimate of what the code costs.
 """
 from __future__ import annotations
 
@@ -24,18 +26,23 @@ B, D = 16, 256
 TS = (256, 1024, 4096, 16384)
 
 
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Median wall time of fn() in ms, after one warm-up call."""
+def timer(device: torch.device, repeats: int, stat: str):
+    """time(fn, repeats=repeats) -> median (or min) wall time of fn() in ms, after a warm-up."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    reduce = statistics.median if stat == "median" else min
+
+    def time_ms(fn, repeats: int = repeats) -> float:
         fn()
         sync()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        return 1e3 * reduce(times)
+
+    return time_ms
 
 
 def loop_scan(a, b):
@@ -53,7 +60,7 @@ def forward_backward(scan, a, b, g):
     scan(a, b).backward(g)
 
 
-def row(T: int, device: torch.device, repeats: int) -> dict:
+def row(T: int, device: torch.device, time_ms) -> dict:
     gen = torch.Generator(device=device).manual_seed(T)
     # decays in [0.5, 1): the range of LRU's |a| and of most forget gates
     a = (0.5 + 0.5 * torch.rand(B, T, D, generator=gen, device=device)).requires_grad_()
@@ -68,16 +75,15 @@ def row(T: int, device: torch.device, repeats: int) -> dict:
 
     r = {"T": T, "backend": choose_backend(device, T)}
     with torch.no_grad():
-        r["floor"] = timed(lambda: torch.mul(a, b, out=h), device, repeats)
-        r["floor_alloc"] = timed(lambda: torch.mul(a, b), device, repeats)
-        r["fwd"] = timed(lambda: linear_scan(a, b), device, repeats)
-        r["ref_fwd"] = timed(lambda: ref_scan(a_ref, b_ref), device, repeats)
-    r["fwdbwd"] = timed(lambda: forward_backward(linear_scan, a, b, g), device, repeats)
-    r["ref_fwdbwd"] = timed(lambda: forward_backward(ref_scan, a_ref, b_ref, g_ref), device,
-                            max(1, repeats // 2))
+        r["floor"] = time_ms(lambda: torch.mul(a, b, out=h))
+        r["floor_alloc"] = time_ms(lambda: torch.mul(a, b))
+        r["fwd"] = time_ms(lambda: linear_scan(a, b))
+        r["ref_fwd"] = time_ms(lambda: ref_scan(a_ref, b_ref))
+    r["fwdbwd"] = time_ms(lambda: forward_backward(linear_scan, a, b, g))
+    r["ref_fwdbwd"] = time_ms(lambda: forward_backward(ref_scan, a_ref, b_ref, g_ref), repeats=3)
     # the autograd loop takes seconds at large T: one timed run is enough to see the ratio
-    loop_repeats = 1 if T >= 4096 else 3
-    r["loop_fwdbwd"] = timed(lambda: forward_backward(loop_scan, a, b, g), device, loop_repeats)
+    r["loop_fwdbwd"] = time_ms(lambda: forward_backward(loop_scan, a, b, g),
+                               repeats=1 if T >= 4096 else 3)
     return r
 
 
@@ -87,12 +93,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--T", type=int, nargs="+", default=list(TS))
+    parser.add_argument("--stat", choices=["median", "min"], default="median")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
 
     print(f"B={B} D={D} float32 device={device} threads={torch.get_num_threads()} "
-          f"torch={torch.__version__} load average before={os.getloadavg()[0]:.2f}")
+          f"{args.stat} of {args.repeats} torch={torch.__version__} load average before={os.getloadavg()[0]:.2f}")
     header = (f"{'T':>6} {'backend':>10} {'floor ms':>9} {'ours fwd':>9} {'fwd/floor':>9} "
               f"{'fwd/alloc-floor':>15} {'ours f+b':>9} {'f+b/floor':>9} {'loop f+b/ours':>13} "
               f"{'ref fwd/ours':>12} {'ref f+b/ours':>12}")
@@ -100,7 +107,7 @@ def main() -> None:
     print("-" * len(header))
     rows = {}
     for T in args.T:
-        r = rows[T] = row(T, device, args.repeats)
+        r = rows[T] = row(T, device, timer(device, args.repeats, args.stat))
         print(f"{T:>6} {r['backend']:>10} {r['floor']:>9.2f} {r['fwd']:>9.2f} "
               f"{r['fwd'] / r['floor']:>9.2f} {r['fwd'] / r['floor_alloc']:>15.2f} "
               f"{r['fwdbwd']:>9.2f} {r['fwdbwd'] / r['floor']:>9.2f} "

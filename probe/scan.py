@@ -1,7 +1,6 @@
 """Linear recurrence scans: h_t = a_t * h_{t-1} + b_t, elementwise, for every t.
 
-This is the state update of diagonal linear RNNs (LRU, S4D/S5 in diagonal form, minGRU's
-log-space-free form), so every model in ``probe.models`` that has one calls ``linear_scan``.
+This is the state update of diagonal linear RNNs (LRU, diagonal S4/S5, minGRU).
 Time is dim -2: ``a`` and ``b`` are ``(..., T, D)`` with any leading dims (batch, ensemble
 members), ``a`` may broadcast against ``b`` (LRU's time-invariant ``a`` is ``(D,)``), and the
 scan returns every state ``h`` of shape ``(..., T, D)``. Real and complex dtypes both work.
@@ -12,9 +11,9 @@ Backends (all compute the same thing; ``reverse=True`` runs h_t = a_t * h_{t+1} 
 - ``chunked``: for CPUs. T is cut into C chunks of length L ~ sqrt(T). Pass 1 loops over the
   L positions within a chunk, vectorised across chunks, keeping only each chunk's running state
   and running product of ``a``; pass 2 carries states across the C chunk boundaries; pass 3
-  re-runs the within-chunk loop from the right carry, writing ``h`` in place. Reading ``a`` and
-  ``b`` twice and writing ``h`` once is close to the memory traffic of one elementwise op,
-  with only ~2 sqrt(T) Python-level steps.
+  re-runs the within-chunk loop from the right carry, writing ``h`` in place. That is ~3
+  sqrt(T) Python-level ops moving 5/3 the bytes of one elementwise op (a and b read twice, h
+  written once); as each op reads scattered rows of D values, it takes 3-4x the time of one.
 - ``parallel``: Hillis-Steele scan in log2(T) whole-tensor steps, for GPUs, where per-op
   launch cost dominates and the extra O(T log T) work is cheap. Correct on CPU too.
 
@@ -218,7 +217,7 @@ class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size,
                 dtype: torch.dtype, backend: str) -> Tensor:
-        h = _scan(a, b, h0, shape, dtype, backend, reverse=False)  # (..., T, D)
+        h = _scan(a, b, h0, shape, dtype, backend)  # (..., T, D)
         ctx.save_for_backward(a, h, h0)
         ctx.shapes = (a.shape, b.shape, None if h0 is None else h0.shape)
         ctx.dtypes = (a.dtype, b.dtype, None if h0 is None else h0.dtype)
@@ -264,7 +263,7 @@ class _LinearScan(torch.autograd.Function):
 
 
 def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: torch.dtype,
-          backend: str, reverse: bool) -> Tensor:
+          backend: str) -> Tensor:
     # mixed real/complex ops run on a slow path, so convert once up front; expand is a view,
     # so a time-invariant a is never materialised
     a = a.to(dtype).expand(shape)  # (..., T, D)
@@ -272,7 +271,7 @@ def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: 
     if h0 is not None:
         h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
     out = _empty(shape, dtype, b.device)  # (..., T, D)
-    _KERNELS[backend](a, b, h0, out, reverse)
+    _KERNELS[backend](a, b, h0, out, reverse=False)
     return out
 
 
@@ -342,4 +341,4 @@ def linear_scan(a: Tensor, b: Tensor, h0: Optional[Tensor] = None,
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _LinearScan.apply(a, b, h0, shape, dtype, backend)
     # no autograd graph: skip the Function so nothing is saved
-    return _scan(a, b, h0, shape, dtype, backend, reverse=False)
+    return _scan(a, b, h0, shape, dtype, backend)
