@@ -37,6 +37,7 @@ def layout(**_):
         html.Div(id="runs-links", style={"margin": "0.6em 0"}),
         html.Div([html.Label("metric "),
                   dcc.Dropdown(id="runs-metric", value="loss", clearable=False,
+                               options=["loss"] + sorted(k for k in keys if "." in k),
                                style={"width": "20em", "display": "inline-block", "verticalAlign": "middle"}),
                   dcc.Checklist(id="runs-logx", options=[{"label": " log step", "value": "log"}], value=[],
                                 inline=True, style={"display": "inline-block", "marginLeft": "1em"})]),

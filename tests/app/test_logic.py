@@ -269,7 +269,7 @@ def test_the_analyses_page_runs_uncached_analyses_in_the_background(dash_app, pa
         logic.JOBS.forget((str(app_store.resolve_run(dash_app.server.config["PROBE_STORE"], parity_id)), "app_unit_slow", 0))
         t0 = time.time()
         out, status, _, _ = page.show(2, None, parity_id, 0, "app_unit_slow")
-        assert status.endswith("cached result") and time.time() - t0 < 0.5
+        assert status.endswith("cached result") and time.time() - t0 < 5  # no job: read from the cache
         labels = {o["value"]: o["label"] for o in page.names(parity_id, 0)}
         assert labels["app_unit_slow"].endswith("(cached)")
         page.show(1, None, parity_id, 0, "app_unit_raises")
