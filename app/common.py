@@ -60,3 +60,8 @@ def step_for(checkpoint: dict | None, run_id: str | None):
     if checkpoint and checkpoint.get("run") == run_id:
         return checkpoint.get("step")
     return None
+
+
+def message(e: Exception) -> str:
+    """An exception as the one line a page shows (the class named unless it is a plain ValueError)."""
+    return str(e) if type(e) is ValueError else f"{type(e).__name__}: {e}"

@@ -6,7 +6,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from app import logic
-from app.common import ERROR_STYLE, check_query_run, current_store, default_run, error_page, run_picker
+from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker
 from app.store import check_member, open_run
 
 dash.register_page(__name__, path="/analyses", name="Analyses", order=4)
@@ -92,8 +92,8 @@ def show(_, __, run_id, member, name):
         if job is None and logic.is_cached(run, name, m):
             return render(analyses.analyze(name, run, member=m)), f"{name}: cached result", "", True
         job = logic.JOBS.start(key, lambda: analyses.analyze(name, run, member=m))
-    except ValueError as e:
-        return no_update, "", str(e), True
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
+        return no_update, "", message(e), True
     if job["state"] == "running":
         return no_update, f"{name}: running in the background ({logic.JOBS.elapsed(key):.0f} s)…", "", False
     if job["state"] == "error":

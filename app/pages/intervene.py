@@ -7,7 +7,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from app import figures, logic
-from app.common import ERROR_STYLE, check_query_run, current_store, default_run, error_page, run_picker, step_for
+from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker, step_for
 from app.store import MODELS
 
 dash.register_page(__name__, path="/intervene", name="Intervene", order=3)
@@ -65,7 +65,7 @@ def setup(run_id, member, picked, ckpt):
         return [], None, "", ""
     try:
         _, model, _ = MODELS.get(current_store(), run_id, member, step_for(ckpt, run_id))
-    except ValueError:
+    except Exception:  # noqa: BLE001 - no hooks to offer; intervene() shows why
         return [], None, "", ""
     names = [h for h in sorted(model.hook_dict, key=lambda h: (not h.endswith("hook_h"), h)) if h != "hook_logits"]
     if picked and picked.get("run") == run_id and picked.get("hook") in names and picked.get("units"):
@@ -89,7 +89,7 @@ def intervene(_, run_id, member, hook, seed, length, text, step, units, op, valu
         width = logic.trajectories(model, x["inputs"])[0][hook].shape[1]
         src = logic.make_input(task, "seed", source, "", length)["inputs"] if op == "patch" else None
         data = logic.counterfactual(model, task, x["inputs"], hook, step, logic.parse_units(units, width), op, value, src)
-    except ValueError as e:
-        return figures.empty(str(e)), "", str(e)
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
+        return figures.empty(message(e)), "", message(e)
     summary = {k: data[k] for k in ("hook", "step", "units", "op", "diff", "changed", "state_hook")}
     return figures.counterfactual(data, x["labels"]), json.dumps(summary), ""

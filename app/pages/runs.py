@@ -5,7 +5,7 @@ import dash
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from app import figures, logic
-from app.common import ERROR_STYLE, current_store
+from app.common import ERROR_STYLE, current_store, message
 
 dash.register_page(__name__, path="/", name="Runs", order=0)
 
@@ -69,8 +69,8 @@ def compare(selected, key, logx):
             steps, vals = run.curve(key or "loss")
             if steps:
                 curves[rid] = (steps, vals)
-        except ValueError as e:
-            errors.append(str(e))
+        except Exception as e:  # noqa: BLE001 - one unreadable run must not hide the others
+            errors.append(f"{rid}: {message(e)}")
     return (figures.compare_curves(curves, key or "loss", log_x="log" in (logx or [])),
             [{"label": k, "value": k} for k in keys], "\n".join(errors))
 

@@ -7,7 +7,7 @@ import numpy as np
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, check_query_run, current_store, default_run, error_page, run_picker, step_for
+from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker, step_for
 from app.store import MODELS
 
 dash.register_page(__name__, path="/states", name="States", order=2)
@@ -70,7 +70,7 @@ def hooks(run_id, member, hook, ckpt):
         return [], None, ""
     try:
         _, model, task = MODELS.get(current_store(), run_id, member, step_for(ckpt, run_id))
-    except ValueError:
+    except Exception:  # noqa: BLE001 - no hooks to offer; draw() shows why
         return [], None, ""
     names = sorted(model.hook_dict, key=lambda h: (not h.endswith("hook_h"), h))
     hook = hook if hook in names else names[0]
@@ -119,8 +119,8 @@ def draw(run_id, member, hook, mode, seed, text, length, t0, t1, threshold, off,
                     f"{' and off elsewhere' if 'off' in (off or []) else ''}: {units}")
         state_hook = "layers.0.hook_h" if "layers.0.hook_h" in trajs else hook
         proj, ratios = logic.pca(trajs[state_hook])
-    except ValueError as e:
-        return figures.empty(str(e)), figures.empty(""), "", no_update, str(e)
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
+        return figures.empty(message(e)), figures.empty(""), "", no_update, message(e)
     heat = figures.states_heatmap(traj, x["labels"], x["features"], hook, units, brushed)
     heat.update_layout(uirevision=f"{run_id}{hook}{mode}{seed}{text}{length}")
     shared = {"run": run_id, "hook": hook, "units": units, "t0": brushed and brushed[0], "t1": brushed and brushed[1],
@@ -142,7 +142,7 @@ def match(_, sel, threshold, ckpt):
         lo, hi = max(0, sel["t0"] - 2), min(len(on) - 1, sel["t1"] + 2)  # the range and a little context
         rows = logic.match_inputs(model, task, sel["hook"], sel["units"], on[lo:hi + 1].astype(np.bool_),
                                   float(threshold or 0))
-    except ValueError as e:
-        return html.Div(str(e), style=ERROR_STYLE)
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
+        return html.Div(message(e), style=ERROR_STYLE)
     return dash_table.DataTable(data=rows, columns=[{"name": k, "id": k} for k in ("sample", "start", "score", "text")],
                                 style_cell={"fontFamily": "monospace", "fontSize": 12, "textAlign": "left"})

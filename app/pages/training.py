@@ -5,7 +5,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, check_query_run, current_store, default_run, error_page, run_picker, step_for
+from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker, step_for
 from app.store import open_run
 
 dash.register_page(__name__, path="/training", name="Training", order=1)
@@ -43,7 +43,7 @@ def checkpoints(run_id, click, picked):
         return [], None
     try:
         run = open_run(current_store(), run_id)
-    except ValueError:
+    except Exception:  # noqa: BLE001 - no checkpoints to offer; draw() shows why
         return [], None
     options = [{"label": str(s), "value": s} for s in run.checkpoint_steps]
     if ctx.triggered_id == "training-graph":
@@ -61,6 +61,6 @@ def draw(run_id, step, logx):
         run = open_run(current_store(), run_id)
         curves = {k: logic.member_curves(run, k) for k in logic.metric_keys(run)}
         fig = figures.training(curves, run.checkpoint_steps, log_x="log" in (logx or []), selected=step)
-    except ValueError as e:
-        return figures.empty(""), str(e), no_update
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
+        return figures.empty(""), message(e), no_update
     return fig, "", {"run": run_id, "step": step}

@@ -281,3 +281,21 @@ def test_the_analyses_page_runs_uncached_analyses_in_the_background(dash_app, pa
             time.sleep(0.1)
         assert "ZeroDivisionError" in err
         assert "unknown run" in page.show(1, None, "gone", 0, "app_unit_slow")[2]
+
+
+def test_a_corrupt_checkpoint_is_an_error_in_the_page_not_a_crash(dash_app, store, parity_id, tmp_path, monkeypatch):
+    import shutil
+
+    from app.common import message
+
+    shutil.copytree(store / parity_id, tmp_path / parity_id)
+    run = app_store.open_run(tmp_path, parity_id)
+    (run.path / "ckpt" / f"step_{run.checkpoint_steps[-1]}.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception) as info:
+        app_store.ModelCache().get(tmp_path, parity_id)
+    assert message(info.value)
+    states = _page("states")
+    monkeypatch.setitem(dash_app.server.config, "PROBE_STORE", str(tmp_path))
+    with dash_app.server.test_request_context():
+        fig, _, _, _, err = states.draw(parity_id, 0, "layers.0.hook_h", "seed", 0, "", 8, None, None, 0.0, [], None)
+    assert err and fig.layout.annotations[0].text == err
