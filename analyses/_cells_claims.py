@@ -28,6 +28,13 @@ class _Setup:
     report_steps: int  # parity / repetition runs (report only)
 
 
+# Measured (quick, 2026-11-26, CPU): LSTM-128 after 2000 steps, 2.0 bits/char on valid.
+# in_string: best unit AUC 0.74 (nulls: init 0.62, shuffled 0.59; whole-state probe 0.76);
+# bracket_depth: best |r| 0.49 (nulls 0.20 / 0.18; probe 0.60). cells.charlm FAILS in quick: the
+# network is far from converged, and its best "string" units are the same units as its best
+# "comment" units (a prose-versus-code detector). Scoring 1000-character windows after a 300-step
+# burn-in raised these only to 0.82 and 0.51, so it is training, not window starts, that is short.
+# cells.saturation passes (forget gates: right 0.50 > left 0.38).
 _SETUPS = {
     "quick": _Setup(hidden=128, layers=1, steps=2000, lr=1e-2, batch_size=32, length=100, n=64, report_steps=300),
     # closer to the paper: 2 layers, longer windows, more steps (lr 2e-3 as its RMSProp)
