@@ -27,6 +27,7 @@ def create_app(store: str | os.PathLike = "runs"):
                     assets_folder=str(here / "assets"), suppress_callback_exceptions=True,
                     title="probe explorer")
     app.server.config["PROBE_STORE"] = str(root.resolve())
+    app.server.before_request(_refuse_traversal)
     nav = [dcc.Link(page["name"], href=page["relative_path"], id=f"app-nav-{page['module'].split('.')[-1]}",
                     style={"marginRight": "1.2em"})
            for page in dash.page_registry.values() if page["path"] != "/404"]
@@ -40,6 +41,20 @@ def create_app(store: str | os.PathLike = "runs"):
         html.Div(dash.page_container, style={"padding": "0.6em", "fontFamily": "sans-serif"}),
     ])
     return app
+
+
+def _refuse_traversal():
+    # Every request whose path climbs out (``..``, raw or %-encoded) gets a 404 error page before
+    # Dash or Flask routes it anywhere; the app serves nothing but its pages and its store's runs.
+    from urllib.parse import unquote
+
+    from flask import request
+
+    raw = (request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path).split("?")[0]
+    if ".." in unquote(unquote(raw)) or ".." in request.path:  # a ?run=.. query is the page's to refuse
+        return ('<!doctype html><title>Not found</title><h3>Not found</h3>'
+                '<div id="page-error">No such page in this explorer.</div><a href="/">back to the runs</a>', 404)
+    return None
 
 
 def run(store: str | os.PathLike = "runs", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:

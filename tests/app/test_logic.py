@@ -299,3 +299,16 @@ def test_a_corrupt_checkpoint_is_an_error_in_the_page_not_a_crash(dash_app, stor
     with dash_app.server.test_request_context():
         fig, _, _, _, err = states.draw(parity_id, 0, "layers.0.hook_h", "seed", 0, "", 8, None, None, 0.0, [], None)
     assert err and fig.layout.annotations[0].text == err
+
+
+@pytest.mark.parametrize("path", ["/..%2F..%2Fetc%2Fpasswd", "/%2e%2e/%2e%2e/etc/passwd", "/%252e%252e/etc/passwd",
+                                  "/_dash-component-suites/dash/..%2F..%2Fsetup.py"])
+def test_paths_that_climb_out_get_a_404_error_page(dash_app, path):
+    r = dash_app.server.test_client().get(path)
+    assert r.status_code == 404 and b"page-error" in r.data
+
+
+def test_pages_are_served_and_a_bad_run_query_reaches_the_page(dash_app):
+    client = dash_app.server.test_client()
+    assert client.get("/states?run=../../etc/passwd").status_code == 200  # the page itself shows the error
+    assert client.get("/").status_code == 200
