@@ -83,7 +83,7 @@ def outlier_figure(res, prediction: dict | None = None) -> go.Figure:
         if np.abs(pz.imag).max(initial=0) > 0:
             fig.add_trace(go.Scatter(x=px, y=np.abs(pz), mode="lines", name="predicted |λ|",
                                      line=dict(color="grey", dash="dash")), 1, 1)
-        fig.add_trace(go.Scatter(x=px, y=prediction["loss"], mode="lines", name="predicted loss",
+        fig.add_trace(go.Scatter(x=px, y=np.maximum(prediction["loss"], 1e-10), mode="lines", name="predicted loss",
                                  line=dict(color="black", dash="dash")), 1, 2)
     fig.update_xaxes(type="log", title="step")
     fig.update_yaxes(type="log", row=1, col=2)
