@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from app import logic
+from app import jobs
 from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker
 from app.store import check_member, open_run
 
@@ -50,7 +50,7 @@ def _options(run_id, member) -> list[dict]:
     try:
         run = open_run(current_store(), run_id)
         m = check_member(run, member)
-        marks = {n: " (cached)" for n in analyses.names() if logic.is_cached(run, n, m)}
+        marks = {n: " (cached)" for n in analyses.names() if jobs.is_cached(run, n, m)}
     except ValueError:
         pass
     return [{"label": n + marks.get(n, ""), "value": n} for n in analyses.names()]
@@ -88,15 +88,15 @@ def show(_, __, run_id, member, name):
         if name not in analyses.names():
             raise ValueError(f"unknown analysis {name!r}")
         key = (str(run.path), name, m)
-        job = logic.JOBS.get(key)
-        if job is None and logic.is_cached(run, name, m):
+        job = jobs.JOBS.get(key)
+        if job is None and jobs.is_cached(run, name, m):
             return render(analyses.analyze(name, run, member=m)), f"{name}: cached result", "", True
-        job = logic.JOBS.start(key, lambda: analyses.analyze(name, run, member=m))
+        job = jobs.JOBS.start(key, lambda: analyses.analyze(name, run, member=m))
     except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
         return no_update, "", message(e), True
     if job["state"] == "running":
-        return no_update, f"{name}: running in the background ({logic.JOBS.elapsed(key):.0f} s)…", "", False
+        return no_update, f"{name}: running in the background ({jobs.JOBS.elapsed(key):.0f} s)…", "", False
     if job["state"] == "error":
-        logic.JOBS.forget(key)  # the next click tries again
+        jobs.JOBS.forget(key)  # the next click tries again
         return "", "", f"{name} failed: {job['error']}", True
-    return render(job["result"]), f"{name}: computed in {logic.JOBS.elapsed(key):.1f} s", "", True
+    return render(job["result"]), f"{name}: computed in {jobs.JOBS.elapsed(key):.1f} s", "", True

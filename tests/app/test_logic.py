@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tasks
-from app import figures, logic
+from app import figures, jobs, logic
 from app import store as app_store
 
 
@@ -206,14 +206,14 @@ def test_runs_table_and_claims_report(store, tmp_path):
 
 
 def test_background_jobs_finish_or_report_their_error():
-    jobs = logic.Jobs()
-    jobs.start(("ok",), lambda: 42)
-    jobs.start(("bad",), lambda: 1 / 0)
+    table = jobs.Jobs()
+    table.start(("ok",), lambda: 42)
+    table.start(("bad",), lambda: 1 / 0)
     deadline = time.time() + 10
-    while time.time() < deadline and any(jobs.get((k,))["state"] == "running" for k in ("ok", "bad")):
+    while time.time() < deadline and any(table.get((k,))["state"] == "running" for k in ("ok", "bad")):
         time.sleep(0.02)
-    assert jobs.get(("ok",))["result"] == 42
-    assert "ZeroDivisionError" in jobs.get(("bad",))["error"]
+    assert table.get(("ok",))["result"] == 42
+    assert "ZeroDivisionError" in table.get(("bad",))["error"]
 
 
 # --- callbacks, called directly inside the app's request context --------------------------------
@@ -266,7 +266,7 @@ def test_the_analyses_page_runs_uncached_analyses_in_the_background(dash_app, pa
             time.sleep(0.1)
             out, status, err, polling_off = page.show(None, 1, parity_id, 0, "app_unit_slow")
         assert "computed" in status and polling_off and "1.5" in str(out)
-        logic.JOBS.forget((str(app_store.resolve_run(dash_app.server.config["PROBE_STORE"], parity_id)), "app_unit_slow", 0))
+        jobs.JOBS.forget((str(app_store.resolve_run(dash_app.server.config["PROBE_STORE"], parity_id)), "app_unit_slow", 0))
         t0 = time.time()
         out, status, _, _ = page.show(2, None, parity_id, 0, "app_unit_slow")
         assert status.endswith("cached result") and time.time() - t0 < 5  # no job: read from the cache
