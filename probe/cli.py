@@ -196,11 +196,30 @@ def cmd_demo(args) -> int:
     from probe import demo
 
     demo.run(store=args.store)
+    if args.claims:
+        _demo_claims(args.store)
     # The demo ends in the explorer when a person is watching (a terminal) or asks for it; tests
     # and pipes get the table and exit.
     if args.app or (args.app is None and sys.stdout.isatty() and sys.stdin.isatty()):
         return _serve(args.store, "127.0.0.1", args.port)
     return 0
+
+
+# Claims the demo checks: quick to run, and the headline of the workbench (train, look inside,
+# compare with the paper).
+DEMO_CLAIMS = ["parity.infinite_generalization", "parity.automaton"]
+
+
+def _demo_claims(store: str) -> None:
+    import analyses
+    from probe import claims
+
+    analyses.load_all()
+    results = claims.run(claims.registered(DEMO_CLAIMS), profile="quick", store=store)
+    print()
+    print(claims.format_table(results))
+    md, _ = claims.write_report(results, store=store, profile="quick")
+    print(f"claims report: {md}; all claims: probe verify --store {store}")
 
 
 def _serve(store: str, host: str, port: int) -> int:
@@ -282,6 +301,8 @@ def _demo_args(p):
     p.add_argument("--app", action=argparse.BooleanOptionalAction, default=None,
                    help="start the explorer at the end (default: only when run in a terminal)")
     p.add_argument("--port", type=_port, default=8050, help="the explorer's port (default 8050)")
+    p.add_argument("--claims", action=argparse.BooleanOptionalAction, default=True,
+                   help="check the streaming-parity claims after training (default: yes)")
 
 
 # name, help, add arguments, run.
