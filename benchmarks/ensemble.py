@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 import probe  # noqa: E402
 import tasks  # noqa: E402
 from probe._trainer import Trainer
-from probe.train import TrainConfig
+from probe.training import TrainConfig
 
 HIDDEN, T, BATCH, LR, CLIP = 32, 64, 64, 1e-3, 1.0
 

@@ -25,7 +25,7 @@ _LAZY = {
     "scale": "probe.interventions",
     "clamp": "probe.interventions",
     "set_to": "probe.interventions",
-    "train": "probe.train",
+    "train": "probe.training",
     "open_run": "probe.runs",
     "list_runs": "probe.runs",
     "Run": "probe.runs",

@@ -66,7 +66,7 @@ def resolve_sets(pairs: list[tuple[str, Any]], task_name: str, arch: str) -> dic
     """
     import tasks
     import probe.models
-    from probe.train import field_names
+    from probe.training import field_names
 
     known = {
         "task": set(tasks.make(task_name).params),

@@ -1,4 +1,4 @@
-"""probe.train: learning, determinism, per-member independence, divergence, resume after SIGKILL."""
+"""probe.train (probe/training.py): learning, determinism, per-member independence, divergence, resume after SIGKILL."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import torch
 
 import probe
 import tasks
-from probe.train import TrainConfig, checkpoint_steps, lr_at
+from probe.training import TrainConfig, checkpoint_steps, lr_at
 
 FAST = dict(eval_splits=["train"], eval_n=64)
 
@@ -192,7 +192,7 @@ def test_a_run_killed_mid_training_resumes_to_bit_identical_weights(tmp_path):
 
 def test_an_interrupted_run_resumes_from_its_latest_resume_point(tmp_path, monkeypatch):
     # Between log-spaced checkpoints a resume point is kept (every minute; here every step).
-    import probe.train as train_module
+    import probe.training as train_module
     from probe._trainer import Trainer
 
     steps = 60

@@ -16,7 +16,6 @@ import math
 import platform
 import sys
 import time
-import types
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -265,14 +264,3 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
             info["status"] = "done"
         _io.write_json(path / "run.json", info)
     return Run(path)
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs) -> Run:
-        return train(*args, **kwargs)
-
-
-# `probe.train` names this module (Python binds a submodule as an attribute of its package on
-# import, whatever probe/__init__ says), yet `probe.train(task, model, ...)` is the public call.
-# A callable module serves both: the call trains, and probe.train.TrainConfig etc. stay reachable.
-sys.modules[__name__].__class__ = _CallableModule
