@@ -146,9 +146,19 @@ def _rows(claims: list[Claim]) -> list[list[str]]:
             for c in claims]
 
 
+# Widest a text-table cell may be; the Markdown and JSON reports keep every value whole.
+_MAX_CELL = {"source": 32, "statement": 60, "measured": 60, "expected": 48}
+
+
+def _clip(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
 def format_table(claims: list[Claim]) -> str:
-    """Fixed-width text table of the claims (an empty table when there are none)."""
-    rows = _rows(claims)
+    """Fixed-width text table of the claims (an empty table when there are none).
+
+    Long cells are cut to fit a terminal; the whole values are in the report files."""
+    rows = [[_clip(v, _MAX_CELL.get(col)) for v, col in zip(r, _COLUMNS)] for r in _rows(claims)]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_COLUMNS)]
     line = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()  # noqa: E731
     tail = [f"{sum(c.passed for c in claims)}/{len(claims)} claims pass"] if claims else ["(no claims registered)"]
