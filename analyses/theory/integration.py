@@ -15,7 +15,8 @@ v W^k u = g λ^k with gain g = αβ, and :func:`derive_leaky` sums (1) to the cl
 
     L(λ, g) = ½σ² [g²/(1 − λ²) − 2g/(1 − γλ) + 1/(1 − γ²)]          (2)
 
-(obtained by sympy, not typed), with its minimum at λ = γ, g = 1.
+(obtained by sympy, not typed), with its minimum at λ = γ, g = 1. ``derive_leaky(finite=True)``
+sums instead the loss of length-T batches from a zero state, where lag k has weight 1 − k/T.
 
 **Reduced dynamics.** For a fixed unit ê the set {W = λêêᵀ, u = αê, v = βê} is invariant under
 gradient descent on (1): there ∂L/∂W = (∂L/∂λ) êêᵀ, ∂L/∂u = β(∂L/∂g) ê, ∂L/∂v = α(∂L/∂g) ê, and
@@ -41,7 +42,9 @@ read-out whose part orthogonal to u is not small (both report-only in the claims
 z, z̄ = x ± iy), u, v in the plane: v W^k u = Re(c z^k) with c = (v₁ − iv₂)(u₁ + iu₂) = g e^{iφ}.
 :func:`derive_oscillator` sums (1) in closed form (minimum at z = γe^{iω}, c = 1) and gives the
 ansatz flow ẋ = −½∂ₓℓ, ẏ = −½∂ᵧℓ, u̇ = −∇ᵤℓ, v̇ = −∇ᵥℓ (the ½: |∂W/∂x|² = 2). This is as far as it
-closes: the full gradient on the plane also has a symmetric traceless part, which the ansatz drops.
+closes: the full gradient on the plane also has a symmetric traceless part, which the ansatz drops
+— and with it the path actually taken from small init, through two real eigenvalues that collide
+into the pair, which the plane reduction follows.
 """
 from __future__ import annotations
 

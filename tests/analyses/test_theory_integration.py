@@ -74,7 +74,7 @@ def test_convolution_outputs_equal_the_models_own():
 
 
 def test_pair_and_plane_losses_reduce_to_the_one_outlier_loss_and_vanish_at_the_target():
-    po, pl = ti.derive_oscillator(), ti.derive_plane()
+    po = ti.derive_oscillator()
     leaky = ti.derive_leaky()
     reduced = po.loss.subs({po.theta: 0, po.phi: 0, po.omega: 0})
     same = leaky.loss.subs({leaky.lam: po.rho, leaky.g: po.g, leaky.gamma: po.gamma, leaky.sigma: po.sigma})
