@@ -13,7 +13,8 @@ sequence, so an intervention on the final encoder state succeeds when it puts x_
 
 The site is the final encoder state, the state after x_{L-1} (step L-1); SEP, which starts the
 decoder, is read after it. All rows of a batch have one length, so that the intervention step is
-one step for the whole batch; a batch's length is drawn from ``lengths``.
+one step for the whole batch; batch ``seed`` has length ``lengths[seed % len(lengths)]``, so
+consecutive seeds (the training and evaluation loops use them) cover every length evenly.
 """
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def sampler(task, kind: Kind, lengths: Sequence[int] | None = None) -> Callable[
     task : a ``repetition`` task.
     kind : "unigram" / "bigram" (linear DAS: base and source) or "onion" (base only; the batch's
         ``info`` holds ``old`` = a, ``new`` = x_p and ``position`` = p, each (B,)).
-    lengths : sequence lengths to draw each batch's length from (default: ``(max_len,)``, the
-        paper's intervention set).
+    lengths : the sequence lengths, one per batch in turn (default: ``(max_len,)``, the paper's
+        set for the linear interventions; its onion intervention used every length).
 
     ``info["group"]`` is p, for per-position accuracy.
     """
@@ -65,7 +66,7 @@ def sampler(task, kind: Kind, lengths: Sequence[int] | None = None) -> Callable[
 
     def sample(n: int, seed: int) -> SwapBatch:
         rng = np.random.default_rng([seed, 7])
-        L = int(lengths[rng.integers(len(lengths))])
+        L = int(lengths[seed % len(lengths)])  # consecutive seeds visit every length in turn
         batch = task.sample(n, seed=seed, min_len=L, max_len=L)
         original = batch.inputs.numpy()                                           # (B, 2L+1)
         rows = np.arange(n)

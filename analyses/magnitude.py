@@ -40,8 +40,10 @@ class MagnitudeResult(Result):
 
     Attributes
     ----------
-    accuracy : {kind: whole-sequence accuracy after intervention}
-    per_position : {kind: (L,) accuracy by intervened position}
+    accuracy : {kind: whole-sequence accuracy after intervention} (the onion's over every length
+        when ``onion_lengths="all"``, as in the paper)
+    accuracy_at_length : {kind: the same at length L}
+    per_position : {kind: (L,) accuracy at length L by intervened position}
     model_accuracy : the model's own sequence accuracy at this length, no intervention
     contributions : (L,) mean ‖Δ final state‖ when position p's token changes; ``fit`` its
         geometric fit (``rate`` per position, ``r2``)
@@ -53,6 +55,7 @@ class MagnitudeResult(Result):
     hidden: int = 0
     length: int = 0
     accuracy: dict = field(default_factory=dict)
+    accuracy_at_length: dict = field(default_factory=dict)
     per_position: dict = field(default_factory=dict)
     model_accuracy: float = float("nan")
     contributions: list = field(default_factory=list)
@@ -95,8 +98,8 @@ def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
 
 
 def analyze(model, task, kinds: Sequence[str] = KINDS, length: int | None = None, steps: int = 400,
-            lr: float = 1e-2, batch_size: int = 128, assignment: str = "fixed", contributions_from: str = "model",
-            n_eval: int = 1024, seed: int = 0) -> MagnitudeResult:
+            onion_steps: int | None = None, lr: float = 1e-2, batch_size: int = 128, assignment: str = "fixed", contributions_from: str = "learned",
+            onion_lengths: str = "all", n_eval: int = 1024, seed: int = 0) -> MagnitudeResult:
     """Fit and score the interventions on one model trained on ``repetition``.
 
     Parameters
@@ -104,11 +107,16 @@ def analyze(model, task, kinds: Sequence[str] = KINDS, length: int | None = None
     model : a plain model (``members=1``; use ``model.member(i)``).
     task : the repetition task it was trained on.
     kinds : any of "unigram", "bigram", "onion".
-    length : sequence length of the intervention examples (default the task's ``max_len``, as the
-        paper's linear interventions).
-    steps, lr, batch_size : training of each intervention (Adam).
+    length : sequence length L of the linear interventions' examples (default the task's
+        ``max_len``, as the paper's).
+    steps, lr, batch_size : training of each intervention (Adam, cosine decay).
+    onion_steps : training steps of the onion intervention (default ``steps``).
     assignment : DAS's assignment of rotated dimensions, "fixed" (D // K per variable) or "gumbel".
-    contributions_from : the onion's c(b): "model" or "learned".
+    contributions_from : the onion's c(b): "learned" (tanh E[b], E learned from the model's own
+        contribution, as the paper's code learns E) or "model" (the model's, fixed).
+    onion_lengths : "all" trains and scores the onion on every length up to L, as the paper's code
+        does; "max" on length L only, like the linear ones. Either way ``accuracy_at_length``
+        holds the onion's accuracy at length L, and ``per_position`` is measured at length L.
     n_eval : fresh examples to score each intervention on.
     seed : seeds the interventions and their data.
     """
@@ -121,21 +129,31 @@ def analyze(model, task, kinds: Sequence[str] = KINDS, length: int | None = None
     norms = contributions(model, task, L, n=min(n_eval, 512), seed=seed)
     result = MagnitudeResult(arch=model.config.get("arch", "?"), hidden=int(model.config.get("hidden", 0)), length=L,
                              model_accuracy=model_acc, contributions=norms.tolist(), fit=geometric_fit(norms))
+    if onion_lengths not in ("all", "max"):
+        raise ValueError(f"unknown onion_lengths {onion_lengths!r}; valid: all, max")
+    every = tuple(range(task.config.min_len, L + 1)) if onion_lengths == "all" else lengths
     for kind in kinds:
-        s = sampler(task, kind, lengths)
         if kind == "onion":
-            est = Onion(task.config.n_symbols, STATE, contributions_from, steps, lr, batch_size, seed)
+            est = Onion(task.config.n_symbols, STATE, contributions_from, onion_steps or steps, lr, batch_size, seed)
+            s = sampler(task, kind, every)
         else:
             est = DAS(n_variables(kind, task.config.max_len), STATE, assignment, steps=steps, lr=lr,
                       batch_size=batch_size, seed=seed)
-        ev = est.fit(model, s).evaluate(model, s, n=n_eval, seed=seed + 10_000_019)
+            s = sampler(task, kind, lengths)
+        est.fit(model, s)
+        # one evaluation batch per length
+        ev = est.evaluate(model, s, n=n_eval, seed=seed + 10_000_019, batch_size=-(-n_eval // len(every)))
+        at_L = ev if kind != "onion" or every == lengths else est.evaluate(
+            model, sampler(task, kind, lengths), n=n_eval, seed=seed + 10_000_019)
         result.accuracy[kind] = ev["accuracy"]
-        result.per_position[kind] = [ev["by_group"].get(p, float("nan")) for p in range(L)]
+        result.accuracy_at_length[kind] = at_L["accuracy"]
+        result.per_position[kind] = [at_L["by_group"].get(p, float("nan")) for p in range(L)]
         if kind == "onion":
             result.onion_scales = est.scales(L).norm(dim=-1).tolist()
             result.readout = _readout_example(model, task, est, seed + 3)
     result.summary = {"arch": result.arch, "hidden": result.hidden, "length": L, "model_accuracy": model_acc,
                       **{f"accuracy.{k}": v for k, v in result.accuracy.items()},
+                      **({"accuracy.onion_at_length": result.accuracy_at_length["onion"]} if "onion" in kinds else {}),
                       "contribution_rate": result.fit["rate"], "contribution_r2": result.fit["r2"]}
     return result
 
@@ -149,8 +167,12 @@ def _mean(values) -> float:
        statement="In a GRU with 48 hidden units trained to repeat a token sequence, the onion intervention "
                  "succeeds (accuracy >= 0.9) and beats the linear (DAS) intervention by >= 0.3")
 def onion_small(profile: str = "quick", store: str = "runs") -> dict:
-    """Onion against the better linear variant at N=48 (mean over the profile's seeds)."""
-    rows = plans.sweep("gru", profile, store, sizes=(48,))
+    """Onion against the better linear variant at N=48 (mean over the profile's seeds).
+
+    Here the linear interventions train as long as the onion one, so that they are not
+    handicapped by a shorter fit.
+    """
+    rows = plans.sweep("gru", profile, store, sizes=(48,), steps=plans.plan(profile).onion_steps)
     onion = _mean(r["accuracy"]["onion"] for r in rows)
     linear = _mean(plans.linear_accuracy(r["accuracy"]) for r in rows)
     measured = {"onion": round(onion, 4), "linear": round(linear, 4),
@@ -166,12 +188,14 @@ def onion_small(profile: str = "quick", store: str = "runs") -> dict:
                  "(48, 64, 128, 256; 512 and 1024 in the full profile)")
 def linear_large(profile: str = "quick", store: str = "runs") -> dict:
     """Linear accuracy (the better of unigram and bigram, mean over seeds) against hidden size."""
-    rows = plans.sweep("gru", profile, store)
+    rows = plans.sweep("gru", profile, store, kinds=("unigram", "bigram"))
     linear = plans.mean_by_size(rows, lambda r: plans.linear_accuracy(r["accuracy"]))
-    onion = plans.mean_by_size(rows, lambda r: r["accuracy"]["onion"])
     values = list(linear.values())
     measured = {"linear": {str(h): round(v, 4) for h, v in linear.items()},
-                "onion": {str(h): round(v, 4) for h, v in onion.items()}}
+                **{k: {str(h): round(v, 4) for h, v in plans.mean_by_size(rows, lambda r: r["accuracy"][k]).items()}
+                   for k in ("unigram", "bigram")},
+                "model_accuracy": {str(h): round(v, 4) for h, v in
+                                   plans.mean_by_size(rows, lambda r: r["model_accuracy"]).items()}}
     return {"measured": measured,
             "expected": "non-decreasing in N (drops <= 0.05) and linear(N_max) - linear(48) >= 0.2",
             "passed": plans.rises(values)}

@@ -338,6 +338,8 @@ class TrainableIntervention:
     def fit(self, model, sampler: Callable[[int, int], SwapBatch]):
         """Train the intervention on ``sampler(batch_size, seed)`` batches; the model stays frozen.
 
+        Adam at ``lr``, decaying along a cosine to ``lr / 10`` by the last step.
+
         Sets ``module_`` (the trained intervention), ``width_`` and ``history_`` (loss per step);
         returns self.
         """
@@ -355,6 +357,8 @@ class TrainableIntervention:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                for group in opt.param_groups:  # cosine decay to lr/10: the last steps settle the fit
+                    group["lr"] = self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * (i + 1) / self.steps)))
                 history.append(float(loss.detach()))
         self.module_ = module.eval()
         self.history_ = history
