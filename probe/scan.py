@@ -38,8 +38,8 @@ Backend = Literal["auto", "sequential", "chunked", "parallel"]
 BACKENDS = ("sequential", "chunked", "parallel")
 
 # Below this T the chunked backend's three passes cost more Python-level steps than the plain
-# loop saves (measured with benchmarks/scan.py at B=16, D=256, 2 threads).
-_CPU_CHUNKED_MIN_T = 64
+# loop saves (measured at B=16, D=256, 2 threads: chunked wins from T = 48 on).
+_CPU_CHUNKED_MIN_T = 48
 # On a GPU each op is a kernel launch: the loop needs T of them, Hillis-Steele ~5 log2(T), so
 # they cross near T = 32. Not measured: no GPU was at hand when this was written.
 _GPU_PARALLEL_MIN_T = 32
