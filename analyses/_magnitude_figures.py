@@ -83,15 +83,16 @@ def readout(example: dict, title: str = "Stored-token readout for one example") 
 
     Parameters
     ----------
-    example : ``tokens`` (L,), ``position`` p, ``old`` a, ``new`` b and ``probs`` {panel name:
-        (L+1, n_symbols+1) probabilities at the emitted steps, the last row EOS}.
+    example : ``tokens`` (L,), ``position`` p, ``old`` a, ``new`` b and ``panels``, a list of
+        {``name``, ``probs``: (L+1, n_symbols+1) probabilities at the emitted steps, the last row EOS}.
     """
-    panels = list(example["probs"])
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True, horizontal_spacing=0.04)
+    panels = example["panels"]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["name"] for p in panels], shared_yaxes=True,
+                        horizontal_spacing=0.04)
     L = len(example["tokens"])
     steps = [f"{i}: {t}" for i, t in enumerate(example["tokens"])] + [f"{L}: eos"]
-    for j, name in enumerate(panels):
-        z = np.asarray(example["probs"][name])
+    for j, panel in enumerate(panels):
+        z = np.asarray(panel["probs"])
         fig.add_trace(go.Heatmap(z=z, x=[str(i) for i in range(z.shape[1] - 1)] + ["eos"], y=steps,
                                  coloraxis="coloraxis"), row=1, col=j + 1)
         fig.update_xaxes(title="output token", row=1, col=j + 1)

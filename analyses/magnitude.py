@@ -87,7 +87,7 @@ def _readout_example(model, task, onion: Onion, seed: int) -> dict:
     emitted = one.mask[0]
     return {"tokens": clean[0, :L].tolist(), "position": int(one.info["position"]), "old": int(one.info["old"]),
             "new": int(one.info["new"]),
-            "probs": {k: torch.softmax(v[0, emitted], -1).tolist() for k, v in probs.items()}}
+            "panels": [{"name": k, "probs": torch.softmax(v[0, emitted], -1).tolist()} for k, v in probs.items()]}
 
 
 def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
@@ -98,8 +98,9 @@ def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
 
 
 def analyze(model, task, kinds: Sequence[str] = KINDS, length: int | None = None, steps: int = 400,
-            onion_steps: int | None = None, lr: float = 1e-2, batch_size: int = 128, assignment: str = "fixed", contributions_from: str = "learned",
-            onion_lengths: str = "all", n_eval: int = 1024, seed: int = 0) -> MagnitudeResult:
+            onion_steps: int | None = None, lr: float = 1e-2, batch_size: int = 128, assignment: str = "fixed",
+            contributions_from: str = "learned", onion_lengths: str = "all", n_eval: int = 1024,
+            seed: int = 0) -> MagnitudeResult:
     """Fit and score the interventions on one model trained on ``repetition``.
 
     Parameters

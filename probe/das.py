@@ -13,9 +13,13 @@ assigned to k from the source and the rest from the base,
 
     h' = Rᵀ (R h_base + m_k ⊙ (R h_source − R h_base)),    m_k ∈ {0, 1}^D.
 
-The assignment is learned as in Csordás et al. 2024 (arXiv 2408.10920, code ``AutosegmentationIntervention``):
-logits (D, K+1) over the K variables and a "rest" column, sampled with a hard straight-through
-Gumbel-softmax while training and taken by argmax afterwards, with a small push towards "rest".
+The assignment is either learned (``assignment="gumbel"``), as in Csordás et al. 2024 (arXiv
+2408.10920, code ``AutosegmentationInterventionModel``): logits (D, K+1) over the K variables and a
+"rest" column, sampled with a hard straight-through Gumbel-softmax while training and taken by
+argmax afterwards, with a small push towards "rest"; or fixed (``"fixed"``): variable k owns
+rotated dimensions [k·s, (k+1)·s), s = D // K, as in their ``InterventionModel`` and in classic
+DAS, and only the rotation is learned. In a few hundred steps the fixed one is found far more
+reliably (on the repetition GRUs it gave the higher accuracy every time we compared).
 
 Sites. A hook name (``"layers.0.hook_h"``, a gate) is edited through :func:`probe.intervene`, the
 reference path. ``"state"`` is the model's whole recurrent state (every layer; an LSTM's cells
@@ -58,7 +62,8 @@ def _check_model(model, site: str) -> None:
         raise ValueError(f"interventions need a plain model; this one has members={model.members} "
                          "(use model.member(i))")
     if site != STATE and site not in model.hook_dict:
-        raise ValueError(f"unknown site {site!r}; valid sites: {STATE!r} or a hook: {', '.join(sorted(model.hook_dict))}")
+        raise ValueError(f"unknown site {site!r}; valid sites: {STATE!r} or a hook: "
+                         f"{', '.join(sorted(model.hook_dict))}")
 
 
 def _check_step(step: int, T: int) -> int:
@@ -216,6 +221,8 @@ class RotatedSwap(nn.Module):
     def __init__(self, width: int, n_variables: int, generator: torch.Generator, orthogonal_map: str = "matrix_exp",
                  assignment: str = "gumbel", size: Optional[int] = None):
         super().__init__()
+        if assignment not in ("gumbel", "fixed"):
+            raise ValueError(f"unknown assignment {assignment!r}; valid: gumbel, fixed")
         q, r = torch.linalg.qr(torch.randn(width, width, generator=generator))
         self.rotation = parametrizations.orthogonal(_Weight(q * torch.sign(torch.diagonal(r))),
                                                     orthogonal_map=orthogonal_map)
@@ -422,9 +429,9 @@ class DAS(TrainableIntervention):
     history_ : list of training losses.
     """
 
-    def __init__(self, n_variables: int, site: str = STATE, assignment: Assignment = "gumbel", size: Optional[int] = None,
-                 steps: int = 500, lr: float = 1e-2, batch_size: int = 256, tau: float = 1.0, sparsity: float = 1e-3,
-                 orthogonal_map: str = "matrix_exp", seed: int = 0):
+    def __init__(self, n_variables: int, site: str = STATE, assignment: Assignment = "gumbel",
+                 size: Optional[int] = None, steps: int = 500, lr: float = 1e-2, batch_size: int = 256,
+                 tau: float = 1.0, sparsity: float = 1e-3, orthogonal_map: str = "matrix_exp", seed: int = 0):
         self.n_variables, self.site, self.assignment, self.size = n_variables, site, assignment, size
         self.steps, self.lr, self.batch_size, self.tau, self.sparsity = steps, lr, batch_size, tau, sparsity
         self.orthogonal_map, self.seed = orthogonal_map, seed
@@ -469,5 +476,5 @@ class DAS(TrainableIntervention):
         return torch.bincount(self.assignment_, minlength=self.n_variables + 1)[:-1].tolist()
 
 
-__all__ = ["DAS", "STATE", "RotatedSwap", "block_assignment", "SwapBatch", "TrainableIntervention", "frozen", "gumbel_softmax",
-           "interchange", "masked_loss", "read_site", "run_edited", "sequence_correct", "site_width"]
+__all__ = ["DAS", "STATE", "RotatedSwap", "SwapBatch", "TrainableIntervention", "block_assignment", "frozen",
+           "gumbel_softmax", "interchange", "masked_loss", "read_site", "run_edited", "sequence_correct", "site_width"]

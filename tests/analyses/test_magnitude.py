@@ -74,7 +74,8 @@ def test_result_round_trips_through_json_and_draws_its_figures(onion):
     figs = again.figures()
     assert set(figs) == {"position_accuracy", "contributions", "readout"}
     assert figs["contributions"].layout.yaxis.type == "log"
-    probs = np.asarray(again.readout["probs"]["onion repair"])
+    assert [p["name"] for p in again.readout["panels"]] == ["clean input", "token corrupted", "onion repair"]
+    probs = np.asarray(again.readout["panels"][2]["probs"])
     assert probs.shape == (K + 1, V + 1)
     assert list(probs.argmax(1)) == again.readout["tokens"] + [V]  # repaired: the clean sequence, then EOS
 
