@@ -7,16 +7,19 @@ To replace the token at position p from a to b, the final encoder state h become
 with g, γ, ℓ, β learned per state dimension (γ starts at 0.9, g at 1, ℓ and β at 0): one
 magnitude per position, geometric in p up to the linear and constant corrections.
 
-c(b), the token's input contribution, is where our models differ from the paper's code (which
-learns a fresh embedding E and uses tanh E[b]). Ours is the model's own, fixed:
+c(b) is the token's input contribution. In the paper's code it is tanh E[b] with E a fresh
+embedding the intervention learns. Ours starts from the model's own contribution, defined as
 
 - GRU: the candidate state the cell forms when it reads b from the zero state,
   c(b) = n_1 = tanh(W_in e_b + b_in + r ⊙ b_hn), r = σ(W_ir e_b + b_ir + b_hr), with e_b the
   embedding row of b: the tanh of the token's input path (``layers.0.hook_n`` at step 0);
-- any other model: the whole state after reading b from the zero state (for an LSTM h and c).
+- any other model: the whole state after reading b from the initial state (an LSTM's h and c),
 
-``contributions="learned"`` instead learns c(b) = tanh E[b] as the paper's code does, with E
-started at atanh of the model's contribution.
+and either keeps it fixed (``contributions="model"``) or learns c(b) = tanh E[b] with E started at
+atanh of it (``"learned"``, the default, as the paper learns E). On the quick N=48 GRU the learned
+one repairs more sequences (0.90 against 0.86). With few positions a learned E and the
+per-dimension g, γ, ℓ, β can fit a code with one subspace per position too (with 3 positions,
+exactly), so to tell codes apart the fixed c(b) and the contributions view are the sharper tools.
 """
 from __future__ import annotations
 
@@ -78,7 +81,8 @@ class Onion(TrainableIntervention):
     ----------
     n_symbols : tokens that can be stored (the task's ``n_symbols``).
     site : ``"state"`` (default) or a hook name.
-    contributions : "model" (c(b) from the model, fixed) or "learned" (tanh E[b], E learned).
+    contributions : "learned" (tanh E[b], E learned from the model's contribution) or "model"
+        (the model's contribution, fixed).
     steps, lr, batch_size, seed : the training loop (see :class:`probe.das.TrainableIntervention`).
 
     Attributes (after ``fit``)
@@ -86,7 +90,7 @@ class Onion(TrainableIntervention):
     module_ : OnionShift; gamma_ (D,) the learned per-dimension rates; history_ the losses.
     """
 
-    def __init__(self, n_symbols: int, site: str = STATE, contributions: Contributions = "model",
+    def __init__(self, n_symbols: int, site: str = STATE, contributions: Contributions = "learned",
                  steps: int = 500, lr: float = 1e-2, batch_size: int = 256, seed: int = 0):
         self.n_symbols, self.site, self.contributions = n_symbols, site, contributions
         self.steps, self.lr, self.batch_size, self.seed = steps, lr, batch_size, seed

@@ -15,7 +15,13 @@ The three interventions (see ``_magnitude_data`` for the examples and ``_magnitu
 bigrams') rotated subspace in from a source; ``onion`` trains h' = h + (c(b) − c(a)) ⊙ (g⊙γ^p + p·ℓ + β).
 All act on the final encoder state (site ``"state"``: h for a GRU, h and c for an LSTM) and are
 scored by whole-sequence accuracy of the teacher-forced decoder on the counterfactual sequence.
-The claims and the size sweep live in ``_magnitude_claims``.
+As in the paper's code, the linear ones are trained and scored on the longest sequences and the
+onion on every length. The claims below use the size sweep of ``_magnitude_sweep``, whose
+docstring says how the quick profile departs from the paper (lengths 2-5, not 2-9).
+
+Measured (quick profile, seed 0): N=48 onion 0.90 (seeds 1, 2: 0.94, 0.95), linear 0.28 (bigram;
+unigram 0.04); linear accuracy 0.23, 0.34, 0.54, 0.75 at N = 48, 64, 128, 256. The contributions
+fall geometrically with position, rate ≈ 0.84 per position at N=48.
 """
 from __future__ import annotations
 
