@@ -7,12 +7,12 @@ uses, so losses, the one-step-GD reference and the sweep are all on the same dat
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
+
+from probe.threads import single_thread
 
 Kind = Literal["teacher", "regression"]
 KINDS: tuple[Kind, ...] = ("teacher", "regression")
@@ -54,16 +54,7 @@ def make_task(kind: Kind, d_x: int = 4, d_y: int = 1, n_examples: int = 16):
     return tasks.make("icl_regression", kind=kind, d_x=d_x, d_y=d_y, n_examples=n_examples)
 
 
-@contextmanager
-def _one_thread():
-    # These models are tiny: torch's intra-op pool costs far more than it gains, and on a shared
-    # machine (more busy threads than cores) it made training ~8x slower. Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+_one_thread = single_thread
 
 
 def train(task, arch: str, hidden: int, steps: int, store: str, members: int = 1, seed: int = 0,

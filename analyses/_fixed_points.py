@@ -14,7 +14,6 @@ stable (all |μ| < 1), saddle (some above, some below), unstable (all above), or
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -25,15 +24,6 @@ Kind = Literal["stable", "saddle", "unstable", "line attractor"]
 StepFn = Callable[[torch.Tensor], torch.Tensor]  # (n, D) -> (n, D)
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one thread: these are many tiny ops, and on shared cores more threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def classify(eigvals: np.ndarray, tol: float = 0.02) -> Kind:

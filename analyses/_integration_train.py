@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from analyses._fixed_points import single_thread
+from probe.threads import single_thread
 
 Mode = Literal["exact", "sampled"]
 

@@ -26,11 +26,11 @@ milder test of the onion claim.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Sequence
 
-import torch
+
+from probe.threads import single_thread
 
 import tasks
 
@@ -74,16 +74,6 @@ PLANS: dict[str, Plan] = {
 }
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one thread: a small recurrence is many tiny ops, and on shared cores a second
-    thread mostly spins (measured: 50 ms a training step on one thread, 2.8 s on two, under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def plan(profile: str) -> Plan:

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from analyses._fixed_points import FixedPoints, find_fixed_points, jacobians, linear_fixed_point, single_thread
+from analyses._fixed_points import FixedPoints, find_fixed_points, jacobians, linear_fixed_point
+from probe.threads import single_thread
 from analyses.base import Result
 
 _LINEAR = ("linear", "lru", "hawk")  # state update affine in the state: fixed point solved exactly
