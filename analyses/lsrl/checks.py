@@ -9,7 +9,6 @@ holds the k^ℓ prefixes of length ℓ, each extended by every symbol, k + k² +
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,22 +18,7 @@ import torch
 from analyses.lsrl.backends import exact_equal
 from analyses.lsrl.compile import Compiled
 from analyses.lsrl.library import LibraryProgram
-
-
-@contextmanager
-def single_thread():
-    """Run torch on one thread, then restore the setting.
-
-    Compiled models are tiny and step through time one small matmul at a time; on a shared
-    machine a second OpenMP thread only adds scheduling waits (measured: 1000 steps of a 6-unit
-    LSTM take 0.002 s on one thread and up to seconds on two).
-    """
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+from probe.threads import single_thread
 
 
 def exhaustive(evaluator, alphabet: np.ndarray, max_len: int) -> list:
