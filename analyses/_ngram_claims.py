@@ -1,0 +1,60 @@
+"""The claim of Akyürek et al. (ICML 2024) on in-context regular languages: ``regular.icll``.
+
+It trains (or loads from the store) the sweep of ``_ngram_sweep`` and reads each member's
+cached :class:`analyses.ngram.NgramResult`. Imported by :mod:`analyses.ngram`, so the claim
+registers when that module is imported.
+"""
+from __future__ import annotations
+
+from analyses import _ngram_sweep as plans
+from probe.claims import claim
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+def summarise(rows: list[dict], base: dict) -> dict:
+    """Per-architecture accuracy and TVD against the number of training automata, the ordering
+    at the largest number, and the gaps to the in-context bigram and trigram baselines."""
+    archs = sorted({r["arch"] for r in rows})
+    acc = {a: plans.mean_by(rows, "accuracy", a) for a in archs}
+    largest = {a: list(v.values())[-1] for a, v in acc.items()}
+    order = sorted(archs, key=largest.get, reverse=True)
+    return {
+        "accuracy": {a: {str(c): _r(v) for c, v in acc[a].items()} for a in archs},
+        "tvd": {a: {str(c): _r(v) for c, v in plans.mean_by(rows, "tvd", a).items()} for a in archs},
+        "accuracy_with_sep": {a: {str(c): _r(v) for c, v in plans.mean_by(rows, "accuracy_with_sep", a).items()}
+                              for a in archs},
+        "closest_n": {a: sorted({r["closest"] for r in rows if r["arch"] == a and
+                                 r["n_train_automata"] == max(acc[a])}) for a in archs},
+        "probe_dfa_state": {a: _r(list(plans.mean_by(rows, "probe", a).values())[-1]) for a in archs},
+        "probe_token_control": {a: _r(list(plans.mean_by(rows, "probe_control", a).values())[-1]) for a in archs},
+        "ordering": order,
+        "baselines": {f"{k}gram": {"accuracy": _r(b["accuracy"]), "tvd": _r(b["tvd"])} for k, b in sorted(base.items())},
+        "gap_to_bigram": {a: _r(largest[a] - base["2"]["accuracy"]) for a in order},
+        "gap_to_trigram": {a: _r(largest[a] - base["3"]["accuracy"]) for a in order},
+        "rises": {a: plans.rises(acc[a].values()) for a in archs},
+        "seeds": max(r["member"] for r in rows) + 1,
+    }
+
+
+@claim("regular.icll", source="Akyürek et al. 2024 (arXiv 2401.12973), Fig. 1",
+       statement="On held-out automata, the accuracy of recurrent models (greedy next letter legal under the "
+                 "DFA) rises with the number of training automata for every architecture, and at least one "
+                 "architecture beats the in-context bigram baseline")
+def icll(profile: str = "quick", store: str = "runs") -> dict:
+    """Accuracy (mean over seeds) against the number of training automata, per architecture.
+
+    Passes when, for every architecture, accuracy is non-decreasing in the number of training
+    automata (drops of at most 0.02) and rises by at least 0.05 from the smallest to the
+    largest, and when the best architecture at the largest number beats the in-context bigram.
+    """
+    rows, base = plans.sweep(profile, store)
+    measured = summarise(rows, base)
+    best = measured["ordering"][0]
+    beats = measured["gap_to_bigram"][best] > 0
+    return {"measured": measured,
+            "expected": "accuracy rises (drops <= 0.02, total rise >= 0.05) with the number of training automata "
+                        "for every architecture; the best architecture's accuracy > the in-context bigram's",
+            "passed": all(measured["rises"].values()) and beats}

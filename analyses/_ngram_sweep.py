@@ -1,0 +1,134 @@
+"""Training plans and the sweep over architectures x numbers of training automata behind ``regular.icll``.
+
+One run per (architecture, number of training automata): the trainer trains ``members`` seeds
+at once. Each member is analysed through ``analyses.analyze("ngram", run, member)``, so results
+are cached in the run folder and a second claim, figure or notebook reading the same run does
+not compute them again. Every run is scored on the same contexts of the same held-out automata
+(the test pool does not depend on ``n_train_automata``; see :mod:`tasks.regular`).
+
+Profiles. ``full`` is closer to the paper (``PAPERS.md`` §6): its contexts (10-19 strings of
+length 1-49), AdamW with lr 5e-4 and weight decay 0.1, cosine schedule with 10% warmup, batch
+32, d 64 and 2 layers, 1k-20k training automata, three seeds, and many CPU hours. The paper
+trains far longer (200 epochs of its data set) and reports Transformers, which this workbench
+does not have, above the recurrent and state-space models.
+
+``quick`` must run in a few CPU minutes, so it departs a long way from the paper: shorter
+contexts (4-8 strings of 1-10 letters, at most 88 tokens), small one-layer models (hidden 64),
+a few hundred steps at lr 1e-2, two seeds, and 8 / 64 / 1024 training automata; each run
+trains one step at every batch, so the smaller pools are seen many times and can be
+memorised. See ``PLANS`` for the numbers and ``analyses.ngram`` for what is measured.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from probe.threads import single_thread
+
+Profile = Literal["quick", "full"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to train and score the models of one profile."""
+
+    archs: tuple[str, ...]
+    automata: tuple[int, ...]                    # numbers of training automata
+    task: dict = field(default_factory=dict)     # regular params (the task's defaults when empty)
+    hidden: int = 64
+    layers: int = 2
+    steps: int = 20_000
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.1
+    members: int = 3                             # seeds per run, trained together
+    n_checkpoints: int = 12
+    n_eval: int = 512                            # held-out contexts each model is scored on
+
+    def analysis_params(self) -> dict:
+        return {"n": self.n_eval}
+
+
+PLANS: dict[str, Plan] = {
+    "quick": Plan(archs=("gru", "lstm", "hawk"), automata=(8, 64, 1024),
+                  task={"min_strings": 4, "max_strings": 8, "max_len": 10, "n_test_automata": 200},
+                  hidden=64, layers=1, steps=500, lr=1e-2, members=2, n_checkpoints=6, n_eval=256),
+    "full": Plan(archs=("gru", "lstm", "hawk", "lru"), automata=(1000, 2500, 5000, 10_000, 20_000),
+                 task={"min_strings": 10, "max_strings": 19, "max_len": 49, "n_test_automata": 500}),
+}
+
+
+def plan(profile: str) -> Plan:
+    """The plan of ``profile`` ("quick" or "full")."""
+    if profile not in PLANS:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PLANS)}")
+    return PLANS[profile]
+
+
+def task_for(p: Plan, n_train_automata: int):
+    import tasks
+
+    return tasks.make("regular", n_train_automata=n_train_automata, **p.task)
+
+
+def train_run(arch: str, n_train_automata: int, p: Plan, store: str = "runs", seed: int = 0):
+    """Train (or load, if the store has it) the ensemble of ``p.members`` seeds of one cell."""
+    import probe
+
+    task = task_for(p, n_train_automata)
+    model = probe.models.make(arch, task, hidden=p.hidden, layers=p.layers, members=p.members, seed=seed)
+    return probe.train(task, model, steps=p.steps, batch_size=p.batch_size, lr=p.lr, schedule="cosine",
+                       warmup=int(p.warmup_fraction * p.steps), weight_decay=p.weight_decay,
+                       n_checkpoints=p.n_checkpoints, eval_splits=["test"], store=store, seed=seed, progress=False)
+
+
+def sweep(profile: str = "quick", store: str = "runs", archs=None, seed: int = 0) -> tuple[list[dict], dict]:
+    """Train every (architecture, number of automata) cell and analyse every member.
+
+    Returns
+    -------
+    rows : one per (arch, n_train_automata, member) with ``accuracy``, ``accuracy_with_sep``,
+        ``tvd`` (to the DFA), ``tvd_ngram`` {n: TVD}, ``closest``, ``probe`` and ``run`` (its id)
+    baselines : {n: accuracy, accuracy_with_sep, tvd} of the in-context n-gram predictors on the
+        same contexts
+    """
+    import analyses
+
+    p = plan(profile)
+    rows, base = [], {}
+    with single_thread():
+        for arch in archs or p.archs:
+            for count in p.automata:
+                run = train_run(arch, count, p, store, seed)
+                for m in range(p.members):
+                    r = analyses.analyze("ngram", run, member=m, **p.analysis_params())
+                    s = r.scores
+                    rows.append({"arch": arch, "n_train_automata": count, "member": m,
+                                 "accuracy": s["accuracy"], "accuracy_with_sep": s["accuracy_with_sep"],
+                                 "tvd": s["tvd"]["dfa"], "tvd_ngram": {k: v for k, v in s["tvd"].items() if k != "dfa"},
+                                 "closest": s["closest"], "probe": r.probe.get("accuracy"),
+                                 "probe_control": r.probe.get("token_control"), "run": run.id})
+                    base = {k: {m_: b[m_] for m_ in ("accuracy", "accuracy_with_sep", "tvd")}
+                            for k, b in r.baselines.items()}
+    return rows, base
+
+
+def mean_by(rows: list[dict], key: str, arch: str) -> dict[int, float]:
+    """{n_train_automata: mean of row[key] over the members} for one architecture."""
+    out: dict[int, list[float]] = {}
+    for r in rows:
+        if r["arch"] == arch:
+            out.setdefault(r["n_train_automata"], []).append(r[key])
+    return {c: sum(v) / len(v) for c, v in sorted(out.items())}
+
+
+def rises(values, tolerance: float = 0.02, min_rise: float = 0.05) -> bool:
+    """Non-decreasing up to ``tolerance`` at each step, and the last above the first by ``min_rise``."""
+    v = list(values)
+    return len(v) >= 2 and all(b >= a - tolerance for a, b in zip(v, v[1:])) and v[-1] - v[0] >= min_rise
+
+
+def describe(p: Plan) -> dict:
+    """The plan as JSON-able settings."""
+    return asdict(p)

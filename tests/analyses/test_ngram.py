@@ -1,0 +1,177 @@
+"""The n-gram analysis: in-context n-gram predictors, distances to them, the state probe, the claim."""
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import probe
+import tasks
+from analyses import ngram
+from analyses._ngram_counts import N_SYMBOLS, SEP, dfa_probs, greedy_letter_legal, histories, ngram_probs, tvd
+from analyses._ngram_measure import state_probe
+from analyses._ngram_sweep import rises
+from tasks.dfa import LETTERS
+
+PAD = SEP + 1
+
+
+def encode(text: str) -> np.ndarray:
+    return np.array([SEP if c == "|" else PAD if c == "." else LETTERS.index(c) for c in text])
+
+
+def row(text: str):
+    """inputs, targets, mask (1, T) of one context written as text, e.g. "|ab|ac|"."""
+    seq = encode(text)
+    inputs, targets = seq[None, :-1], seq[None, 1:]
+    return inputs, np.where(targets == PAD, 0, targets), targets != PAD
+
+
+def brute_force(text: str, n: int, smoothing: str = "backoff") -> np.ndarray:
+    """The definition, spelled out with dictionaries: (T, 20) next-token distributions."""
+    seq = encode(text)
+    out = np.zeros((len(seq) - 1, N_SYMBOLS + 1))
+    for t in range(len(seq) - 1):
+        def history(s: int, k: int) -> tuple:
+            h = []
+            for j in range(k - 1):
+                i = s - j
+                inside = i >= 0 and all(seq[i2] != SEP for i2 in range(i + 1, s + 1))
+                h.append(int(seq[i]) if inside and seq[i] != SEP else SEP)
+            return tuple(h)
+
+        def counts(k: int) -> Counter:
+            h = history(t, k)
+            return Counter(int(seq[s + 1]) for s in range(t) if history(s, k) == h and seq[s + 1] != PAD)
+
+        if smoothing == "add_one":
+            c = counts(n)
+            total = sum(c.values())
+            out[t, :N_SYMBOLS] = [(c[x] + 1) / (total + N_SYMBOLS) for x in range(N_SYMBOLS)]
+            continue
+        p = {x: 1 / N_SYMBOLS for x in range(N_SYMBOLS)}
+        for k in range(1, n + 1):
+            c = counts(k)
+            total = sum(c.values())
+            rest = sum(p[x] for x in range(N_SYMBOLS) if c[x] == 0)
+            p = {x: c[x] / (total + 1) if c[x] else p[x] / rest / (total + 1) for x in range(N_SYMBOLS)}
+        out[t, :N_SYMBOLS] = [p[x] for x in range(N_SYMBOLS)]
+    return out
+
+
+CONTEXTS = ["|ab|abc|ac|a|bca|ab", "|abab|ba|abb|aab|", "|a|a|a|b|", "|cab|cab|ca|cb|.."]
+
+
+@pytest.mark.parametrize("text", CONTEXTS)
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("smoothing", ["backoff", "add_one"])
+def test_in_context_ngrams_match_a_brute_force_count(text, n, smoothing):
+    inputs, targets, mask = row(text)
+    fast = ngram_probs(inputs, targets, mask, n, smoothing)[0]
+    np.testing.assert_allclose(fast[mask[0]], brute_force(text, n, smoothing)[mask[0]], atol=1e-12)
+    np.testing.assert_allclose(fast[mask[0]].sum(-1), 1.0)
+
+
+def test_bigram_by_hand():
+    # "|ab|a": after the second "a" the bigram has seen "a" once, followed by "b", so p(b) = 1/(1+1);
+    # the other half goes to the unseen symbols in proportion to the unigram, which has seen
+    # a, b, |, a: p1(a) = 2/5 and p1(b) = 1/5, so p(a) = 1/2 * (2/5) / (1 - 1/5)
+    inputs, targets, mask = row("|ab|a|")
+    p = ngram_probs(inputs, targets, mask, 2)[0, 4]
+    a, b = LETTERS.index("a"), LETTERS.index("b")
+    assert p[b] == pytest.approx(1 / 2)
+    assert p[a] == pytest.approx(1 / 2 * (2 / 5) / (4 / 5))
+    # at a string start the bigram predicts from the first letters seen: "a" once
+    inputs, targets, mask = row("|ab|ac|")
+    assert ngram_probs(inputs, targets, mask, 2)[0, 3, a] == pytest.approx(1 / 2)
+
+
+def test_histories_stop_at_the_string_start():
+    inputs = encode("|abc|d")[None]
+    h = histories(inputs, 3)[0]
+    a, b, c = (LETTERS.index(x) for x in "abc")
+    assert h.tolist() == [SEP + SEP * N_SYMBOLS, a + SEP * N_SYMBOLS, b + a * N_SYMBOLS, c + b * N_SYMBOLS,
+                          SEP + SEP * N_SYMBOLS, LETTERS.index("d") + SEP * N_SYMBOLS]
+    assert (histories(inputs, 1) == 0).all()
+
+
+def test_tvd_is_zero_to_itself_and_one_for_disjoint_support():
+    task = tasks.make("regular", n_train_automata=20, n_test_automata=20, max_len=6, max_strings=6)
+    batch = task.sample(16, seed=0)
+    legal = task.legal_next(batch)
+    truth = dfa_probs(legal)
+    mask = batch.mask.numpy()
+    assert np.allclose(truth[mask].sum(-1), 1.0)
+    assert np.abs(tvd(truth, truth)).max() == 0.0
+    disjoint = dfa_probs(~legal & batch.mask.unsqueeze(-1))  # uniform over the illegal symbols
+    np.testing.assert_allclose(tvd(truth, disjoint)[mask], 1.0)
+    assert greedy_letter_legal(truth, legal)[mask].all()
+    with pytest.raises(ValueError, match="cannot be compared"):
+        tvd(truth, truth[..., :3])
+
+
+def test_state_probe_reads_a_state_written_into_the_model_state():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, (40, 30))
+    mask = np.ones((40, 30), dtype=bool)
+    coded = np.eye(5)[labels] @ rng.normal(size=(5, 16)) + 0.05 * rng.normal(size=(40, 30, 16))
+    good = state_probe(coded, labels, mask, tokens=rng.integers(0, 20, (40, 30)))
+    assert good["accuracy"] > 0.98 and good["token_control"] < 0.5
+    noise = state_probe(rng.normal(size=(40, 30, 16)), labels, mask)
+    assert noise["accuracy"] < 0.4 and 0.15 < noise["chance"] < 0.35
+
+
+def test_rises():
+    assert rises([0.1, 0.2, 0.19, 0.4]) and not rises([0.1, 0.3, 0.2, 0.4]) and not rises([0.3, 0.31])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    task = tasks.make("regular", n_train_automata=16, n_test_automata=16, max_len=6, max_strings=6)
+    model = probe.models.make("gru", task, hidden=8, seed=0)
+    return model, task
+
+
+def test_analyze_an_untrained_model_and_round_trip(tiny):
+    model, task = tiny
+    with torch.no_grad():
+        result = ngram.analyze(model, task, n=32)
+    s = result.summary
+    assert {"accuracy", "accuracy_with_sep", "tvd.dfa", "tvd.1gram", "tvd.2gram", "tvd.3gram", "closest_n",
+            "probe.dfa_state", "probe.token_control"} <= set(s)
+    assert 0 <= s["accuracy"] <= 1 and s["closest_n"] in (1, 2, 3)
+    assert len(result.scores["tvd_by_position"]["2"]) == len(result.counts)
+    assert result.baselines["3"]["accuracy"] > result.baselines["1"]["accuracy"]
+    again = ngram.NgramResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.scores == result.scores
+    assert set(again.figures()) == {"tvd_by_position", "example"}
+    assert len(result.example["tokens"]) == len(result.example["legal"])
+
+
+def test_bad_input(tiny):
+    model, _ = tiny
+    with pytest.raises(ValueError, match="regular task"):
+        ngram.analyze(model, tasks.make("parity"))
+    with pytest.raises(ValueError, match="valid pools"):
+        ngram.analyze(model, tiny[1], pool="nope")
+    with pytest.raises(ValueError, match="valid: backoff, add_one"):
+        ngram_probs(*row("|ab|"), 2, "kneser")
+
+
+def test_analyze_run_follows_the_checkpoints(tiny, tmp_path):
+    import analyses
+
+    _, task = tiny
+    model = probe.models.make("gru", task, hidden=8, members=2, seed=0)
+    run = probe.train(task, model, steps=20, batch_size=8, lr=1e-2, n_checkpoints=3, eval_splits=["test"],
+                      store=str(tmp_path), progress=False)
+    result = analyses.analyze("ngram", run, member=1, n=32, probe=False)
+    assert [r["step"] for r in result.training] == run.checkpoint_steps
+    assert "training" in result.figures()
+
+
+@pytest.mark.slow
+def test_quick_profile_claim_passes(tmp_path):
+    result = ngram.icll(profile="quick", store=str(tmp_path))
+    assert result.passed, result
