@@ -14,6 +14,10 @@ Backends (all compute the same thing; ``reverse=True`` runs h_t = a_t * h_{t+1} 
   re-runs the within-chunk loop from the right carry, writing ``h`` in place. That is ~3
   sqrt(T) Python-level ops moving 5/3 the bytes of one elementwise op (a and b read twice, h
   written once); as each op reads scattered rows of D values, it takes 3-4x the time of one.
+- ``fused``: for CPUs, the default there. A loop compiled with numba walks each sequence
+  once, state in a register, so it moves the bytes of one elementwise op; its backward is one
+  fused reverse pass too (see ``probe._scan_fused``). Needs numba and a float32/64 or
+  complex64/128 dtype; otherwise "auto" falls back to ``chunked``.
 - ``parallel``: Hillis-Steele scan in log2(T) whole-tensor steps, for GPUs, where per-op
   launch cost dominates and the extra O(T log T) work is cheap. Correct on CPU too.
 
@@ -34,8 +38,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-Backend = Literal["auto", "sequential", "chunked", "parallel"]
-BACKENDS = ("sequential", "chunked", "parallel")
+from probe import _scan_fused
+
+Backend = Literal["auto", "sequential", "chunked", "parallel", "fused"]
+BACKENDS = ("sequential", "chunked", "parallel", "fused")
 
 # Below this T the chunked backend's three passes cost more Python-level steps than the plain
 # loop saves (measured at B=16, D=256, 2 threads: chunked wins from T = 48 on).
@@ -195,7 +201,8 @@ def _parallel(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: 
         out.copy_(h)
 
 
-_KERNELS = {"sequential": _sequential, "chunked": _chunked, "parallel": _parallel}
+_KERNELS = {"sequential": _sequential, "chunked": _chunked, "parallel": _parallel,
+            "fused": _scan_fused.forward}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +241,12 @@ class _LinearScan(torch.autograd.Function):
         shape, dtype = h.shape, h.dtype
         T = shape[-2]
         a = a.to(dtype)
+        if ctx.backend == "fused":  # one reverse pass writes lambda and dL/da together
+            if h0 is not None:
+                h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
+            lam, ga = _scan_fused.backward(a.expand(shape), g.to(dtype), h, h0, ctx.needs_input_grad[0],
+                                           empty=_empty)
+            return _gradients(ctx, a, lam, ga, shape, dtype)
         a_conj = a.conj().resolve_conj()  # materialised once: ops on conj views are slow
         a_full = a_conj.expand(shape)  # (..., T, D)
 
@@ -244,7 +257,7 @@ class _LinearScan(torch.autograd.Function):
             _KERNELS[ctx.backend](a_full[..., 1:, :], g[..., :-1, :].to(dtype), lam[..., -1, :],
                                   lam[..., :-1, :], reverse=True)
 
-        grad_a = grad_b = grad_h0 = None
+        ga = None
         if ctx.needs_input_grad[0]:
             ga = _empty(shape, dtype, h.device)  # (..., T, D)
             if dtype.is_complex:  # conj(h_{t-1}) into the buffer, then scaled: ops on conj
@@ -256,13 +269,21 @@ class _LinearScan(torch.autograd.Function):
                 ga[..., 0, :] = 0
             else:
                 ga[..., 0, :] = lam[..., 0, :] * h0.to(dtype).conj()
-            grad_a = _reduce_to(ga, ctx.shapes[0], ctx.dtypes[0])
-        if ctx.needs_input_grad[1]:
-            grad_b = _reduce_to(lam, ctx.shapes[1], ctx.dtypes[1])
-        if ctx.needs_input_grad[2]:
-            gh0 = a_full[..., 0, :] * lam[..., 0, :]  # (..., D)
-            grad_h0 = _reduce_to(gh0, ctx.shapes[2], ctx.dtypes[2])
-        return grad_a, grad_b, grad_h0, None, None, None
+        return _gradients(ctx, a, lam, ga, shape, dtype)
+
+
+def _gradients(ctx, a: Tensor, lam: Tensor, ga: Optional[Tensor], shape: torch.Size,
+               dtype: torch.dtype) -> tuple:
+    """_LinearScan.backward's return value from lambda (= dL/db) and dL/da, both (..., T, D)."""
+    grad_a = grad_b = grad_h0 = None
+    if ctx.needs_input_grad[0]:
+        grad_a = _reduce_to(ga, ctx.shapes[0], ctx.dtypes[0])
+    if ctx.needs_input_grad[1]:
+        grad_b = _reduce_to(lam, ctx.shapes[1], ctx.dtypes[1])
+    if ctx.needs_input_grad[2]:
+        gh0 = a.expand(shape)[..., 0, :].conj() * lam[..., 0, :]  # (..., D)
+        grad_h0 = _reduce_to(gh0, ctx.shapes[2], ctx.dtypes[2])
+    return grad_a, grad_b, grad_h0, None, None, None
 
 
 def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: torch.dtype,
@@ -282,9 +303,12 @@ def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: 
 # public
 # ---------------------------------------------------------------------------------------------
 
-def choose_backend(device: torch.device | str, T: int) -> str:
-    """The backend ``linear_scan(..., backend="auto")`` uses for sequence length T on device."""
-    if torch.device(device).type == "cpu":
+def choose_backend(device: torch.device | str, T: int, dtype: torch.dtype = torch.float32) -> str:
+    """The backend ``linear_scan(..., backend="auto")`` uses for length T of dtype on device."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        if _scan_fused.available(dtype, device):
+            return "fused"
         return "chunked" if T >= _CPU_CHUNKED_MIN_T else "sequential"
     return "parallel" if T >= _GPU_PARALLEL_MIN_T else "sequential"
 
@@ -301,7 +325,7 @@ def linear_scan(a: Tensor, b: Tensor, h0: Optional[Tensor] = None,
         Input. Real or complex; a real a with a complex b (or the reverse) is promoted.
     h0 : Tensor, (..., D) broadcastable, optional
         State before t = 0; zero when omitted.
-    backend : {"auto", "sequential", "chunked", "parallel"}
+    backend : {"auto", "sequential", "chunked", "parallel", "fused"}
         "auto" picks per device and T, see ``choose_backend``. All backends agree to rounding
         and share one hand-written backward (a reverse scan on the same backend).
 
@@ -339,7 +363,12 @@ def linear_scan(a: Tensor, b: Tensor, h0: Optional[Tensor] = None,
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
     if backend == "auto":
-        backend = choose_backend(b.device, shape[-2])
+        backend = choose_backend(b.device, shape[-2], dtype)
+    elif backend == "fused" and not _scan_fused.available(dtype, b.device):
+        raise ValueError(f"backend 'fused' needs numba and a CPU tensor of dtype "
+                         f"{', '.join(str(d) for d in _scan_fused.DTYPES)}; got {dtype} on "
+                         f"{b.device.type}{'' if _scan_fused.numba else ' (numba is not installed)'}; "
+                         f"use 'chunked' or 'auto'")
 
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _LinearScan.apply(a, b, h0, shape, dtype, backend)

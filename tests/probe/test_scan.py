@@ -121,14 +121,41 @@ def test_tiny_decays_underflow_to_the_right_answer(backend):
     torch.testing.assert_close(linear_scan(a, b, backend=backend), loop_scan(a, b))
 
 
-def test_auto_picks_the_loop_for_short_and_chunks_for_long_sequences_on_cpu():
-    assert choose_backend("cpu", 8) == "sequential"
-    assert choose_backend("cpu", 4096) == "chunked"
+def test_auto_picks_fused_on_cpu_and_chunks_or_loops_where_numba_cannot():
+    assert choose_backend("cpu", 8) == "fused"
+    assert choose_backend("cpu", 4096, torch.complex64) == "fused"
+    assert choose_backend("cpu", 8, torch.float16) == "sequential"
+    assert choose_backend("cpu", 4096, torch.bfloat16) == "chunked"
     assert choose_backend("cuda", 4096) == "parallel"
     assert choose_backend(torch.device("cuda:0"), 2) == "sequential"
     for T in (1, 7, 1000):
         a, b, h0 = random_inputs((2, T, 4), torch.complex128, seed=9)
         torch.testing.assert_close(linear_scan(a, b, h0), loop_scan(a, b, h0))
+
+
+def test_fused_backend_refuses_dtypes_numba_cannot_scan():
+    a = torch.rand(2, 5, 3, dtype=torch.float16)
+    with pytest.raises(ValueError, match="fused.*float16.*chunked"):
+        linear_scan(a, a, backend="fused")
+    torch.testing.assert_close(linear_scan(a, a).float(), loop_scan(a.float(), a.float()), atol=1e-2, rtol=1e-2)
+
+
+def test_fused_backend_splits_work_over_threads_exactly():
+    # big enough to be cut into per-thread tiles: by rows (N >= threads) and by D (one row)
+    torch.set_num_threads(2)
+    try:
+        for shape in ((4, 300, 64), (1, 300, 512)):
+            a, b, h0 = random_inputs(shape, torch.float64, seed=11)
+            a, b, h0 = (x.requires_grad_() for x in (a, b, h0))
+            h = linear_scan(a, b, h0, backend="fused")
+            torch.testing.assert_close(h, loop_scan(a, b, h0))
+            g = torch.randn_like(h)
+            got = torch.autograd.grad(h, (a, b, h0), g)
+            want = torch.autograd.grad(loop_scan(a, b, h0), (a, b, h0), g)
+            for x, y in zip(got, want):
+                torch.testing.assert_close(x, y)
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_no_grad_builds_no_graph():
