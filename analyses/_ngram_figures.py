@@ -75,3 +75,23 @@ def versus_automata(rows: list[dict], baselines: dict, metric: str, title: str) 
                       yaxis_title="greedy letter legal" if metric == "accuracy" else "TVD to the true distribution",
                       yaxis_range=[0, 1], template="plotly_white")
     return fig
+
+
+def sweep_figure(rows: list[dict], baselines: dict, title: str) -> go.Figure:
+    """The paper's main plot: accuracy (left) and TVD to the DFA (right) against the number of
+    training automata, one line per architecture, the in-context n-gram baselines dotted."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy (greedy letter legal)", "TVD to the true DFA"))
+    for col, metric in ((1, "accuracy"), (2, "tvd")):
+        panel = versus_automata(rows, baselines, metric, "")
+        for trace in panel.data:
+            trace.showlegend = col == 1
+            fig.add_trace(trace, row=1, col=col)
+        for key, b in sorted(baselines.items()):
+            fig.add_hline(y=b[metric], line={"color": _COLOURS.get(key, "grey"), "dash": "dot"}, row=1, col=col,
+                          annotation_text=f"{_NAMES.get(key, key)}", annotation_position="right")
+        fig.update_xaxes(title_text="number of training automata", type="log", row=1, col=col)
+        fig.update_yaxes(range=[0, 1], row=1, col=col)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig

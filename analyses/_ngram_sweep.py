@@ -83,8 +83,9 @@ def train_run(arch: str, n_train_automata: int, p: Plan, store: str = "runs", se
                        n_checkpoints=p.n_checkpoints, eval_splits=["test"], store=store, seed=seed, progress=False)
 
 
-def sweep(profile: str = "quick", store: str = "runs", archs=None, seed: int = 0) -> tuple[list[dict], dict]:
-    """Train every (architecture, number of automata) cell and analyse every member.
+def sweep(profile: "str | Plan" = "quick", store: str = "runs", archs=None, seed: int = 0) -> tuple[list[dict], dict]:
+    """Train every (architecture, number of automata) cell of a profile (or a :class:`Plan`) and
+    analyse every member.
 
     Returns
     -------
@@ -95,7 +96,7 @@ def sweep(profile: str = "quick", store: str = "runs", archs=None, seed: int = 0
     """
     import analyses
 
-    p = plan(profile)
+    p = profile if isinstance(profile, Plan) else plan(profile)
     rows, base = [], {}
     with single_thread():
         for arch in archs or p.archs:

@@ -155,11 +155,13 @@ def analyze_run(run, member: int = 0, n: int = 256, seed: int = 12345, pool: str
 
 
 def sweep_figures(profile: str = "quick", store: str = "runs") -> dict:
-    """The paper's main plot from the claim's sweep: accuracy and TVD against number of training automata."""
+    """The paper's main plot from the claim's sweep: accuracy and TVD against number of training
+    automata per architecture (``"sweep"``: both panels; ``"accuracy"``, ``"tvd"``: one each)."""
     from analyses import _ngram_sweep as plans
 
     rows, base = plans.sweep(profile, store)
-    return {"accuracy": figs.versus_automata(rows, base, "accuracy", f"Accuracy on held-out automata ({profile})"),
+    return {"sweep": figs.sweep_figure(rows, base, f"In-context regular languages, held-out automata ({profile})"),
+            "accuracy": figs.versus_automata(rows, base, "accuracy", f"Accuracy on held-out automata ({profile})"),
             "tvd": figs.versus_automata(rows, base, "tvd", f"TVD to the DFA on held-out automata ({profile})")}
 
 
