@@ -84,16 +84,17 @@ def _target_logprob(model, inputs, targets, edits=()) -> np.ndarray:
 
 
 def causal_check(model, batch, hook: str, unit: int, feature: str, base_lp: np.ndarray,
-                 mean: float, control_unit: int) -> dict[str, Any]:
+                 mean: float, control_unit: int, mask: Optional[np.ndarray] = None) -> dict[str, Any]:
     """Mean-ablate ``unit`` of ``hook`` at every step; the change in target log-prob where ``feature`` drops.
 
     "Drops" means feature[t + 1] < feature[t], so the target at t is what ends the feature's
-    span (a closing quote, a closing bracket). ``base_lp`` (B, T) is the unedited log-prob.
+    span (a closing quote, a closing bracket). ``base_lp`` (B, T) is the unedited log-prob;
+    ``mask`` (B, T) the steps measured (default ``batch.mask``).
     """
     import probe
 
     T = batch.inputs.shape[1]
-    f, m = batch.features[feature].numpy(), batch.mask.numpy()
+    f, m = batch.features[feature].numpy(), batch.mask.numpy() if mask is None else mask
     drops = np.zeros_like(m)
     drops[:, :-1] = (f[:, 1:] < f[:, :-1]) & m[:, :-1] & m[:, 1:]           # (B, T)
     rest = m & ~drops
@@ -149,9 +150,11 @@ class CellsResult(Result):
         return figs
 
 
-def _check(n: int, margin: float, n_shuffles: int, causal: str) -> None:
+def _check(n: int, margin: float, n_shuffles: int, causal: str, burn_in: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 4:
         raise ValueError(f"n must be an integer >= 4 (sequences; half train the probes); got {n!r}")
+    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
+        raise ValueError(f"burn_in must be a non-negative integer (steps); got {burn_in!r}")
     if not 0 <= margin < 1:
         raise ValueError(f"margin must lie in [0, 1); got {margin!r}")
     if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
@@ -200,7 +203,7 @@ def _text(model, task, top: dict, seed: int, length: int) -> dict:
 
 def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = None,
             overrides: Optional[dict] = None, init_model=None, margin: float = 0.1, n_shuffles: int = 2,
-            causal: Literal["mean", "none"] = "mean", text_length: int = 400) -> CellsResult:
+            causal: Literal["mean", "none"] = "mean", text_length: int = 400, burn_in: int = 0) -> CellsResult:
     """Score every unit against every feature of ``task``; saturation, probes and causal checks.
 
     Parameters
@@ -215,6 +218,10 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
     n_shuffles : shuffles of the feature tracks for the shuffle null.
     causal : "mean" to run the one-unit causal check (mean ablation), "none" to skip it.
     text_length : characters in the display sequence (charlm).
+    burn_in : steps at the start of every sequence that are run but not scored (scores, nulls,
+        saturation, probes, causal check). A window of ``charlm`` starts anywhere in the corpus,
+        with an empty state, possibly inside a string or a bracket the network never saw open;
+        the paper's network carried its state across the whole text.
 
     Returns
     -------
@@ -222,14 +229,17 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
     """
     import probe
 
-    _check(n, margin, n_shuffles, causal)
+    _check(n, margin, n_shuffles, causal, burn_in)
     if getattr(model, "is_ensemble", False):
         raise ValueError("cells analyses one network: pass model.member(i), not an ensemble")
     if not getattr(task, "feature_names", None) and not task.sample(1, seed=0).features:
         raise ValueError(f"task {task.name} has no features to score units against")
     model.eval()
     batch = _batch(task, n, seed, split, overrides)
-    mask = batch.mask.numpy()                                                # (B, T)
+    mask = batch.mask.numpy().copy()                                         # (B, T)
+    if burn_in >= mask.shape[1] or not mask[:, burn_in:].any():
+        raise ValueError(f"burn_in ({burn_in}) leaves no valid step of sequences of length {mask.shape[1]}")
+    mask[:, :burn_in] = False
     feats = {k: v.numpy() for k, v in batch.features.items() if len(np.unique(v.numpy()[mask])) >= 2}
     full = collect(model, batch.inputs)                                      # {hook: (B, T, D)}
     acts = {k: v[mask] for k, v in full.items()}                             # {hook: (N, D)}
@@ -274,7 +284,7 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
             width = acts[hook].shape[1]
             control = int(rng.choice([v for v in range(width) if v != int(u)])) if width > 1 else int(u)
             checks[name] = causal_check(model, batch, hook, int(u), name, base_lp,
-                                        float(acts[hook][:, int(u)].mean()), control)
+                                        float(acts[hook][:, int(u)].mean()), control, mask)
 
     summary: dict[str, Any] = {"n_units": len(labels), "n_steps": int(mask.sum())}
     for name in feats:

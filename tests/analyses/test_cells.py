@@ -163,7 +163,17 @@ def test_charlm_scores_every_feature_of_an_untrained_model():
     assert len(r.text["tokens"]) == 120
 
 
+def test_burn_in_steps_are_run_but_not_scored():
+    task = tasks.make("charlm", length=30)
+    model = probe.models.make("lstm", task, hidden=4, seed=0)
+    r = cells.analyze(model, task, n=8, n_shuffles=1, causal="mean", text_length=40, burn_in=20)
+    assert r.summary["n_steps"] == 8 * 10
+    with pytest.raises(ValueError, match="leaves no valid step"):
+        cells.analyze(model, task, n=8, n_shuffles=1, causal="none", burn_in=30)
+
+
 @pytest.mark.parametrize("kw, match", [({"n": 2}, "n must be"), ({"margin": 1.5}, "margin"),
+                                       ({"burn_in": -1}, "burn_in must be"),
                                        ({"n_shuffles": 0}, "n_shuffles"), ({"causal": "zero"}, "causal must be one of"),
                                        ({"split": "nope"}, "unknown split 'nope'.*valid splits")])
 def test_bad_parameters_are_value_errors(kw, match):
