@@ -40,17 +40,21 @@ def over_training(rows: list, title: str) -> go.Figure:
 
 
 def example(ex: dict, title: str) -> go.Figure:
-    """One context as a strip of tokens: each cell coloured by whether the model's greedy next letter is legal."""
+    """One context as strips of tokens, each cell coloured by whether the next letter predicted
+    there is legal: the model's (top row, with the token read and the model's letter) and, below,
+    the in-context n-gram predictors'."""
     T = len(ex["tokens"])
-    z = [[1.0 if ok else 0.0 for ok in ex["legal"]]]
-    text = [[f"{tok}<br>→{g}" for tok, g in zip(ex["tokens"], ex["greedy"])]]
+    strips = [("model", ex["legal"])] + [(f"{k[6:-4]}-gram", ex[k]) for k in sorted(ex) if k.startswith("legal_")
+                                          and k.endswith("gram")]
+    z = [[1.0 if ok else 0.0 for ok in legal] for _, legal in strips][::-1]
+    text = [[""] * T for _ in strips[1:]] + [[f"{tok}<br>→{g}" for tok, g in zip(ex["tokens"], ex["greedy"])]]
     hover = [[f"read {tok}; next {tgt}; model's letter {g}; legal: {{{s}}}"
-              for tok, tgt, g, s in zip(ex["tokens"], ex["targets"], ex["greedy"], ex["legal_sets"])]]
-    fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", customdata=hover,
-                               hovertemplate="%{customdata}<extra></extra>", zmin=0, zmax=1, showscale=False,
-                               colorscale=[[0, "#f4a6a6"], [1, "#a6e3a6"]], xgap=1))
-    fig.update_layout(title=title, xaxis_title="position in context", yaxis_visible=False,
-                      height=220, width=max(600, 28 * T), template="plotly_white")
+              for tok, tgt, g, s in zip(ex["tokens"], ex["targets"], ex["greedy"], ex["legal_sets"])]] * len(strips)
+    fig = go.Figure(go.Heatmap(z=z, y=[name for name, _ in strips][::-1], text=text, texttemplate="%{text}",
+                               customdata=hover, hovertemplate="%{y}: %{customdata}<extra></extra>", zmin=0, zmax=1,
+                               showscale=False, colorscale=[[0, "#f4a6a6"], [1, "#a6e3a6"]], xgap=1, ygap=2))
+    fig.update_layout(title=title, xaxis_title="position in context", height=120 + 50 * len(strips),
+                      width=max(700, 30 * T), template="plotly_white")
     return fig
 
 
