@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional
 
 from probe.models.base import Layer, RecurrentModel, member_seed
 from probe.models.elman import ElmanLayer, LinearLayer

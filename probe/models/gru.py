@@ -23,14 +23,14 @@ import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, edit_at, linear, uniform
+from probe.models.base import Layer, StepEdits, edit_at, project, uniform
 
 
 def _gru_steps(gi: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor, e: StepEdits, ens: bool):
-    """Reference recurrence. gi (M, T, B, 3H) time-major, h (M, B, H) -> r, z, n, h (M, T, B, H)."""
+    """Reference recurrence. gi (T, M, B, 3H) (a view), h (M, B, H) -> r, z, n, h (M, T, B, H)."""
     W_hh_T, b_hh = W_hh.transpose(1, 2), b_hh.unsqueeze(1)
     rs, zs, ns, hs = [], [], [], []
-    for t, gi_t in enumerate(gi.unbind(1)):
+    for t, gi_t in enumerate(gi.unbind(0)):
         gh = torch.baddbmm(b_hh, h, W_hh_T)                                          # (M, B, 3H)
         i_r, i_z, i_n = gi_t.chunk(3, -1)
         h_r, h_z, h_n = gh.chunk(3, -1)
@@ -43,58 +43,69 @@ def _gru_steps(gi: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor, e: StepEdits, 
 
 
 class _GRUScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (M, T, B, 3H), h0 (M, B, H), W_hh, b_hh) -> r, z, n, h.
+    """The recurrence without edits: (gi (T, M, B, 3H), h0 (M, B, H), W_hh, b_hh) -> r, z, n, h.
 
-    Outputs are time-first (T, M, B, H), so that every per-step write lands in a contiguous block
-    (a strided ``out=`` costs ATen a hidden temporary and copy). Gates are outputs too (for the
-    hooks), and gradients that reach them are honoured, so a loss on a cached gate trains the
-    same way as on the reference path.
+    ``gi`` is indexed by step first but may have any memory layout (the token path hands in a
+    (T, B, M, 3H) table lookup, see :func:`probe.models.base.project`); its gradient is written
+    in that same layout, so autograd passes it back without a copy. Outputs are time-first
+    (T, M, B, H) buffers, so every per-step write lands in one contiguous block. The backward
+    runs step by step on slices that stay in cache and accumulates the weight gradients as it
+    goes; nothing the size of the whole trajectory is concatenated, transposed or copied.
+    Gates are outputs too (for the hooks), and gradients that reach them are honoured, so a
+    loss on a cached gate trains the same way as on the reference path.
     """
 
     @staticmethod
     def forward(ctx, gi, h0, W_hh, b_hh):
-        M, T, B, H3 = gi.shape
+        T, M, B, H3 = gi.shape
         H = H3 // 3
-        rs, zs, ns, hs = (gi.new_empty(T, M, B, H) for _ in range(4))
+        rs, zs, ns = (h0.new_empty(T, M, B, H) for _ in range(3))
+        hs = h0.new_empty(T + 1, M, B, H)  # hs[0] = h0, so h_{t-1} is hs[t] in the backward
+        ghn = h0.new_empty(T, M, B, H)     # W_hn h_{t-1} + b_hn, needed by the backward
+        hs[0] = h0
         W_hh_T, b = W_hh.transpose(1, 2), b_hh.unsqueeze(1)
         h = h0
         for t in range(T):
-            gi_t, gh = gi[:, t], torch.baddbmm(b, h, W_hh_T)                          # (M, B, 3H)
+            gi_t, gh = gi[t], torch.baddbmm(b, h, W_hh_T)                             # (M, B, 3H)
             r = torch.add(gi_t[..., :H], gh[..., :H], out=rs[t]).sigmoid_()
             z = torch.add(gi_t[..., H:2 * H], gh[..., H:2 * H], out=zs[t]).sigmoid_()
-            n = torch.addcmul(gi_t[..., 2 * H:], r, gh[..., 2 * H:], out=ns[t]).tanh_()
-            h = torch.addcmul(n, z, h - n, out=hs[t])
-        ctx.save_for_backward(h0, W_hh, b_hh, rs, zs, ns, hs)
+            ghn[t] = gh[..., 2 * H:]
+            n = torch.addcmul(gi_t[..., 2 * H:], r, ghn[t], out=ns[t]).tanh_()
+            h = torch.addcmul(n, z, h - n, out=hs[t + 1])
+        ctx.save_for_backward(gi, W_hh, rs, zs, ns, hs, ghn)
         ctx.set_materialize_grads(False)
-        return rs, zs, ns, hs
+        return rs, zs, ns, hs[1:]
 
     @staticmethod
     def backward(ctx, drs, dzs, dns, dhs):
-        h0, W_hh, b_hh, rs, zs, ns, hs = ctx.saved_tensors
-        T, M, B, H = hs.shape
-        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]], 0)                             # (T, M, B, H)
-        # W_hn h_{t-1} + b_hn for every step at once, rather than saving it step by step
-        ghn = torch.matmul(h_prev, W_hh[:, 2 * H:].transpose(1, 2)) + b_hh[:, None, 2 * H:]
-        dgh = hs.new_empty(T, M, B, 3 * H)                   # d(W_hh h + b_hh) per step
-        dpre_n = hs.new_empty(T, M, B, H)                    # d(input part of the candidate)
-        dh = torch.zeros_like(h0)
+        gi, W_hh, rs, zs, ns, hs, ghn = ctx.saved_tensors
+        T, M, B, H = rs.shape
+        dgi = torch.empty_like(gi)                           # gi's own layout
+        dW_hh = W_hh.new_zeros(M, 3 * H, H)
+        db_hh = W_hh.new_zeros(M, 3 * H)
+        dgh = rs.new_empty(M, B, 3 * H)                      # d(W_hh h + b_hh) of one step
+        dh = torch.zeros_like(hs[0])
         for t in reversed(range(T)):
             if dhs is not None:
                 dh = dh + dhs[t]
-            r, z, n = rs[t], zs[t], ns[t]
+            r, z, n, h_prev, dgi_t = rs[t], zs[t], ns[t], hs[t], dgi[t]
             dn = dh * (1 - z) if dns is None else torch.addcmul(dns[t], dh, 1 - z)
-            dn = torch.mul(dn, 1 - n * n, out=dpre_n[t])
+            dn = torch.mul(dn, 1 - n * n, out=dgi_t[..., 2 * H:])
             dr = dn * ghn[t] if drs is None else torch.addcmul(drs[t], dn, ghn[t])
-            dz = dh * (h_prev[t] - n) if dzs is None else torch.addcmul(dzs[t], dh, h_prev[t] - n)
-            g = torch.cat([dr * r * (1 - r), dz * z * (1 - z), dn * r], -1, out=dgh[t])  # (M, B, 3H)
-            dh = torch.baddbmm(dh * z, g, W_hh)                                       # (M, B, H)
-        dgi = torch.cat([dgh[..., :2 * H], dpre_n], -1).transpose(0, 1)              # (M, T, B, 3H)
-        dgh_m = dgh.transpose(0, 1).reshape(M, T * B, 3 * H)
-        dW_hh = torch.bmm(dgh_m.transpose(1, 2), h_prev.transpose(0, 1).reshape(M, T * B, H))
-        return dgi, dh, dW_hh, dgh_m.sum(1)
+            dz = dh * (h_prev - n) if dzs is None else torch.addcmul(dzs[t], dh, h_prev - n)
+            torch.mul(dr, r * (1 - r), out=dgh[..., :H])
+            torch.mul(dz, z * (1 - z), out=dgh[..., H:2 * H])
+            torch.mul(dn, r, out=dgh[..., 2 * H:])
+            dgi_t[..., :2 * H] = dgh[..., :2 * H]
+            dW_hh.baddbmm_(dgh.transpose(1, 2), h_prev)                               # (M, 3H, H)
+            db_hh += dgh.sum(1)
+            dh = torch.baddbmm(dh * z, dgh, W_hh)                                     # (M, B, H)
+        return dgi, dh, dW_hh, db_hh
 
 
 class GRULayer(Layer):
+    takes_tokens = True  # its input map may be a per-token table lookup (base.Tokens)
+
     def __init__(self, d_in: int, hidden: int, members: int):
         super().__init__(members)
         self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
@@ -115,11 +126,11 @@ class GRULayer(Layer):
                 fused: bool = True):
         M, B, T, _ = x.shape
         h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
-        gi = linear(x.transpose(1, 2), self.w("W_ih"), self.w("b_ih"))               # (M, T, B, 3H)
+        gi = project(x, self.w("W_ih"), self.w("b_ih"))                              # (T, M, B, 3H) view
         if edits or not fused:
             r, z, n, h = _gru_steps(gi, h0, self.w("W_hh"), self.w("b_hh"), edits or {}, self.ensemble)
         else:
-            r, z, n, h = (v.permute(1, 0, 2, 3) for v in _GRUScan.apply(gi, h0, self.w("W_hh"), self.w("b_hh")))
+            r, z, n, h = (v.transpose(0, 1) for v in _GRUScan.apply(gi, h0, self.w("W_hh"), self.w("b_hh")))
         for hook, v in ((self.hook_r, r), (self.hook_z, z), (self.hook_n, n)):
             self.hooked(hook, v.transpose(1, 2))
         out = self.hooked(self.hook_h, h.transpose(1, 2))                            # (M, B, T, H)

@@ -20,14 +20,14 @@ import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, edit_at, linear, uniform
+from probe.models.base import Layer, StepEdits, edit_at, project, uniform
 
 
 def _lstm_steps(gi: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, e: StepEdits, ens: bool):
-    """Reference recurrence. gi (M, T, B, 4H) time-major, biases included -> gates (M, T, B, 4H), c, h."""
+    """Reference recurrence. gi (T, M, B, 4H) (a view), biases included -> gates (M, T, B, 4H), c, h."""
     W_hh_T = W_hh.transpose(1, 2)
     gates, cs, hs = [], [], []
-    for t, gi_t in enumerate(gi.unbind(1)):
+    for t, gi_t in enumerate(gi.unbind(0)):
         p_i, p_f, p_g, p_o = torch.baddbmm(gi_t, h, W_hh_T).chunk(4, -1)            # (M, B, H) each
         i = edit_at(e.get("hook_i"), t, torch.sigmoid(p_i), ens)
         f = edit_at(e.get("hook_f"), t, torch.sigmoid(p_f), ens)
@@ -40,54 +40,64 @@ def _lstm_steps(gi: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, e: StepEdits, en
 
 
 class _LSTMScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (M, T, B, 4H), h0, c0 (M, B, H), W_hh) -> gates, c, h.
+    """The recurrence without edits: (gi (T, M, B, 4H), h0, c0 (M, B, H), W_hh) -> gates, c, h.
 
-    Outputs are time-first ((T, M, B, 4H) and (T, M, B, H)) so that per-step writes are contiguous.
+    As in :class:`probe.models.gru._GRUScan`: ``gi`` is indexed by step first in any memory
+    layout and gets its gradient in that layout; outputs are time-first ((T, M, B, 4H) and
+    (T, M, B, H)) so per-step writes are contiguous; the backward accumulates dW_hh step by step
+    instead of concatenating and transposing whole trajectories.
     """
 
     @staticmethod
     def forward(ctx, gi, h0, c0, W_hh):
-        M, T, B, H4 = gi.shape
+        T, M, B, H4 = gi.shape
         H = H4 // 4
-        gates, cs, tcs, hs = gi.new_empty(T, M, B, H4), *(gi.new_empty(T, M, B, H) for _ in range(3))
+        gates, tcs = h0.new_empty(T, M, B, H4), h0.new_empty(T, M, B, H)
+        cs, hs = h0.new_empty(T + 1, M, B, H), h0.new_empty(T + 1, M, B, H)  # [0] = c0, h0
+        cs[0], hs[0] = c0, h0
         W_hh_T, h, c = W_hh.transpose(1, 2), h0, c0
         for t in range(T):
-            g = torch.baddbmm(gi[:, t], h, W_hh_T, out=gates[t])                      # (M, B, 4H)
+            g = torch.baddbmm(gi[t], h, W_hh_T, out=gates[t])                         # (M, B, 4H)
             g[..., :2 * H].sigmoid_(); g[..., 2 * H:3 * H].tanh_(); g[..., 3 * H:].sigmoid_()
-            c = torch.addcmul(g[..., H:2 * H] * c, g[..., :H], g[..., 2 * H:3 * H], out=cs[t])
-            h = torch.mul(g[..., 3 * H:], torch.tanh(c, out=tcs[t]), out=hs[t])
-        ctx.save_for_backward(h0, c0, W_hh, gates, cs, tcs, hs)
+            c = torch.addcmul(g[..., H:2 * H] * c, g[..., :H], g[..., 2 * H:3 * H], out=cs[t + 1])
+            h = torch.mul(g[..., 3 * H:], torch.tanh(c, out=tcs[t]), out=hs[t + 1])
+        ctx.save_for_backward(gi, W_hh, gates, cs, tcs, hs)
         ctx.set_materialize_grads(False)
-        return gates, cs, hs
+        return gates, cs[1:], hs[1:]
 
     @staticmethod
     def backward(ctx, dgates, dcs, dhs):
-        h0, c0, W_hh, gates, cs, tcs, hs = ctx.saved_tensors
-        T, M, B, H = hs.shape
-        dpre = hs.new_empty(T, M, B, 4 * H)                  # d(gate pre-activations) per step
-        dh, dc = torch.zeros_like(h0), torch.zeros_like(c0)
+        gi, W_hh, gates, cs, tcs, hs = ctx.saved_tensors
+        T, M, B, H = tcs.shape
+        dgi = torch.empty_like(gi)                           # gi's own layout
+        dW_hh = W_hh.new_zeros(M, 4 * H, H)
+        p = tcs.new_empty(M, B, 4 * H)                       # d(gate pre-activations) of one step
+        dh, dc = torch.zeros_like(hs[0]), torch.zeros_like(cs[0])
         for t in reversed(range(T)):
             if dhs is not None:
                 dh = dh + dhs[t]
             if dcs is not None:
                 dc = dc + dcs[t]
             i, f, g, o = gates[t].chunk(4, -1)
-            tc, c_prev = tcs[t], cs[t - 1] if t > 0 else c0
+            tc, c_prev = tcs[t], cs[t]
             dc = torch.addcmul(dc, dh * o, 1 - tc * tc)
             d_i, d_f, d_g, d_o = dc * g, dc * c_prev, dc * i, dh * tc
             if dgates is not None:
                 d_i, d_f, d_g, d_o = (d + dd for d, dd in zip((d_i, d_f, d_g, d_o), dgates[t].chunk(4, -1)))
-            p = torch.cat([d_i * i * (1 - i), d_f * f * (1 - f), d_g * (1 - g * g), d_o * o * (1 - o)],
-                          -1, out=dpre[t])                                            # (M, B, 4H)
+            torch.mul(d_i, i * (1 - i), out=p[..., :H])
+            torch.mul(d_f, f * (1 - f), out=p[..., H:2 * H])
+            torch.mul(d_g, 1 - g * g, out=p[..., 2 * H:3 * H])
+            torch.mul(d_o, o * (1 - o), out=p[..., 3 * H:])
+            dgi[t] = p
+            dW_hh.baddbmm_(p.transpose(1, 2), hs[t])                                  # (M, 4H, H)
             dc = dc * f
             dh = torch.bmm(p, W_hh)                                                   # (M, B, H)
-        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]], 0).transpose(0, 1)            # (M, T, B, H)
-        dpre_m = dpre.transpose(0, 1)                                                 # (M, T, B, 4H)
-        dW_hh = torch.bmm(dpre_m.reshape(M, T * B, 4 * H).transpose(1, 2), h_prev.reshape(M, T * B, H))
-        return dpre_m, dh, dc, dW_hh
+        return dgi, dh, dc, dW_hh
 
 
 class LSTMLayer(Layer):
+    takes_tokens = True  # its input map may be a per-token table lookup (base.Tokens)
+
     def __init__(self, d_in: int, hidden: int, members: int):
         super().__init__(members)
         self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, 2 * hidden
@@ -111,7 +121,7 @@ class LSTMLayer(Layer):
         M, B, T, _ = x.shape
         h0, c0 = self.initial_state(M, B, x) if state is None else state             # (M, B, H) each
         bias = self.w("b_ih") + self.w("b_hh")
-        gi = linear(x.transpose(1, 2), self.w("W_ih"), bias)                         # (M, T, B, 4H)
+        gi = project(x, self.w("W_ih"), bias)                                        # (T, M, B, 4H) view
         if edits or not fused:
             gates, c, h = _lstm_steps(gi, h0, c0, self.w("W_hh"), edits or {}, self.ensemble)
         else:

@@ -166,13 +166,16 @@ def test_fused_gru_equals_reference_steps_values_and_gradients():
     from probe.models.gru import _GRUScan
     g = torch.Generator().manual_seed(0)
     M, T, B, H = 2, 6, 3, 4
-    args = [torch.randn(M, T, B, 3 * H, generator=g, dtype=torch.float64, requires_grad=True),
+    args = [torch.randn(T, M, B, 3 * H, generator=g, dtype=torch.float64, requires_grad=True),
             torch.randn(M, B, H, generator=g, dtype=torch.float64, requires_grad=True),
             torch.randn(M, 3 * H, H, generator=g, dtype=torch.float64, requires_grad=True),
             torch.randn(M, 3 * H, generator=g, dtype=torch.float64, requires_grad=True)]
     assert torch.autograd.gradcheck(lambda *a: _GRUScan.apply(*a)[3], args)
     # gradients reaching the gates (a loss on a cached gate) are honoured too
     assert torch.autograd.gradcheck(lambda *a: sum(o.sin().sum() for o in _GRUScan.apply(*a)), args)
+    # gi in another memory layout (the token lookup's (T, B, M, 3H)) gets its gradient in that layout
+    gi_tbm = args[0].detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda gi, *a: _GRUScan.apply(gi, *a)[3], [gi_tbm, *args[1:]])
     model = make("gru", TOKENS, hidden=8, layers=2, members=2).double()
     x = tokens()
     fused = model(x)
@@ -191,7 +194,7 @@ def test_fused_lstm_equals_reference_steps_values_and_gradients():
     from probe.models.lstm import _LSTMScan
     g = torch.Generator().manual_seed(1)
     M, T, B, H = 2, 6, 3, 4
-    shapes = [(M, T, B, 4 * H), (M, B, H), (M, B, H), (M, 4 * H, H)]
+    shapes = [(T, M, B, 4 * H), (M, B, H), (M, B, H), (M, 4 * H, H)]
     args = [torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True) for s in shapes]
     assert torch.autograd.gradcheck(lambda *a: _LSTMScan.apply(*a)[2], args)
     assert torch.autograd.gradcheck(lambda *a: sum(o.sin().sum() for o in _LSTMScan.apply(*a)), args)
@@ -222,3 +225,20 @@ def test_hawk_bilinear_fixed_decay_accumulates_products():
     products = (x @ layer.W_gx.T) * (x @ layer.W_x.T)
     torch.testing.assert_close(cache["layers.0.hook_h"], products.cumsum(1))
     torch.testing.assert_close(cache["layers.0.hook_gate_out"], x @ layer.W_go.T)
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_token_table_lookup_equals_embedding_then_input_map(arch):
+    # with nothing on hook_embed the first layer looks its input map up per token (base.Tokens);
+    # an identity hook on hook_embed forces the embedding to be materialised
+    model = make(arch, TOKENS, hidden=8, layers=2, members=3).double()
+    x = tokens()
+    fast = model(x)
+    fast.square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    slow = model.run_with_hooks(x, fwd_hooks=[("hook_embed", lambda v, hook: v)])
+    slow.square().sum().backward()
+    torch.testing.assert_close(fast, slow, atol=1e-12, rtol=0)
+    for g_fast, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g_fast, p.grad, atol=1e-10, rtol=1e-10)
