@@ -1,0 +1,140 @@
+"""How much memory recall and set disjointness need, and why the order of the sets matters.
+
+Zoology (Arora et al. 2023) finds that a recurrent model's multi-query associative recall (MQAR)
+accuracy is set by its recurrent state size, along a recall-memory frontier; "Just read twice"
+(Arora et al. 2024) that on set disjointness the state a causal recurrent model needs grows with
+the size of the set it reads *first*, so (short, long) is easy and (long, short) fails at a fixed
+state size, and that reading the context twice removes the dependence on order.
+
+    result = analyses.memory.analyze(model, task)     # one model on recall or disjointness
+    result.summary, result.figures()                  # recall: accuracy by lag; disjointness: probes
+    analyses.memory.frontier_figure("quick")          # the sweeps, trained into the run store
+    analyses.memory.asymmetry_figure("quick"); analyses.memory.probe_figure("quick")
+
+State size counts the real numbers the recurrence carries (GRU, Elman, Hawk: H; LSTM: 2H for h
+and c; LRU: 2N for the real and imaginary parts), and each architecture's width is chosen to give
+the same count, so GRU, LSTM, LRU and Hawk are compared at equal memory
+(:func:`analyses._memory_plans.hidden_for`, checked by :func:`analyses._memory_plans.state_size`).
+What the state stores is probed directly: one logistic regression per element token, from the
+state at the list separator, decodes whether the token is in the first set; its balanced
+accuracy against the first set's size shows how much of the set the state holds.
+
+Departures in the quick profile (``_memory_plans.PLANS``): recall with 16 tokens, sequences of
+16 and 4 pairs (Zoology: 8192 tokens, 64-512 steps, 4-64 pairs) at state sizes 4, 16, 64, 1000
+steps; disjointness with 28 elements and sets of 2 and 14 (JRT: 2048 tokens, sets of 4-256)
+on a one-layer GRU of state 16, 2000 steps, each order trained on its own (JRT trains one model
+on both orders). Two seeds per point, trained together as one ensemble.
+
+Measured (quick profile, 2-core CPU shared with other jobs): see the claims' docstrings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyses import _memory_figures as figs
+from analyses import _memory_plans as plans
+from analyses._memory_claims import order_asymmetry, state_frontier
+from analyses._memory_plans import hidden_for, state_size
+from analyses._memory_probe import membership_probe, probe_by_set_size, recall_by_lag
+from analyses.base import Result
+from probe.threads import single_thread
+
+
+@dataclass
+class MemoryResult(Result):
+    """One model on recall or disjointness.
+
+    Attributes
+    ----------
+    task : "recall" or "disjointness"
+    state_size : real numbers the recurrence carries (all layers)
+    accuracy : {split: accuracy} on fresh sequences of each of the task's splits
+    by_lag : recall only: {lag: accuracy}, lag = query position - position of its stored key
+    probe : disjointness only: {first-set size: membership-probe balanced accuracy}
+    """
+
+    task: str = ""
+    arch: str = ""
+    state_size: int = 0
+    accuracy: dict = field(default_factory=dict)
+    by_lag: dict = field(default_factory=dict)
+    probe: dict = field(default_factory=dict)
+
+    def figures(self) -> dict:
+        out = {}
+        if self.by_lag:
+            out["by_lag"] = figs.by_lag(self.by_lag, f"Recall by lag ({self.arch}, state {self.state_size})")
+        if self.probe:
+            out["probe"] = figs.probe_vs_size({f"{self.arch}, state {self.state_size}": self.probe})
+        return out
+
+
+def analyze(model, task, sizes: list[int] | None = None, n: int = 1024, seed: int = 0) -> MemoryResult:
+    """Accuracy per split, and recall by lag (recall) or membership probes by set size (disjointness).
+
+    Parameters
+    ----------
+    model : a plain model (``members=1``; use ``model.member(i)``).
+    task : a ``recall`` or ``disjointness`` task.
+    sizes : disjointness: first-set sizes to probe (default 1, 2, 4, ... up to the long set).
+    n : sequences per evaluation (the probes fit on half and score on the other half).
+    seed : seeds the data and the probes.
+    """
+    if task.name not in ("recall", "disjointness"):
+        raise ValueError(f"memory analyses recall or disjointness models; got task {task.name!r}")
+    if model.is_ensemble:
+        raise ValueError("analyze takes a plain model; pick a member with model.member(i)")
+    result = MemoryResult(task=task.name, arch=model.config["arch"], state_size=state_size(model))
+    with single_thread():
+        for split, overrides in task.splits().items():
+            result.accuracy[split] = plans.member_accuracy(model, task, n, seed=seed + 10_007, **overrides)[0]
+        if task.name == "recall":
+            result.by_lag = recall_by_lag(model, task, n, seed=seed + 10_007)
+        else:
+            long = task.config.long
+            sizes = sizes or sorted({2 ** i for i in range(long.bit_length()) if 2 ** i <= long} | {long})
+            result.probe = probe_by_set_size(model, task, sizes, n, seed)
+    result.summary = {"task": task.name, "arch": result.arch, "state_size": result.state_size,
+                      **{f"accuracy.{k}": v for k, v in result.accuracy.items()}}
+    if result.by_lag:
+        lags = sorted(result.by_lag)
+        result.summary.update({"accuracy.shortest_lag": result.by_lag[lags[0]],
+                               "accuracy.longest_lag": result.by_lag[lags[-1]]})
+    if result.probe:
+        result.summary.update({f"probe.size_{k}": v for k, v in result.probe.items()})
+    return result
+
+
+def frontier_figure(profile: str = "quick", store: str = "runs"):
+    """Recall accuracy against state size, one line per architecture (trains or loads the sweep)."""
+    rows = plans.frontier_sweep(profile, store)["rows"]
+    return figs.frontier(rows, f"Recall against recurrent state size ({profile} profile)")
+
+
+def asymmetry_figure(profile: str = "quick", store: str = "runs"):
+    """Disjointness accuracy, order x read twice, at the plan's state size (trains or loads)."""
+    rows = plans.asymmetry_sweep(profile, store)["rows"]
+    return figs.asymmetry(rows, plans.plan(profile).disjoint_state)
+
+
+def probe_curves(profile: str = "quick", store: str = "runs", member: int = 0) -> dict[str, dict]:
+    """Membership-probe accuracy by first-set size for the read-once models of the asymmetry sweep."""
+    import analyses
+
+    p = plans.plan(profile)
+    out = {}
+    for order in ("short_first", "long_first"):
+        run = plans.train_disjoint(order, False, p, store)
+        r = analyses.analyze("memory", run, member=member, sizes=list(p.probe_sizes))
+        out[f"trained {order.replace('_', ' ')}"] = {int(k): v for k, v in r.probe.items()}
+    return out
+
+
+def probe_figure(profile: str = "quick", store: str = "runs"):
+    """Probe accuracy against the first set's size (from :func:`probe_curves`)."""
+    return figs.probe_vs_size(probe_curves(profile, store),
+                              f"Membership of the first set, decoded at the separator ({profile} profile)")
+
+
+__all__ = ["MemoryResult", "analyze", "asymmetry_figure", "frontier_figure", "hidden_for", "membership_probe",
+           "order_asymmetry", "probe_curves", "probe_figure", "state_frontier", "state_size"]
