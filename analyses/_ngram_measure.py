@@ -82,6 +82,7 @@ def state_probe(states: np.ndarray, labels: np.ndarray, mask: np.ndarray, tokens
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     B = states.shape[0]
     if B < 2:
@@ -104,7 +105,9 @@ def state_probe(states: np.ndarray, labels: np.ndarray, mask: np.ndarray, tokens
         if len(np.unique(y_fit)) < 2:
             return float("nan")
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
-        return float(clf.fit(x_fit, y_fit).score(x_score, y_score))
+        # one BLAS thread: on shared cores a multi-threaded fit of this size is ~10x slower
+        with threadpool_limits(1):
+            return float(clf.fit(x_fit, y_fit).score(x_score, y_score))
 
     out["accuracy"] = fit_score(states[bf, tf], states[bs, ts])
     if tokens is not None:
