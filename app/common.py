@@ -36,6 +36,16 @@ def check_query_run(run: str | None) -> str | None:
     return run
 
 
+def run_page(run: str | None, title: str, prefix: str, body: list, member: bool = True) -> html.Div:
+    """A page about one run: its title, the run picker (``<prefix>-run``, ``<prefix>-member``)
+    and ``body``; the error page instead when the ``?run=`` query is bad."""
+    try:
+        run = check_query_run(run)
+    except ValueError as e:
+        return error_page(str(e))
+    return html.Div([html.H3(title), run_picker(prefix, run, member=member), *body])
+
+
 def run_picker(prefix: str, run: str | None, member: bool = True) -> html.Div:
     """The run dropdown (``<prefix>-run``) and member input (``<prefix>-member``) at the top of a page."""
     items = [html.Label("run "), dcc.Dropdown(id=f"{prefix}-run", options=run_options(), value=run,

@@ -7,7 +7,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from app import figures, logic
-from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker, step_for
+from app.common import ERROR_STYLE, message, current_store, default_run, run_page, step_for
 from app.store import MODELS
 
 dash.register_page(__name__, path="/intervene", name="Intervene", order=3)
@@ -18,13 +18,7 @@ _OPS = [("zero", "zero-ablate"), ("clamp", "clamp to ±value"), ("scale", "scale
 
 
 def layout(run=None, **_):
-    try:
-        run = check_query_run(run)
-    except ValueError as e:
-        return error_page(str(e))
-    return html.Div([
-        html.H3("Intervene"),
-        run_picker("intervene", run),
+    return run_page(run, "Intervene", "intervene", [
         html.Div([html.Label("hook "), dcc.Dropdown(id="intervene-hook", clearable=False, style={**_ROW, "width": "16em"}),
                   html.Label("input seed "), dcc.Input(id="intervene-seed", type="number", min=0, step=1, value=0,
                                                        style={"width": "5em", **_ROW}),

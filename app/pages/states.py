@@ -7,7 +7,7 @@ import numpy as np
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker, step_for
+from app.common import ERROR_STYLE, message, current_store, default_run, run_page, step_for
 from app.store import MODELS
 
 dash.register_page(__name__, path="/states", name="States", order=2)
@@ -16,13 +16,7 @@ _ROW = {"display": "inline-block", "verticalAlign": "middle", "marginRight": "1e
 
 
 def layout(run=None, **_):
-    try:
-        run = check_query_run(run)
-    except ValueError as e:
-        return error_page(str(e))
-    return html.Div([
-        html.H3("States"),
-        run_picker("states", run),
+    return run_page(run, "States", "states", [
         html.Div([
             html.Label("hook "), dcc.Dropdown(id="states-hook", clearable=False, style={**_ROW, "width": "16em"}),
             dcc.RadioItems(id="states-mode", options=[{"label": " sample by seed ", "value": "seed"},

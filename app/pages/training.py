@@ -5,20 +5,14 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker, step_for
+from app.common import ERROR_STYLE, message, current_store, default_run, run_page, step_for
 from app.store import open_run
 
 dash.register_page(__name__, path="/training", name="Training", order=1)
 
 
 def layout(run=None, **_):
-    try:
-        run = check_query_run(run)
-    except ValueError as e:
-        return error_page(str(e))
-    return html.Div([
-        html.H3("Training"),
-        run_picker("training", run, member=False),
+    return run_page(run, "Training", "training", [
         html.Div([html.Label("checkpoint used by the other pages "),
                   dcc.Dropdown(id="training-ckpt", clearable=True, placeholder="last",
                                style={"width": "12em", "display": "inline-block", "verticalAlign": "middle"}),
@@ -26,7 +20,7 @@ def layout(run=None, **_):
                                 inline=True, style={"display": "inline-block", "marginLeft": "1em"})]),
         html.Div(id="training-error", style=ERROR_STYLE),
         dcc.Graph(id="training-graph", figure=figures.empty("pick a run")),
-    ])
+    ], member=False)
 
 
 @callback(Output("training-run", "value"), Input("training-run", "id"), State("training-run", "value"),
