@@ -180,3 +180,14 @@ def backend(name: str = "numeric", dtype: torch.dtype = torch.float64):
 
 
 __all__ = ["Numeric", "Symbolic", "backend", "exact_array", "exact_equal", "float_array", "to_exact"]
+
+
+def run_steps(evaluator, inputs):
+    """Outputs (B, T, d_output) of an evaluator with ``be``, ``initial(B)`` and ``step(state, x_t)
+    -> (state, y_t)`` over inputs (B, T, d_input), one step at a time."""
+    x = evaluator.be.asarray(inputs)
+    state, outs = evaluator.initial(x.shape[0]), []
+    for t in range(x.shape[1]):
+        state, y = evaluator.step(state, x[:, t])
+        outs.append(y)
+    return evaluator.be.stack(outs)

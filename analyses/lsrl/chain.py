@@ -31,7 +31,7 @@ from typing import Optional
 import sympy
 
 from analyses.lsrl import graph as g
-from analyses.lsrl.backends import backend as make_backend
+from analyses.lsrl.backends import backend as make_backend, run_steps
 from analyses.lsrl.passes import affine_expr, is_op, simplify
 from analyses.lsrl.program import Program
 
@@ -132,12 +132,7 @@ class ChainEvaluator:
         return (new, out, pres) if record else (new, out)
 
     def run(self, inputs):
-        x = self.be.asarray(inputs)
-        state, outs = self.initial(x.shape[0]), []
-        for t in range(x.shape[1]):
-            state, y = self.step(state, x[:, t])
-            outs.append(y)
-        return self.be.stack(outs)                                                  # (B, T, d_output)
+        return run_steps(self, inputs)                                              # (B, T, d_output)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import numpy as np
 import sympy
 import torch
 
-from analyses.lsrl.backends import backend as make_backend, float_array
+from analyses.lsrl.backends import backend as make_backend, run_steps, float_array
 from analyses.lsrl.chain import Chain, linearise, zero_init
 from analyses.lsrl.export import EXACT_BUILDERS, InputSpec, LayerPlan, first_spec
 from analyses.lsrl.export_gated import GATED_BUILDERS, GATES
@@ -171,12 +171,7 @@ class ExactModel:
         return new, be.affine(x, *self.c.readout)
 
     def run(self, inputs):
-        x = self.be.asarray(inputs)
-        state, outs = self.initial(x.shape[0]), []
-        for t in range(x.shape[1]):
-            state, y = self.step(state, x[:, t])
-            outs.append(y)
-        return self.be.stack(outs)
+        return run_steps(self, inputs)                                              # (B, T, d_output)
 
 
 def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", "hawk"],

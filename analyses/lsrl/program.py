@@ -124,7 +124,6 @@ class Interpreter:
 
     def step(self, state: dict, x, record: bool = False):
         be, vals, new = self.be, {}, {}
-        B = x.shape[0]
         for n in self.program.nodes:
             ins = [vals[s] for s in g.sources(n)]
             if isinstance(n, g.Input):
