@@ -205,7 +205,7 @@ def regular_task_program(delta: Sequence[Sequence[int]], scale: int = 50) -> Pro
     (letters with an edge out of the state, plus ``|`` inside a string), 0 elsewhere, so the
     softmax is the task's uniform next-token distribution up to e^-scale.
     """
-    n_letters, sep = 18, 18  # and pad = 19, which never reaches the program
+    n_letters, sep = 18, 18  # pad (19) gets no edges: its column of delta is -1 like the separator's
     delta = [list(row)[:n_letters] + [-1, -1] for row in delta]
     x = Input(n_letters + 2, name="token", low=0, high=1)
     _, state = dfa_state(x, delta, resets={sep: 0}, name="regular")
