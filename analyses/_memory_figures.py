@@ -19,8 +19,10 @@ def frontier(rows: list[dict], title: str = "Recall accuracy against recurrent s
             error_y={"type": "data", "symmetric": False,
                      "array": [max(r["accuracy"]) - m for r, m in zip(pts, mean)],
                      "arrayminus": [m - min(r["accuracy"]) for r, m in zip(pts, mean)]}))
+    states = sorted({r["state"] for r in rows})
     fig.update_layout(title=title, xaxis_title="state size (numbers the recurrence carries)",
-                      yaxis_title="MQAR accuracy", xaxis_type="log", yaxis_range=[0, 1.02], template="plotly_white")
+                      yaxis_title="MQAR accuracy", xaxis_type="log", yaxis_range=[0, 1.02], template="plotly_white",
+                      xaxis={"tickvals": states, "ticktext": [str(s) for s in states]})
     return fig
 
 

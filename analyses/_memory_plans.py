@@ -63,7 +63,7 @@ class Plan:
     recall_steps: int = 1000
     disjoint: dict = field(default_factory=dict)  # disjointness task params besides order/read_twice
     disjoint_arch: str = "gru"
-    disjoint_state: int = 16
+    disjoint_state: int = 24
     disjoint_steps: int = 2000
     probe_sizes: tuple[int, ...] = (1, 2, 4, 8, 14)
     members: int = 2                              # seeds, trained together as one ensemble

@@ -22,10 +22,30 @@ accuracy against the first set's size shows how much of the set the state holds.
 Departures in the quick profile (``_memory_plans.PLANS``): recall with 16 tokens, sequences of
 16 and 4 pairs (Zoology: 8192 tokens, 64-512 steps, 4-64 pairs) at state sizes 4, 16, 64, 1000
 steps; disjointness with 28 elements and sets of 2 and 14 (JRT: 2048 tokens, sets of 4-256)
-on a one-layer GRU of state 16, 2000 steps, each order trained on its own (JRT trains one model
+on a one-layer GRU of state 24, 2000 steps, each order trained on its own (JRT trains one model
 on both orders). Two seeds per point, trained together as one ensemble.
 
-Measured (quick profile, 2-core CPU shared with other jobs): see the claims' docstrings.
+Measured (quick profile, 2026-11-26, on the project's 2-core CPU shared with other jobs, load
+average 6-12; both sweeps ran at once, each on one thread): the recall sweep (12 runs) took
+211 s of wall time, the disjointness sweep (4 runs) 193 s; expect about half on a quiet machine.
+
+- ``recall.state_frontier`` PASSES: accuracy at state 4 / 16 / 64 is gru 0.18 / 0.53 / 0.61,
+  lstm 0.13 / 0.19 / 0.44, lru 0.21 / 0.40 / 0.61, hawk 0.13 / 0.29 / 0.49 (chance 0.125). At
+  equal state the GRU leads from 16 up, the LSTM trails (it learns slowest in 1000 steps).
+- ``disjointness.order_asymmetry`` FAILS in the quick profile: short-first 0.80 against
+  long-first 0.64 (gap 0.17 < 0.2), and reading twice does not close it (0.78 against 0.62,
+  gap 0.16): in 2000 steps the GRU does not learn to use the second pass. The state is not the
+  binding limit at this scale: a 24-number GRU holds a 14-of-28 set well enough for 0.64 (0.5 is
+  guessing among the short set). Tried on the way (2 seeds each, per order, 2000-3000 steps):
+  GRU state 16 (gap 0.07-0.1; short-first learned by one seed of two), GRU state 32 (0.90
+  against 0.82), 44 elements with a long set of 20 at state 32 (0.65 against 0.52), 124 elements
+  (neither order learned), a short set of 3 (long-first ahead, 0.84 against 0.72), 2-layer Hawk
+  of state 16 (long-first ahead), LSTM of state 16 (short-first 0.43). The membership probe
+  shows the same thing directly: balanced accuracy 1.0 for a first set of 1, 0.98 for 2, 0.81
+  for 4, 0.68 for 8 and 0.63 for 14 (the short-first model; the long-first model 0.67 at 14).
+- Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
+  recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
+  keeps the first pairs and loses the most recent ones.
 """
 from __future__ import annotations
 

@@ -153,7 +153,15 @@ def test_bad_input_names_the_valid_choices(disjoint):
 
 
 @pytest.mark.slow
-def test_quick_profile_claims_pass(tmp_path):
-    for check in (memory.state_frontier, memory.order_asymmetry):
-        result = check(profile="quick", store=str(tmp_path))
-        assert result.passed, result
+def test_quick_profile_frontier_claim_passes(tmp_path):
+    result = memory.state_frontier(profile="quick", store=str(tmp_path))
+    assert result.passed, result
+
+
+@pytest.mark.slow
+def test_quick_profile_order_asymmetry_claim_passes(tmp_path):
+    """FAILS in the quick profile (measured gap 0.17 read once, 0.16 read twice; see the
+    analyses.memory docstring): in a few CPU minutes a small GRU neither separates the orders by
+    0.2 nor learns to use the second reading. Left failing on purpose, not loosened."""
+    result = memory.order_asymmetry(profile="quick", store=str(tmp_path))
+    assert result.passed, result
