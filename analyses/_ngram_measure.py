@@ -34,7 +34,8 @@ def scores(p: np.ndarray, refs: dict[str, np.ndarray], legal: torch.Tensor, mask
 
     Returns ``accuracy`` (the greedy letter is legal; RegBench's), ``accuracy_with_sep`` (the
     greedy token, ``|`` included, is legal; the task's metric), ``tvd`` {ref: overall mean},
-    ``tvd_by_position`` {ref: (T,) means} and ``closest`` (the n-gram order nearest in TVD).
+    ``tvd_by_position`` {ref: (T,) means}, ``closest`` (the n-gram order nearest in TVD) and
+    ``closest_by_position`` (the same at each position).
     """
     legal_np = np.asarray(legal.cpu(), dtype=bool)
     out = {"accuracy": float(greedy_letter_legal(p, legal_np)[mask].mean()),
@@ -45,6 +46,10 @@ def scores(p: np.ndarray, refs: dict[str, np.ndarray], legal: torch.Tensor, mask
         out["tvd_by_position"][key] = by_position(d, mask)[0]
     grams = {k: v for k, v in out["tvd"].items() if k != "dfa"}
     out["closest"] = int(min(grams, key=grams.get)) if grams else None
+    if grams:  # the nearest order at each position (None where no row reaches it)
+        per = np.array([out["tvd_by_position"][k] for k in grams], dtype=float)  # (orders, T)
+        orders = [int(k) for k in grams]
+        out["closest_by_position"] = [None if np.isnan(col).all() else orders[int(np.nanargmin(col))] for col in per.T]
     return out
 
 

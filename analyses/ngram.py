@@ -45,7 +45,8 @@ class NgramResult(Result):
     Attributes
     ----------
     scores : the model's ``accuracy``, ``accuracy_with_sep``, ``tvd`` {ref: mean},
-        ``tvd_by_position`` {ref: (T,)} and ``closest`` (n); refs are "dfa", "1", "2", "3"
+        ``tvd_by_position`` {ref: (T,)}, ``closest`` (n) and ``closest_by_position`` ((T,) n);
+        refs are "dfa", "1", "2", "3"
     baselines : {n: accuracy, accuracy_with_sep, tvd (to the DFA), tvd_by_position} of each predictor
     counts : (T,) number of scored rows at each position
     probe : linear-probe decodability of the DFA state (``accuracy``, ``chance``, ``token_control``)

@@ -142,6 +142,7 @@ def test_analyze_an_untrained_model_and_round_trip(tiny):
             "probe.dfa_state", "probe.token_control"} <= set(s)
     assert 0 <= s["accuracy"] <= 1 and s["closest_n"] in (1, 2, 3)
     assert len(result.scores["tvd_by_position"]["2"]) == len(result.counts)
+    assert set(result.scores["closest_by_position"]) <= {1, 2, 3, None}
     assert result.baselines["3"]["accuracy"] > result.baselines["1"]["accuracy"]
     again = ngram.NgramResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert again.scores == result.scores
