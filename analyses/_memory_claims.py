@@ -46,7 +46,8 @@ def state_frontier(profile: str = "quick", store: str = "runs") -> dict:
           for pairs, archs in table.items() for arch, curve in archs.items()}
     return {"measured": {"accuracy": table, "rises": ok, "report_only": {"ordering": ordering(rows)},
                          "sweep_seconds": sweep["seconds"]},
-            "expected": f"for every arch: non-decreasing in state size (drops <= 0.05) and largest - smallest >= {MIN_RISE}",
+            "expected": "for every arch: non-decreasing in state size (drops <= 0.05) and "
+                        f"largest - smallest >= {MIN_RISE}",
             "passed": bool(ok) and all(ok.values())}
 
 
