@@ -25,9 +25,11 @@ steps; disjointness with 28 elements and sets of 2 and 14 (JRT: 2048 tokens, set
 on a one-layer GRU of state 24, 2000 steps, each order trained on its own (JRT trains one model
 on both orders). Two seeds per point, trained together as one ensemble.
 
-Measured (quick profile, 2026-11-26, on the project's 2-core CPU shared with other jobs, load
-average 6-12; both sweeps ran at once, each on one thread): the recall sweep (12 runs) took
-211 s of wall time, the disjointness sweep (4 runs) 193 s; expect about half on a quiet machine.
+Measured (quick profile, 2026-11-26, on the project's 2-core CPU shared with other jobs, one
+torch thread): sweep wall time, training included, 60 s for the recall sweep (12 runs) and 54 s
+for the disjointness sweep (4 runs), one after the other at load average ~4 (the
+``test_quick_profile_*`` pair took 119 s); at load average 6-12, run side by side, 211 s and
+193 s. The numbers below are the same either way (training is deterministic on CPU).
 
 - ``recall.state_frontier`` PASSES: accuracy at state 4 / 16 / 64 is gru 0.18 / 0.53 / 0.61,
   lstm 0.13 / 0.19 / 0.44, lru 0.21 / 0.40 / 0.61, hawk 0.13 / 0.29 / 0.49 (chance 0.125). At
