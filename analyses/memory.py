@@ -44,7 +44,9 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   (neither order learned), a short set of 3 (long-first ahead, 0.84 against 0.72), 2-layer Hawk
   of state 16 (long-first ahead), LSTM of state 16 (short-first 0.43). Training the quick setup
   for 4000 steps narrows the gap instead (0.85 against 0.78) and reading twice still does not
-  help the long-first order (0.67). The membership probe
+  help the long-first order (0.67). Training one model on both orders, as JRT does, gives no
+  gap at all (state 24: 0.85 against 0.82; states 12 and 16: long-first slightly ahead). The
+  membership probe
   shows the same thing directly: balanced accuracy 1.0 for a first set of 1, 0.98 for 2, 0.81
   for 4, 0.68 for 8 and 0.63 for 14 (the short-first model; the long-first model 0.67 at 14).
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
