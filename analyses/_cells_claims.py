@@ -10,35 +10,51 @@ import math
 from dataclasses import dataclass
 
 from probe.claims import claim
+from probe.threads import single_thread
 
 WIDE_MARGIN = 0.15  # "beats the null by a wide margin": the best unit clears the best null by this much
 
 
 @dataclass(frozen=True)
 class _Setup:
-    """How a profile trains its char-level models."""
+    """How a profile trains its char-level models and where it scores them."""
 
     hidden: int
     layers: int
     steps: int
-    lr: float
+    lr: float  # AdamW, cosine to a tenth after a linear warmup, gradients clipped at norm 1
+    warmup: int
     batch_size: int
-    length: int  # training window; the analysis reads longer held-out windows
-    n: int  # held-out sequences the analysis scores
+    length: int  # training window (characters)
+    n: int  # held-out windows the analysis scores, each score_length long ...
+    score_length: int
+    burn_in: int  # ... of which the first burn_in characters are read but not scored
     report_steps: int  # parity / repetition runs (report only)
 
 
-# Measured (quick, 2026-11-26, CPU): LSTM-128 after 2000 steps, 2.0 bits/char on valid.
-# in_string: best unit AUC 0.74 (nulls: init 0.62, shuffled 0.59; whole-state probe 0.76);
-# bracket_depth: best |r| 0.49 (nulls 0.20 / 0.18; probe 0.60). cells.charlm FAILS in quick: the
-# network is far from converged, and its best "string" units are the same units as its best
-# "comment" units (a prose-versus-code detector). Scoring 1000-character windows after a 300-step
-# burn-in raised these only to 0.82 and 0.51, so it is training, not window starts, that is short.
-# cells.saturation passes (forget gates: right 0.50 > left 0.38).
+# Measured (2026-11-26, CPU, one thread; held-out windows of 200 characters scored after a
+# 100-character burn-in, 128 of them in quick and 256 in full):
+# quick (LSTM-128 and GRU-128, 1200 steps of 32 x 200 characters; the whole claim 202 s of CPU):
+#   LSTM 1.93 bits/char on valid. in_string: best unit AUC 0.86 (nulls: init 0.63, shuffled 0.57;
+#   whole-state probe 0.92); bracket_depth: best |r| 0.49 (nulls 0.21 / 0.16; probe 0.63). FAILS.
+#   GRU 1.90 bits/char: AUC 0.81, |r| 0.70 (nulls 0.63 / 0.60 and 0.22 / 0.14): fails on in_string.
+#   cells.saturation passes (forget gates: right 0.52 > left 0.26).
+# full (LSTM-256 and GRU-256, 2500 steps; 1300 s of CPU: LSTM training 780, GRU 355, the rest 170):
+#   LSTM 1.71 bits/char. AUC 0.77 (nulls 0.62 / 0.56; probe 0.86); |r| 0.55 (nulls 0.20 / 0.07;
+#   probe 0.73). FAILS. GRU 1.74 bits/char: AUC 0.78, |r| 0.67. Saturation: right 0.48 > left 0.30.
+# Neither profile reaches the claim, and a better language model does not give cleaner single
+# units. The best "string" unit also fires in comments (prose against code; in_string is 80 %
+# docstrings); the state as a whole reads in_string (probe 0.86-0.92) but bracket depth only at
+# 0.6-0.8. The 128-unit LSTM trained 8000 steps (1.84 bits/char, 740 s) gave AUC 0.87 and |r|
+# 0.58-0.70 depending on the windows. Before this setup (windows of 100, no cosine decay, no
+# burn-in) quick gave 0.74 and 0.49; scoring from a window's first character costs 0.05-0.1 AUC, as
+# a window may start inside a docstring the network never saw open. The paper's networks read
+# hundreds of times more characters than these.
 _SETUPS = {
-    "quick": _Setup(hidden=128, layers=1, steps=2000, lr=1e-2, batch_size=32, length=100, n=64, report_steps=300),
-    # closer to the paper: 2 layers, longer windows, more steps (lr 2e-3 as its RMSProp)
-    "full": _Setup(hidden=256, layers=2, steps=20000, lr=2e-3, batch_size=64, length=100, n=256, report_steps=2000),
+    "quick": _Setup(hidden=128, layers=1, steps=1200, lr=1e-2, warmup=50, batch_size=32, length=200,
+                    n=128, score_length=200, burn_in=100, report_steps=300),
+    "full": _Setup(hidden=256, layers=1, steps=2500, lr=5e-3, warmup=100, batch_size=32, length=200,
+                   n=256, score_length=200, burn_in=100, report_steps=2000),
 }
 
 
@@ -56,15 +72,19 @@ def train_charlm(profile: str = "quick", store: str = "runs", arch: str = "lstm"
     s = _setup(profile)
     task = tasks.make("charlm", length=s.length)
     model = probe.models.make(arch, task, hidden=s.hidden, layers=s.layers, seed=0)
-    return probe.train(task, model, steps=s.steps, batch_size=s.batch_size, lr=s.lr, n_checkpoints=4,
-                       eval_splits=["valid"], store=store, progress=False)
+    with single_thread():
+        return probe.train(task, model, steps=s.steps, batch_size=s.batch_size, lr=s.lr, schedule="cosine",
+                           warmup=s.warmup, grad_clip=1.0, n_checkpoints=4, eval_splits=["valid"], store=store,
+                           progress=False)
 
 
 def charlm_result(profile: str = "quick", store: str = "runs", arch: str = "lstm"):
     import analyses
 
     s = _setup(profile)
-    return analyses.analyze("cells", train_charlm(profile, store, arch), n=s.n, overrides={"length": 200})
+    run = train_charlm(profile, store, arch)
+    with single_thread():
+        return analyses.analyze("cells", run, n=s.n, overrides={"length": s.score_length}, burn_in=s.burn_in)
 
 
 def _headline(result, feature: str) -> dict:
@@ -97,9 +117,10 @@ def _report(profile: str, store: str) -> dict:
     for name, feature, arch in (("parity", "parity", "lstm"), ("repetition", "position", "lstm")):
         task = tasks.make(name)
         model = probe.models.make(arch, task, hidden=32, seed=0)
-        run = probe.train(task, model, steps=s.report_steps, batch_size=64, lr=1e-2, n_checkpoints=2,
-                          eval_splits=["train"], store=store, progress=False)
-        r = analyses.analyze("cells", run, n=64, causal="none", n_shuffles=1)
+        with single_thread():
+            run = probe.train(task, model, steps=s.report_steps, batch_size=64, lr=1e-2, n_checkpoints=2,
+                              eval_splits=["train"], store=store, progress=False)
+            r = analyses.analyze("cells", run, n=64, causal="none", n_shuffles=1)
         if feature in r.top:
             out[name] = {feature: _headline(r, feature)}
     return out

@@ -64,7 +64,8 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: st
             model = probe.models.make("lstm", task, hidden=32, seed=0)
             run = probe.train(task, model, steps=150, batch_size=32, lr=1e-2, n_checkpoints=2,
                               eval_splits=["valid"], store=where, progress=False)
-        result = analyses.analyze("cells", run, n=32 if profile == "quick" else 256, causal="none",
-                                  overrides={"length": 200})
+        s = _cells_claims._setup(profile)  # score as the claim does: windows, burn-in
+        result = analyses.analyze("cells", run, n=32 if profile == "quick" else s.n, causal="none",
+                                  overrides={"length": s.score_length}, burn_in=s.burn_in)
         fig = figure(result)
     return save(fig, out_dir, NAME, width=fig.layout.width, height=fig.layout.height)

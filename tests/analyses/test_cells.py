@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 import probe
 import tasks
 from analyses import _cells_scores as sc
+from analyses._cells_claims import WIDE_MARGIN
 from analyses import cells
 from analyses.base import Result
 
@@ -192,10 +193,15 @@ def test_an_ensemble_is_refused():
 def test_the_claims_run_and_report_their_numbers(tmp_path):
     from probe.claims import registered
 
-    for spec in registered(["cells.saturation", "cells.charlm"]):
-        c = spec(profile="quick", store=str(tmp_path))
-        assert not str(c.measured).startswith("error"), c.measured
-        assert isinstance(c.passed, bool)
+    saturation, charlm = (spec(profile="quick", store=str(tmp_path))
+                          for spec in registered(["cells.saturation", "cells.charlm"]))
+    assert saturation.passed, saturation.measured
+    # cells.charlm fails in quick (the absolute thresholds; see analyses/_cells_claims.py), but its
+    # best units already beat both nulls by the wide margin
+    assert not str(charlm.measured).startswith("error"), charlm.measured
+    assert isinstance(charlm.passed, bool)
+    for feature in ("in_string", "bracket_depth"):
+        assert charlm.measured[feature]["beats_null_by"] >= WIDE_MARGIN, charlm.measured[feature]
 
 
 def test_the_claims_are_registered():
