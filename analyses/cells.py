@@ -6,8 +6,9 @@
 
 Every unit of every recurrent hook (``layers.{i}.hook_*``: the state ``h``, the LSTM cell ``c``
 and every gate) is scored against every feature of the task at the mask-valid steps of a held-out
-batch (after ``burn_in`` steps that only give the state context): AUC for binary features, Pearson correlation for graded ones (``score`` is max(AUC, 1 - AUC)
-or |r|), and binned mutual information for both. Units are ranked per feature by ``score``.
+batch, after ``burn_in`` steps that only give the state context: AUC for binary features, Pearson
+correlation for graded ones (``score`` is max(AUC, 1 - AUC) or |r|), and binned mutual
+information for both. Units are ranked per feature by ``score``.
 
 Two nulls say what a score means: the best score of the *untrained* network (same architecture
 and seed, initial weights), and the best score of the trained network against *shuffled*
