@@ -59,7 +59,7 @@ class _GRUScan(torch.autograd.Function):
     def forward(ctx, gi, h0, W_hh, b_hh):
         T, M, B, H3 = gi.shape
         H = H3 // 3
-        rs, zs, ns = (h0.new_empty(T, M, B, H) for _ in range(3))
+        rz, ns = h0.new_empty(T, M, B, 2 * H), h0.new_empty(T, M, B, H)  # rz[t] = r_t | z_t
         hs = h0.new_empty(T + 1, M, B, H)  # hs[0] = h0, so h_{t-1} is hs[t] in the backward
         ghn = h0.new_empty(T, M, B, H)     # W_hn h_{t-1} + b_hn, needed by the backward
         hs[0] = h0
@@ -67,40 +67,47 @@ class _GRUScan(torch.autograd.Function):
         h = h0
         for t in range(T):
             gi_t, gh = gi[t], torch.baddbmm(b, h, W_hh_T)                             # (M, B, 3H)
-            r = torch.add(gi_t[..., :H], gh[..., :H], out=rs[t]).sigmoid_()
-            z = torch.add(gi_t[..., H:2 * H], gh[..., H:2 * H], out=zs[t]).sigmoid_()
+            rz_t = torch.add(gi_t[..., :2 * H], gh[..., :2 * H], out=rz[t]).sigmoid_()
             ghn[t] = gh[..., 2 * H:]
-            n = torch.addcmul(gi_t[..., 2 * H:], r, ghn[t], out=ns[t]).tanh_()
-            h = torch.addcmul(n, z, h - n, out=hs[t + 1])
-        ctx.save_for_backward(gi, W_hh, rs, zs, ns, hs, ghn)
+            n = torch.addcmul(gi_t[..., 2 * H:], rz_t[..., :H], ghn[t], out=ns[t]).tanh_()
+            h = torch.addcmul(n, rz_t[..., H:], h - n, out=hs[t + 1])
+        ctx.save_for_backward(gi, W_hh, rz, ns, hs, ghn)
         ctx.set_materialize_grads(False)
-        return rs, zs, ns, hs[1:]
+        return rz[..., :H], rz[..., H:], ns, hs[1:]
 
     @staticmethod
     def backward(ctx, drs, dzs, dns, dhs):
-        gi, W_hh, rs, zs, ns, hs, ghn = ctx.saved_tensors
-        T, M, B, H = rs.shape
+        gi, W_hh, rz, ns, hs, ghn = ctx.saved_tensors
+        T, M, B, H = ns.shape
         dgi = torch.empty_like(gi)                           # gi's own layout
         dW_hh = W_hh.new_zeros(M, 3 * H, H)
-        db_hh = W_hh.new_zeros(M, 3 * H)
-        dgh = rs.new_empty(M, B, 3 * H)                      # d(W_hh h + b_hh) of one step
+        db_acc = W_hh.new_zeros(M, B, 3 * H)                 # dgh summed over steps
+        dgh = ns.new_empty(M, B, 3 * H)                      # d(W_hh h + b_hh) of one step
+        one = ns.new_ones(())
         dh = torch.zeros_like(hs[0])
         for t in reversed(range(T)):
             if dhs is not None:
                 dh = dh + dhs[t]
-            r, z, n, h_prev, dgi_t = rs[t], zs[t], ns[t], hs[t], dgi[t]
-            dn = dh * (1 - z) if dns is None else torch.addcmul(dns[t], dh, 1 - z)
-            dn = torch.mul(dn, 1 - n * n, out=dgi_t[..., 2 * H:])
-            dr = dn * ghn[t] if drs is None else torch.addcmul(drs[t], dn, ghn[t])
-            dz = dh * (h_prev - n) if dzs is None else torch.addcmul(dzs[t], dh, h_prev - n)
-            torch.mul(dr, r * (1 - r), out=dgh[..., :H])
-            torch.mul(dz, z * (1 - z), out=dgh[..., H:2 * H])
+            rz_t, n, h_prev, dgi_t = rz[t], ns[t], hs[t], dgi[t]
+            r, z = rz_t[..., :H], rz_t[..., H:]
+            dhz = dh * z                                     # the direct path to h_{t-1}
+            dn = dh - dhz                                    # dh * (1 - z)
+            if dns is not None:
+                dn += dns[t]
+            dn = torch.mul(dn, torch.addcmul(one, n, n, value=-1), out=dgi_t[..., 2 * H:])
+            torch.mul(dn, ghn[t], out=dgh[..., :H])                                  # dL/dr
+            torch.mul(dh, h_prev - n, out=dgh[..., H:2 * H])                          # dL/dz
+            if drs is not None:
+                dgh[..., :H] += drs[t]
+            if dzs is not None:
+                dgh[..., H:2 * H] += dzs[t]
+            dgh[..., :2 * H] *= torch.addcmul(rz_t, rz_t, rz_t, value=-1)            # σ' = σ(1 - σ)
             torch.mul(dn, r, out=dgh[..., 2 * H:])
             dgi_t[..., :2 * H] = dgh[..., :2 * H]
             dW_hh.baddbmm_(dgh.transpose(1, 2), h_prev)                               # (M, 3H, H)
-            db_hh += dgh.sum(1)
-            dh = torch.baddbmm(dh * z, dgh, W_hh)                                     # (M, B, H)
-        return dgi, dh, dW_hh, db_hh
+            db_acc += dgh
+            dh = torch.baddbmm(dhz, dgh, W_hh)                                        # (M, B, H)
+        return dgi, dh, dW_hh, db_acc.sum(1)
 
 
 class GRULayer(Layer):
