@@ -22,14 +22,6 @@ V, K = 8, 3
 FAST = dict(steps=200, lr=3e-2, batch_size=128, n_eval=256, contributions_from="model")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny tensors: a second thread only spins on shared cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def task():

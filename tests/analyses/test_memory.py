@@ -21,13 +21,6 @@ HAND = {"gru": lambda H: H, "elman": lambda H: H, "linear": lambda H: H, "hawk":
         "lstm": lambda H: 2 * H, "lru": lambda H: 2 * H}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def disjoint():

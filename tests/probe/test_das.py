@@ -12,14 +12,6 @@ TOKENS = {"input_kind": "tokens", "vocab_size": 6, "d_output": 4}
 T, STEP, HOOK = 9, 4, "layers.0.hook_h"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny tensors: a second thread only spins on shared cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def inputs(seed=0, B=5, length=T):
     return torch.randint(0, 6, (B, length), generator=torch.Generator().manual_seed(seed))

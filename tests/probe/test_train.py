@@ -18,14 +18,6 @@ from probe.training import TrainConfig, checkpoint_steps, lr_at
 FAST = dict(eval_splits=["train"], eval_n=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny recurrent nets run fastest on one thread, and much faster than 2 under load.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _train(store, task="parity", arch="gru", hidden=16, members=2, seed=0, task_params=None, **kw):
     t = tasks.make(task, **(task_params or {}))

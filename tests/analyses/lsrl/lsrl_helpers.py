@@ -4,19 +4,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-import pytest
 import torch
 
-from analyses.lsrl import checks
 from analyses.lsrl.graph import Concat, Input, LinState, Linear, Multiplicative, ReLU, ReLUState
 from analyses.lsrl.program import Program
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Compiled models are tiny; one torch thread keeps the tests fast on a shared machine."""
-    with checks.single_thread():
-        yield
 
 
 def run_both(prog: Program, x: np.ndarray):

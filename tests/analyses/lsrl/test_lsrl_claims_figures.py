@@ -7,7 +7,6 @@ import pytest
 from analyses.lsrl import figures, study
 from analyses.lsrl.compile import compile
 from analyses.lsrl.library import library
-from lsrl_helpers import one_thread  # noqa: F401
 from probe.claims import registered
 
 

@@ -15,7 +15,6 @@ from analyses.lsrl.compile import TARGETS, compile
 from analyses.lsrl.graph import Input, LinState, Multiplicative, Concat, ReLUState
 from analyses.lsrl.library import library
 from analyses.lsrl.program import Program
-from lsrl_helpers import one_thread  # noqa: F401
 
 SUPPORTED = {                                     # program -> targets that can express it
     "counter": {"linear", "elman", "lstm", "gru", "hawk"},

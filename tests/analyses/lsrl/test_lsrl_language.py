@@ -12,7 +12,7 @@ from analyses.lsrl.backends import exact_equal
 from analyses.lsrl.graph import (Affine, Concat, Forward, Input, LinState, Linear, Multiplicative, ReLU, ReLUState,
                                  toposort)
 from analyses.lsrl.program import Program
-from lsrl_helpers import as_fraction, one_thread, random_inputs, run_both  # noqa: F401
+from lsrl_helpers import as_fraction, random_inputs, run_both  # noqa: F401
 
 X = random_inputs(0, 4, 7)                                        # (B, T, 3)
 A2 = [[1, -2, 0], [Fraction(1, 2), 0, 3]]

@@ -8,7 +8,6 @@ import torch
 import tasks
 from analyses.lsrl import library as L
 from analyses.lsrl.compile import compile
-from lsrl_helpers import one_thread  # noqa: F401
 from tasks.dfa import DFA
 
 RNG = np.random.default_rng(5)

@@ -8,7 +8,7 @@ from analyses.lsrl import graph as g
 from analyses.lsrl.backends import exact_equal
 from analyses.lsrl.chain import ChainEvaluator, linearise, zero_init
 from analyses.lsrl.passes import absorb_linear, fold_linear, is_op, simplify
-from lsrl_helpers import as_fraction, one_thread, random_inputs, random_program  # noqa: F401
+from lsrl_helpers import as_fraction, random_inputs, random_program  # noqa: F401
 
 SEEDS = range(6)
 

@@ -9,7 +9,7 @@ from analyses.lsrl import sugar as S
 from analyses.lsrl.backends import exact_equal
 from analyses.lsrl.graph import Input
 from analyses.lsrl.program import Program
-from lsrl_helpers import as_fraction, one_thread, run_both  # noqa: F401
+from lsrl_helpers import as_fraction, run_both  # noqa: F401
 
 RNG = np.random.default_rng(1)
 GRID = RNG.integers(-3, 4, (6, 8, 2)).astype(float)                  # integers: scale-1 comparisons are exact
