@@ -69,10 +69,11 @@ if numba is not None:
     @numba.njit(nogil=True, cache=True)
     def _backward_kernel(a, g, h, h0, has_h0, lam, ga, want_ga, n0, n1, d0, d1, block):  # pragma: no cover
         # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1};  ga_t = lambda_t conj(h_{t-1}).
-        # Walking memory backwards streams at well under half the speed of walking it forwards
-        # on the machines we measured, so time runs in blocks of `block` steps, last block first:
-        # a forward pass touching one value per cache line of the block's inputs pulls them into
-        # cache at the forward rate, then the backward recurrence over the block reads cache.
+        # Time runs in blocks of `block` steps, last block first: a forward pass touching one
+        # value per cache line of the block's inputs pulls them into cache, then the backward
+        # recurrence over the block reads cache. On the 2-core VM this was written on, walking
+        # memory backwards streamed at under half the forward speed (measured on a busy machine,
+        # before the loops were vectorised); on a quiet one the touch pass changed little.
         T, W = g.shape[1], d1 - d0
         touched = 0.0
         for n in range(n0, n1):
