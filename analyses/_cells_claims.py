@@ -37,7 +37,7 @@ class _Setup:
 # quick (LSTM-128 and GRU-128, 1200 steps of 32 x 200 characters; the whole claim 202 s of CPU):
 #   LSTM 1.93 bits/char on valid. in_string: best unit AUC 0.86 (nulls: init 0.63, shuffled 0.57;
 #   whole-state probe 0.92); bracket_depth: best |r| 0.49 (nulls 0.21 / 0.16; probe 0.63). FAILS.
-#   GRU 1.90 bits/char: AUC 0.81, |r| 0.70 (nulls 0.63 / 0.60 and 0.22 / 0.14): fails on in_string.
+#   GRU 1.90 bits/char: AUC 0.82, |r| 0.71 (nulls 0.63 / 0.59 and 0.22 / 0.16): fails on in_string.
 #   cells.saturation passes (forget gates: right 0.52 > left 0.26).
 # full (LSTM-256 and GRU-256, 2500 steps; 1300 s of CPU: LSTM training 780, GRU 355, the rest 170):
 #   LSTM 1.71 bits/char. AUC 0.77 (nulls 0.62 / 0.56; probe 0.86); |r| 0.55 (nulls 0.20 / 0.07;

@@ -34,9 +34,9 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
 - ``recall.state_frontier`` PASSES: accuracy at state 4 / 16 / 64 is gru 0.18 / 0.53 / 0.61,
   lstm 0.13 / 0.19 / 0.44, lru 0.21 / 0.40 / 0.61, hawk 0.13 / 0.29 / 0.49 (chance 0.125). At
   equal state the GRU leads from 16 up, the LSTM trails (it learns slowest in 1000 steps).
-- ``disjointness.order_asymmetry`` FAILS in the quick profile: short-first 0.80 against
-  long-first 0.64 (gap 0.17 < 0.2), and reading twice does not close it (0.78 against 0.62,
-  gap 0.16): in 2000 steps the GRU does not learn to use the second pass. The state is not the
+- ``disjointness.order_asymmetry`` FAILS in the quick profile: short-first 0.81 against
+  long-first 0.64 (gap 0.17 < 0.2), and reading twice does not close it (0.82 against 0.62,
+  gap 0.19): in 2000 steps the GRU does not learn to use the second pass. The state is not the
   binding limit at this scale: a 24-number GRU holds a 14-of-28 set well enough for 0.64 (0.5 is
   guessing among the short set). Tried on the way (2 seeds each, per order, 2000-3000 steps):
   GRU state 16 (gap 0.07-0.1; short-first learned by one seed of two), GRU state 32 (0.90
