@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from probe.claims import claim
+from probe.claims import claim, for_profile
 from probe.threads import single_thread
 
 WIDE_MARGIN = 0.15  # "beats the null by a wide margin": the best unit clears the best null by this much
@@ -60,9 +60,7 @@ _SETUPS = {
 
 
 def _setup(profile: str) -> _Setup:
-    if profile not in _SETUPS:
-        raise ValueError(f"profile must be one of {', '.join(_SETUPS)}; got {profile!r}")
-    return _SETUPS[profile]
+    return for_profile(_SETUPS, profile)
 
 
 def train_charlm(profile: str = "quick", store: str = "runs", arch: str = "lstm"):

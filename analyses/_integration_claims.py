@@ -24,7 +24,7 @@ from scipy.optimize import minimize
 from analyses import _integration_train as it
 from analyses.spectrum import bulk_and_outliers
 from analyses.theory import integration as theory
-from probe.claims import Claim, claim
+from probe.claims import Claim, claim, for_profile
 
 SOURCE = "Bordelon, Cotler, Pehlevan & Zavatone-Veth 2025 (arXiv 2503.18754)"
 EDGE = 1.5  # an eigenvalue is outside the bulk beyond EDGE x its radius (Ginibre N=64: max/r < 1.3)
@@ -60,9 +60,7 @@ DEMO = Setup(hidden=32, steps=800, oscillator_steps=1500)  # the quick figure an
 
 
 def setup(profile: str) -> Setup:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid choices: {', '.join(PROFILES)}")
-    return PROFILES[profile]
+    return for_profile(PROFILES, profile)
 
 
 def build(task, hidden: int, init_scale: float, readout_scale: float, seed: int):

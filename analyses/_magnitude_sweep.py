@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal, Sequence
 
 
+from probe.claims import for_profile
 from probe.threads import single_thread
 
 import tasks
@@ -78,9 +79,7 @@ PLANS: dict[str, Plan] = {
 
 def plan(profile: str) -> Plan:
     """The plan of ``profile`` ("quick" or "full")."""
-    if profile not in PLANS:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PLANS)}")
-    return PLANS[profile]
+    return for_profile(PLANS, profile)
 
 
 def task_for(p: Plan):

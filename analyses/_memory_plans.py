@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import tasks
+from probe.claims import for_profile
 from probe.threads import single_thread
 
 Profile = Literal["quick", "full"]
@@ -87,9 +88,7 @@ PLANS: dict[str, Plan] = {
 
 def plan(profile: str) -> Plan:
     """The plan of ``profile`` ("quick" or "full")."""
-    if profile not in PLANS:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PLANS)}")
-    return PLANS[profile]
+    return for_profile(PLANS, profile)
 
 
 def recall_task(p: Plan, pairs: int):

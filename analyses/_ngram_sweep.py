@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from probe.claims import for_profile
 from probe.threads import single_thread
 
 Profile = Literal["quick", "full"]
@@ -73,9 +74,7 @@ PLANS: dict[str, Plan] = {
 
 def plan(profile: str) -> Plan:
     """The plan of ``profile`` ("quick" or "full")."""
-    if profile not in PLANS:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PLANS)}")
-    return PLANS[profile]
+    return for_profile(PLANS, profile)
 
 
 def task_for(p: Plan, n_train_automata: int):

@@ -34,7 +34,7 @@ import torch
 
 from analyses import _automata as fa
 from analyses.base import Result
-from probe.claims import claim
+from probe.claims import claim, for_profile
 
 SUPPORTED_TASKS = ("parity",)
 _STATE_FEATURE = {"parity": "parity"}  # the feature that is the state of the task's own automaton
@@ -484,9 +484,7 @@ _LONG_SEED = 12345  # not the trainer's evaluation seed: these strings are new t
 
 
 def _setup(profile: str) -> _Setup:
-    if profile not in _SETUPS:
-        raise ValueError(f"profile must be one of {', '.join(_SETUPS)}; got {profile!r}")
-    return _SETUPS[profile]
+    return for_profile(_SETUPS, profile)
 
 
 def train_parity(profile: str = "quick", store: str = "runs", arch: str = "elman", gain: float | None = 0.1,

@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from paper_figs import Profile, save
+from probe.claims import for_profile
 
 NAME = "parity_phase"
 
@@ -92,9 +93,7 @@ def figure(grid: Grid, cells: dict) -> go.Figure:
 
 def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: str | Path | None = None) -> list[Path]:
     """Train (or load) every cell, draw the phase diagram, write PNG, SVG and HTML; returns the paths."""
-    if profile not in GRIDS:
-        raise ValueError(f"profile must be one of {', '.join(GRIDS)}; got {profile!r}")
-    grid = GRIDS[profile]
+    grid = for_profile(GRIDS, profile)
     with tempfile.TemporaryDirectory(prefix="probe-figs-") as tmp:
         where = str(store) if store is not None else ("runs" if profile == "full" else tmp)
         cells = {(g, p): measure(train_cell(grid, g, p, where), grid.long_n)

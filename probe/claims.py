@@ -64,6 +64,14 @@ class ClaimSpec:
 _REGISTRY: dict[str, ClaimSpec] = {}
 
 
+def for_profile(table: dict[str, Any], profile: str) -> Any:
+    """``table[profile]``: the settings a claim uses in that profile ("quick", "full", ...), or a
+    ValueError naming the valid profiles."""
+    if profile not in table:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(table)}")
+    return table[profile]
+
+
 def _as_claim(spec: ClaimSpec, out: Any) -> Claim:
     if isinstance(out, Claim):
         return out
