@@ -152,37 +152,33 @@ def _as2d(x: Optional[Tensor], N: int, dtype: torch.dtype) -> tuple["np.ndarray"
 
 def forward(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bool) -> None:
     """Write the scan of (a, b) from h0 into out; the kernel signature of :mod:`probe.scan`."""
-    a3, b3, o3 = _as3d(a), _as3d(b), _as3d(out)
+    # out is written through, so it must be a view: .view raises where reshape would copy
+    a3, b3, o3 = _as3d(a), _as3d(b), out.detach().view((-1,) + tuple(out.shape[-2:])).numpy()
     N, T, D = o3.shape
     if T == 0 or N == 0 or D == 0:
         return
-    if not np.shares_memory(o3, out.detach().numpy()):  # out could not be viewed as (N, T, D)
-        raise AssertionError("fused scan needs an output whose leading dims merge")
     h, has_h0 = _as2d(h0, N, out.dtype)
     _run(_forward_kernel, N, D, out.numel(), (a3, b3, h, has_h0, o3), (reverse,))
 
 
 def backward(a: Tensor, g: Tensor, h: Tensor, h0: Optional[Tensor], want_ga: bool,
-             empty=None) -> tuple[Tensor, Optional[Tensor]]:
+             empty) -> tuple[Tensor, Optional[Tensor]]:
     """lambda (= dL/db) and, if want_ga, dL/da for the forward scan h of (a, ·) from h0.
 
     ``a`` is already conjugation-free and broadcast to h's shape (it may be an expanded view),
     ``g`` = dL/dh in h's dtype. Both results are fresh contiguous tensors of h's shape, from
     ``empty(shape, dtype, device)``.
     """
-    if empty is None:
-        def empty(shape, dtype, device):
-            return torch.empty(shape, dtype=dtype, device=device)
     lam = empty(h.shape, h.dtype, h.device)
-    ga = empty(h.shape, h.dtype, h.device) if want_ga else lam[..., :1, :1]
+    ga = empty(h.shape, h.dtype, h.device) if want_ga else None
     a3, g3, h3, lam3 = _as3d(a), _as3d(g), _as3d(h), _as3d(lam)
     N, T, D = lam3.shape
     if T == 0 or N == 0 or D == 0:
-        return lam, (ga if want_ga else None)
+        return lam, ga
     ga3 = _as3d(ga) if want_ga else np.zeros((1, 1, 1), dtype=lam3.dtype)
     h0_2, has_h0 = _as2d(h0, N, h.dtype)
     # a block's inputs (a, g, h rows of the tile) fill about 96 KiB: well inside L2
     block = max(8, (32 << 10) // max(1, lam3.itemsize * min(D, 512)))
     _run(_backward_kernel, N, D, h.numel(), (a3, g3, h3, h0_2, has_h0, lam3, ga3, want_ga),
          (block,))
-    return lam, (ga if want_ga else None)
+    return lam, ga

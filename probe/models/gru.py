@@ -10,9 +10,11 @@ so copying a torch GRU's weights in gives the same outputs.
 
 Two paths compute the recurrence. :func:`_gru_steps` is the reference, one autograd step at a
 time, and the only one that takes step edits (their functions may be anything differentiable).
-:class:`_GRUScan` runs the same equations with a hand-written backward: gradients of the weights
-come from one batched matmul over all steps instead of one per step, which makes ensemble training
-several times faster on CPU. The tests check that both agree.
+:class:`_GRUScan` runs the same equations with a hand-written backward that works on one step's
+slices at a time (no whole-trajectory copies) and needs no autograd graph per step, which makes
+ensemble training several times faster on CPU. Both read the input map through
+:func:`probe.models.base.project` (a per-token table lookup for learned token embeddings). The
+tests check that both agree.
 """
 from __future__ import annotations
 
