@@ -26,14 +26,14 @@ milder test of the onion claim.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import functools
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
-
+import tasks
+from analyses import base
 from probe.claims import for_profile
 from probe.threads import single_thread
-
-import tasks
 
 Profile = Literal["quick", "full"]
 
@@ -134,12 +134,6 @@ def mean_by_size(rows: list[dict], key) -> dict[int, float]:
     return {h: sum(v) / len(v) for h, v in sorted(out.items())}
 
 
-def rises(values: Sequence[float], tolerance: float = 0.05, min_rise: float = 0.2) -> bool:
-    """Non-decreasing up to ``tolerance`` at each step, and the last exceeds the first by ``min_rise``."""
-    v = list(values)
-    return len(v) >= 2 and all(b >= a - tolerance for a, b in zip(v, v[1:])) and v[-1] - v[0] >= min_rise
+# linear accuracy against hidden size: drops of up to 0.05 are noise, a rise needs at least 0.2
+rises = functools.partial(base.rises, tolerance=0.05, min_rise=0.2)
 
-
-def describe(p: Plan) -> dict:
-    """The plan as JSON-able settings (for a claim's measured value)."""
-    return asdict(p)

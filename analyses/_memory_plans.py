@@ -12,14 +12,16 @@ in the store, so a second claim, figure or notebook asking for the same point lo
 """
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
 
 import tasks
+from analyses import base
 from probe.claims import for_profile
 from probe.threads import single_thread
 
@@ -175,12 +177,6 @@ def gaps(rows: list[dict]) -> dict:
     return {"once": once, "twice": twice, "closed": (once - twice) / once if once > 0 else float("nan")}
 
 
-def rises(values: Sequence[float], tolerance: float = 0.05, min_rise: float = 0.1) -> bool:
-    """Non-decreasing up to ``tolerance`` at each step, and the last above the first by ``min_rise``."""
-    v = list(values)
-    return len(v) >= 2 and all(b >= a - tolerance for a, b in zip(v, v[1:])) and v[-1] - v[0] >= min_rise
+# recall accuracy against state size: drops of up to 0.05 are noise, a rise needs at least 0.1
+rises = functools.partial(base.rises, tolerance=0.05, min_rise=0.1)
 
-
-def describe(p: Plan) -> dict:
-    """The plan as JSON-able settings."""
-    return asdict(p)

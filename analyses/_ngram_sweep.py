@@ -32,9 +32,11 @@ The paper trains far longer, on GPUs, and ranks the LSTM last of its architectur
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import functools
+from dataclasses import dataclass, field
 from typing import Literal
 
+from analyses import base
 from probe.claims import for_profile
 from probe.threads import single_thread
 
@@ -135,12 +137,6 @@ def mean_by(rows: list[dict], key: str, arch: str) -> dict[int, float]:
     return {c: sum(v) / len(v) for c, v in sorted(out.items())}
 
 
-def rises(values, tolerance: float = 0.02, min_rise: float = 0.05) -> bool:
-    """Non-decreasing up to ``tolerance`` at each step, and the last above the first by ``min_rise``."""
-    v = list(values)
-    return len(v) >= 2 and all(b >= a - tolerance for a, b in zip(v, v[1:])) and v[-1] - v[0] >= min_rise
+# accuracy against the number of training automata: drops of up to 0.02 are noise, a rise needs at least 0.05
+rises = functools.partial(base.rises, tolerance=0.02, min_rise=0.05)
 
-
-def describe(p: Plan) -> dict:
-    """The plan as JSON-able settings."""
-    return asdict(p)

@@ -77,3 +77,10 @@ class Result:
         width = max(map(len, self.summary))
         fmt = lambda v: (f"{v:.4g}" if isinstance(v, float) and not math.isnan(v) else str(v))  # noqa: E731
         return "\n".join(f"{k.ljust(width)}  {fmt(v)}" for k, v in self.summary.items())
+
+
+def rises(values, tolerance: float, min_rise: float) -> bool:
+    """Whether a curve rises: non-decreasing up to ``tolerance`` at each step (noise), and the
+    last value above the first by at least ``min_rise`` (a real rise, not a flat line)."""
+    v = list(values)
+    return len(v) >= 2 and all(b >= a - tolerance for a, b in zip(v, v[1:])) and v[-1] - v[0] >= min_rise
