@@ -25,20 +25,22 @@ Gradients come from one ``torch.autograd.Function`` whose backward is itself a r
 scan run by the same backend: with g = dL/dh (PyTorch's conjugate-Wirtinger convention),
 lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}, dL/db = lambda, dL/da_t = lambda_t conj(h_{t-1}),
 dL/dh0 = conj(a_0) lambda_0.
+
+Outputs of 32 MiB and more on the CPU (h, and lambda and dL/da in the backward) are written into
+memory reused from earlier calls once nothing views it, instead of fresh pages that Linux must
+zero first (about a third of a forward+backward at T=4096; see ``probe._buffers``).
+``set_pool_limit(n)`` caps the idle memory kept for that (1 GiB by default; 0 turns it off).
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-import sys
 from typing import Literal, Optional
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from probe import _scan_fused
+from probe import _buffers, _scan_fused
 
 Backend = Literal["auto", "sequential", "chunked", "parallel", "fused"]
 BACKENDS = ("sequential", "chunked", "parallel", "fused")
@@ -53,39 +55,8 @@ _GPU_PARALLEL_MIN_T = 32
 _FLUSH_EVERY = 8
 
 
-_HUGE_PAGE = 2 << 20
-_FRESH_MMAP_BYTES = 32 << 20
-
-
-@functools.cache
-def _madvise():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    return fn
-
-
-def _empty(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """torch.empty, but large CPU buffers ask Linux for 2 MiB pages before first touch.
-
-    glibc serves buffers of 32 MiB and more (its largest mmap threshold) with fresh pages every
-    time, so a 64 MiB output costs ~16k page faults of 4 KiB on first write: measured on a
-    2-core VM, they doubled the time of a whole forward scan; with huge pages they are ~32.
-    Smaller buffers are usually recycled already-mapped heap memory, where the advice only
-    added outliers. PyTorch does the same for every allocation under THP_MEM_ALLOC_ENABLE=1;
-    we do it only for our own buffers, and only as advice.
-    """
-    out = torch.empty(shape, dtype=dtype, device=device)
-    madvise = _madvise() if out.device.type == "cpu" else None
-    if madvise is not None and out.nbytes >= _FRESH_MMAP_BYTES:
-        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
-        end = (out.data_ptr() + out.nbytes) // _HUGE_PAGE * _HUGE_PAGE
-        madvise(start, end - start, 14)  # MADV_HUGEPAGE; a failure only loses the speed-up
-    return out
+_empty = _buffers.empty  # large CPU outputs: huge pages, reused memory (see probe._buffers)
+set_pool_limit = _buffers.set_pool_limit
 
 
 # ---------------------------------------------------------------------------------------------
