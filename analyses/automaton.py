@@ -22,19 +22,20 @@ recent input as well. The grouping at the paper's tolerance therefore finds a fe
 paper's code does with Hopcroft's algorithm, gives the parity automaton itself. The claims below
 check that minimal automaton and report the raw count beside it.
 
-The parity claims (``parity.infinite_generalization``, ``parity.automaton``) live at the bottom.
+The parity claims (``parity.infinite_generalization``, ``parity.automaton``) are in
+:mod:`analyses._automaton_claims`, imported at the bottom so that importing this module registers them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from analyses import _automata as fa
+from analyses._automaton_figures import automaton_figure, dynamics_figure, pca_figure
 from analyses.base import Result
-from probe.claims import claim, for_profile
 
 SUPPORTED_TASKS = ("parity",)
 _STATE_FEATURE = {"parity": "parity"}  # the feature that is the state of the task's own automaton
@@ -183,111 +184,11 @@ def long_batch(task, length: int = 10000, n: int = 16, seed: int = 0):
 
 
 # ---------------------------------------------------------------------------------------------
-# the Result and its figures
+# the Result (figures in analyses._automaton_figures)
 # ---------------------------------------------------------------------------------------------
 
 def _pname(p) -> str:
     return "".join(map(str, p)) if p else "ε"
-
-
-def dynamics_figure(d: dict):
-    """State count and mergers against step (x = step + 1, log), length-L accuracy on a second axis."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    x = [s + 1 for s in d["steps"]]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    # bars would be hairlines on a log axis
-    fig.add_trace(go.Scatter(x=x, y=d["mergers"], name="mergers since previous checkpoint", mode="lines+markers",
-                             line=dict(color="#31a354", dash="dash"), marker=dict(symbol="diamond")))
-    fig.add_trace(go.Scatter(x=x, y=d["n_states"], name="states (groups)", mode="lines+markers",
-                             line=dict(color="#08519c")))
-    fig.add_trace(go.Scatter(x=x, y=d["n_states_minimal"], name="states (minimised)", mode="lines+markers",
-                             line=dict(color="#08519c", dash="dot")))
-    fig.add_trace(go.Scatter(x=x, y=d["model_accuracy_long"], name=f"accuracy, length {d['long_length']}",
-                             mode="lines+markers", line=dict(color="#d94801")), secondary_y=True)
-    fig.update_xaxes(type="log", title="training step + 1")
-    fig.update_yaxes(title="states / mergers", secondary_y=False)
-    fig.update_yaxes(title="accuracy", range=[0, 1.02], tickvals=[0, 0.25, 0.5, 0.75, 1], showgrid=False,
-                     secondary_y=True)
-    fig.update_layout(title="Memorisation tree collapsing into an automaton", legend=dict(orientation="h", y=-0.2))
-    return fig
-
-
-def automaton_figure(a: dict, title: str = "Extracted automaton", max_states: int = 160):
-    """The automaton as a graph: states on a circle coloured by output, arrows labelled by symbol."""
-    import plotly.graph_objects as go
-
-    delta, labels, start = a["delta"], a["labels"], a["start"]
-    n = len(delta)
-    fig = go.Figure()
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    if n > max_states:
-        fig.add_annotation(text=f"{n} states: too many to draw", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
-        return fig.update_layout(title=title)
-    angle = np.pi / 2 - 2 * np.pi * np.arange(n) / n
-    pos = np.stack([np.cos(angle), np.sin(angle)], 1) * (0 if n == 1 else 1)  # (n, 2)
-    r = 0.12 if n <= 12 else 0.05
-    edges: dict[tuple[int, int], list] = {}
-    for q, row in enumerate(delta):
-        for sym, t in zip(a["alphabet"], row):
-            if t >= 0:
-                edges.setdefault((q, t), []).append(str(sym))
-    small = n <= 12  # label edges on small graphs; on big ones colour them by symbol instead
-    edge_colour = {"0": "#636363", "1": "#e31a1c"}
-    for (q, t), syms in edges.items():
-        text, col = ",".join(syms), edge_colour.get(syms[0], "gray") if len(syms) == 1 else "black"
-        if q == t:  # a self-loop: a small circle outside the node
-            c = pos[q] * (1 + 2 * r) if n > 1 else np.array([0.0, 2 * r])
-            th = np.linspace(0, 2 * np.pi, 30)
-            fig.add_trace(go.Scatter(x=c[0] + r * np.cos(th), y=c[1] + r * np.sin(th), mode="lines",
-                                     line=dict(color=col, width=1), hoverinfo="skip", showlegend=False))
-            if small:
-                fig.add_annotation(x=c[0] * (1 + 1.5 * r), y=c[1] * (1 + 1.5 * r) + (r if n == 1 else 0),
-                                   text=text, showarrow=False)
-            continue
-        (x0, y0), (x1, y1) = pos[q], pos[t]
-        normal = np.array([y0 - y1, x1 - x0]) * 0.06  # bend apart the two directions of a pair
-        fig.add_annotation(x=x1 + normal[0], y=y1 + normal[1], ax=x0 + normal[0], ay=y0 + normal[1],
-                           xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2,
-                           arrowsize=1.2 if small else 0.8, arrowwidth=1, arrowcolor=col,
-                           standoff=14 if small else 6, text="")
-        if small:
-            mid = (pos[q] + pos[t]) / 2 + 2 * normal
-            fig.add_annotation(x=mid[0], y=mid[1], text=text, showarrow=False, font=dict(size=12))
-    colour = {0: "#3182bd", 1: "#e6550d", None: "#bdbdbd"}
-    sizes = a.get("sizes") or [1] * n
-    hover = [f"state {q}, output {labels[q]}, {sizes[q]} prefixes" + (" (start)" if q == start else "")
-             for q in range(n)]
-    fig.add_trace(go.Scatter(
-        x=pos[:, 0], y=pos[:, 1], mode="markers+text" if small else "markers", text=[str(q) for q in range(n)],
-        hovertext=hover, hoverinfo="text", showlegend=False,
-        marker=dict(size=[28 if small else 9] * n, color=[colour.get(lab, "#756bb1") for lab in labels],
-                    line=dict(width=[4 if q == start else 1 for q in range(n)], color="black"))))
-    fig.update_xaxes(scaleanchor="y")
-    key = "" if small else "; edges: grey on 0, red on 1"
-    return fig.update_layout(title=f"{title}: {n} states<br><sup>output 0 blue, 1 orange; thick outline = start{key}</sup>")
-
-
-def pca_figure(pca: dict):
-    """Two panels: PCA of the prefix states, coloured by parity, at an early and a late checkpoint."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    panels = pca["panels"]
-    fig = make_subplots(1, len(panels), subplot_titles=[f"step {p['step']} ({p['n_states']} states)" for p in panels])
-    parity = np.asarray(pca["parity"])
-    for i, p in enumerate(panels):
-        xy = np.asarray(p["coords"])  # (N, 2)
-        for value, colour in ((0, "#3182bd"), (1, "#e6550d")):
-            sel = parity == value
-            fig.add_trace(go.Scatter(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=f"parity {value}",
-                                     marker=dict(size=4, color=colour, opacity=0.6), showlegend=i == 0,
-                                     hovertext=[pca["prefixes"][j] for j in np.flatnonzero(sel)]),
-                          row=1, col=i + 1)
-    return fig.update_layout(title="Hidden states after every prefix (PCA)")
 
 
 @dataclass
@@ -445,131 +346,6 @@ def analyze_run(run, member: int = 0, tolerance: float = 0.01, long_length: int 
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# the parity claims
-# ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Setup:
-    """How a profile trains its parity models (every model: max_len 10, all 2046 strings, one-hot input)."""
-
-    members: int  # seeds trained at once; the claims pass on the median member
-    steps: int
-    lr: float
-    optimizer: Literal["adamw", "sgd"]
-    grad_clip: float | None
-    n_checkpoints: int
-    extra_members: int
-    extra_checkpoints: int
-    hidden: int = 100  # the paper's size
-    long_n: int = 32  # fresh test strings of length 10,000 (the paper: 10)
-
-
-_SETUPS = {
-    # AdamW makes the transition in ~100 steps on CPU (measured: every one of 12 seeds by step 300).
-    "quick": _Setup(members=4, steps=400, lr=3e-3, optimizer="adamw", grad_clip=1.0, n_checkpoints=12,
-                    extra_members=2, extra_checkpoints=2),
-    # The paper: plain SGD at lr 0.02, 1000 epochs of 16 batches of 128. probe.train's SGD carries
-    # momentum 0.9, whose steady-state step is 10x the lr, so lr 0.002 moves as far per step.
-    # The loss stays the task's cross-entropy (the paper's phase diagram uses it too; its main
-    # runs use MSE on one-hot targets, which probe.train does not offer).
-    "full": _Setup(members=4, steps=16000, lr=2e-3, optimizer="sgd", grad_clip=None, n_checkpoints=30,
-                   extra_members=2, extra_checkpoints=12),
-}
-# Report-only comparisons: (arch, Elman init gain). At gain 2.5 the Elman net still fits every
-# training string but stays at chance at length 10,000 (gain 1.5 still generalises; gain >= 3
-# does not fit the training set at these settings).
-_EXTRAS = {"gru": ("gru", None), "lstm": ("lstm", None), "elman_gain2.5": ("elman", 2.5)}
-_LONG_SEED = 12345  # not the trainer's evaluation seed: these strings are new to every model
-
-
-def _setup(profile: str) -> _Setup:
-    return for_profile(_SETUPS, profile)
-
-
-def train_parity(profile: str = "quick", store: str = "runs", arch: str = "elman", gain: float | None = 0.1,
-                 extra: bool = False):
-    """Train (or load, if the store has it) the parity run a claim needs; returns the Run."""
-    import probe
-    import tasks
-
-    s = _setup(profile)
-    task = tasks.make("parity", max_len=10, exhaustive=True)
-    kw = {"nonlinearity": "relu", "gain": gain, "h0": "ones"} if arch == "elman" else {}
-    model = probe.models.make(arch, task, hidden=s.hidden, embedding="onehot",
-                              members=s.extra_members if extra else s.members, seed=0, **kw)
-    return probe.train(task, model, steps=s.steps, batch_size=128, lr=s.lr, optimizer=s.optimizer,
-                       grad_clip=s.grad_clip, n_checkpoints=s.extra_checkpoints if extra else s.n_checkpoints,
-                       # the long splits cost a 10,000-step walk per evaluation; the analysis measures them
-                       eval_splits=["train", "len_50"], store=store, progress=False)
-
-
-def long_accuracy(run, n: int = 32, length: int = 10000) -> list[float]:
-    """Per-step accuracy of every member of ``run`` (last checkpoint) on ``n`` fresh strings of ``length``."""
-    batch = long_batch(run.task(), length, n, _LONG_SEED)
-    return [round(a, 5) for a in member_accuracies(run.ensemble(), batch)]
-
-
-def _extras(profile: str, store: str) -> dict:
-    return {name: train_parity(profile, store, arch, gain, extra=True) for name, (arch, gain) in _EXTRAS.items()}
-
-
-def _final(run, key: str) -> list[float]:
-    """A metric the run logged at its last step, one value per member."""
-    last = max(r["step"] for r in run.metrics)
-    rows = sorted((r for r in run.metrics if r["step"] == last and key in r), key=lambda r: r["member"])
-    return [round(r[key], 5) for r in rows]
-
-
-@claim("parity.infinite_generalization", source="van Rossem & Saxe 2025 (arXiv 2507.09897), Fig. 1",
-       statement="An Elman ReLU RNN with small init (gain 0.1, h0 = ones) trained only on strings of "
-                 "length <= 10 reaches accuracy >= 0.99 at length 10,000")
-def infinite_generalization(profile: str = "quick", store: str = "runs") -> dict:
-    s = _setup(profile)
-    acc = long_accuracy(train_parity(profile, store), s.long_n)
-    extras = {name: {"accuracy_len_10000": long_accuracy(run, s.long_n),
-                     "train_accuracy": _final(run, "train.accuracy")}
-              for name, run in _extras(profile, store).items()}
-    median = float(np.median(acc))
-    return {"measured": {"median": median, "best": max(acc), "members": acc,
-                         "report_only": extras},
-            "expected": f">= 0.99 for the median of {s.members} seeds (per-step accuracy, "
-                        f"{s.long_n} fresh strings of length 10,000)",
-            "passed": median >= 0.99}
-
-
-def _automaton_ok(summary: dict) -> bool:
-    # the minimal automaton is parity's, and the raw count rose above 2 and fell through mergers
-    return (summary["n_states_minimal"] == 2 and summary["equivalent"] and summary["peak_states"] > 2
-            and summary["n_states"] < summary["peak_states"] and summary["mergers_after_peak"] > 0)
-
-
-def _automata(run) -> list[dict]:
-    import analyses
-
-    members = int(run.config["model"]["members"])
-    return [analyses.analyze("automaton", run, member=m).summary for m in range(members)]
-
-
-@claim("parity.automaton", source="van Rossem & Saxe 2025 (arXiv 2507.09897), Fig. 2-3",
-       statement="The automaton extracted from that model (tolerance 0.01 x ||std||), minimised, has exactly "
-                 "2 states and equals the parity automaton; over training the state count rises above 2 "
-                 "(memorisation tree) and then falls through mergers")
-def parity_automaton(profile: str = "quick", store: str = "runs") -> dict:
-    s = _setup(profile)
-    summaries = _automata(train_parity(profile, store))
-    ok = [_automaton_ok(x) for x in summaries]
-    pick = lambda key, xs: [x[key] for x in xs]  # noqa: E731
-    extras = {name: {k: pick(k, xs) for k in ("n_states", "n_states_minimal", "equivalent", "finite")}
-              for name, xs in ((n, _automata(r)) for n, r in _extras(profile, store).items())}
-    return {"measured": {"members_passing": f"{sum(ok)}/{len(ok)}",
-                         "n_states_minimal": pick("n_states_minimal", summaries),
-                         "equivalent": pick("equivalent", summaries),
-                         "n_states_raw": pick("n_states", summaries), "peak_states": pick("peak_states", summaries),
-                         "mergers_after_peak": [round(v, 1) for v in pick("mergers_after_peak", summaries)],
-                         "finite": pick("finite", summaries),
-                         "automaton_accuracy_len_10000": pick("automaton_accuracy_len_10000", summaries),
-                         "report_only": extras},
-            "expected": f"for at least half of {s.members} seeds: minimal automaton = parity (2 states), "
-                        "peak raw count > 2 and > final, net mergers after the peak > 0",
-            "passed": 2 * sum(ok) >= len(ok) > 0}
+# the parity claims register themselves on import; their names stay reachable from here
+from analyses._automaton_claims import (  # noqa: E402,F401
+    infinite_generalization, long_accuracy, parity_automaton, train_parity)
