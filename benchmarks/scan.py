@@ -20,7 +20,7 @@ import time
 import torch
 from accelerated_scan.ref import scan as ref_scan
 
-from probe.scan import choose_backend, linear_scan
+from probe.scan import choose_backend, linear_scan, set_pool_limit
 
 B, D = 16, 256
 TS = (256, 1024, 4096, 16384)
@@ -80,6 +80,9 @@ def row(T: int, device: torch.device, time_ms) -> dict:
         r["fwd"] = time_ms(lambda: linear_scan(a, b))
         r["ref_fwd"] = time_ms(lambda: ref_scan(a_ref, b_ref))
     r["fwdbwd"] = time_ms(lambda: forward_backward(linear_scan, a, b, g))
+    limit = set_pool_limit(0)  # the same without reusing freed output memory (probe._buffers)
+    r["fwdbwd_fresh"] = time_ms(lambda: forward_backward(linear_scan, a, b, g))
+    set_pool_limit(limit)
     r["ref_fwdbwd"] = time_ms(lambda: forward_backward(ref_scan, a_ref, b_ref, g_ref), repeats=3)
     # the autograd loop takes seconds at large T: one timed run is enough to see the ratio
     r["loop_fwdbwd"] = time_ms(lambda: forward_backward(loop_scan, a, b, g),
@@ -103,7 +106,7 @@ def main() -> None:
           f"load average before={os.getloadavg()[0]:.2f}")
     header = (f"{'T':>6} {'backend':>10} {'floor ms':>9} {'ours fwd':>9} {'fwd/floor':>9} "
               f"{'fwd/alloc-floor':>15} {'ours f+b':>9} {'f+b/floor':>9} {'loop f+b':>9} "
-              f"{'loop f+b/ours':>13} "
+              f"{'loop f+b/ours':>13} {'no-pool f+b':>11} "
               f"{'ref fwd/ours':>12} {'ref f+b/ours':>12}")
     print(header)
     print("-" * len(header))
@@ -113,11 +116,12 @@ def main() -> None:
         print(f"{T:>6} {r['backend']:>10} {r['floor']:>9.2f} {r['fwd']:>9.2f} "
               f"{r['fwd'] / r['floor']:>9.2f} {r['fwd'] / r['floor_alloc']:>15.2f} "
               f"{r['fwdbwd']:>9.2f} {r['fwdbwd'] / r['floor']:>9.2f} {r['loop_fwdbwd']:>9.1f} "
-              f"{r['loop_fwdbwd'] / r['fwdbwd']:>13.1f} {r['ref_fwd'] / r['fwd']:>12.2f} "
+              f"{r['loop_fwdbwd'] / r['fwdbwd']:>13.1f} {r['fwdbwd_fresh']:>11.2f} {r['ref_fwd'] / r['fwd']:>12.2f} "
               f"{r['ref_fwdbwd'] / r['fwdbwd']:>12.2f}", flush=True)
     print("ms are wall times; floor: torch.mul(a, b, out=h); alloc-floor: torch.mul(a, b), which "
-          "also pays for fresh output memory as linear_scan must; f+b: forward+backward; loop: "
-          "autograd through a Python loop over unbind-ed steps; ref: accelerated_scan.ref.scan")
+          "also pays for fresh output memory (linear_scan reuses freed memory instead); f+b: forward+backward; loop: "
+          "autograd through a Python loop over unbind-ed steps; no-pool: ours with set_pool_limit(0), "
+          "outputs in fresh memory every call; ref: accelerated_scan.ref.scan")
     print(f"load average after={os.getloadavg()[0]:.2f}")
     if 4096 in rows:
         r = rows[4096]
