@@ -70,6 +70,10 @@ class Trainer:
         self.params = list(model.parameters())
         self.alive = torch.ones(self.M, dtype=torch.bool, device=device)
         self.diverged: dict[int, int] = {}
+        if cfg.stateful and not callable(getattr(task, "stream", None)):
+            raise ValueError(f"train.stateful needs a task that samples contiguous streams (stream()); "
+                             f"{task.name} does not")
+        self.carry: list | None = None  # stateful: every layer's final state of the last batch, detached
         if cfg.optimizer == "adamw":
             self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:  # momentum 0.9: plain SGD barely moves recurrent nets in a quick profile
@@ -89,13 +93,21 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------
 
-    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        out = self.model(inputs)
+    def _forward(self, inputs: torch.Tensor, carry: bool = False) -> torch.Tensor:
+        if not carry:
+            out = self.model(inputs)
+        else:  # start from the rows' states at the end of the last batch; keep the new ones
+            out, finals = self.model(inputs, state=self.carry, return_state=True)
+            self.carry = [tuple(t.detach().clone() for t in f) if isinstance(f, tuple) else f.detach().clone()
+                          for f in finals]  # clone: a view would keep the whole trajectory alive
         return out if self.M > 1 else out.unsqueeze(0)  # (M, B, T, K)
 
     def _batch(self, step: int):
         n = self.cfg.batch_size * (1 if self.cfg.shared_batches else self.M)
-        batch = self.task.sample(n=n, seed=derive_seed(self.cfg.seed, "train", step)).to(self.device)
+        if self.cfg.stateful:  # row b continues row b of the step before: one seed for the whole run
+            batch = self.task.stream(n=n, seed=derive_seed(self.cfg.seed, "train"), step=step).to(self.device)
+        else:
+            batch = self.task.sample(n=n, seed=derive_seed(self.cfg.seed, "train", step)).to(self.device)
         if not self.cfg.shared_batches and self.M > 1:
             per_member = lambda t: t.view(self.M, self.cfg.batch_size, *t.shape[1:])  # noqa: E731
             batch = dataclasses.replace(batch, inputs=per_member(batch.inputs),  # (M, B, T, ...)
@@ -109,7 +121,7 @@ class Trainer:
         """One update of every live member; returns the loss per member before it, (M,)."""
         batch = self._batch(step)
         self.opt.zero_grad(set_to_none=True)
-        losses = member_losses(self._forward(batch.inputs), batch, self.task.loss)  # (M,)
+        losses = member_losses(self._forward(batch.inputs, self.cfg.stateful), batch, self.task.loss)  # (M,)
         bad = ~torch.isfinite(losses) & self.alive
         torch.where(self.alive & ~bad, losses, 0.0).sum().backward()
         sq = sum(self._member_view(p.grad).flatten(1).pow(2).sum(1) for p in self.params if p.grad is not None)
@@ -185,6 +197,9 @@ class Trainer:
             for k, v in self.opt.state.get(p, {}).items():
                 if v is not None:
                     tensors[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        for i, f in enumerate(self.carry or ()):
+            for j, t in enumerate(f if isinstance(f, tuple) else (f,)):
+                tensors[f"carry.{i}.{j}" if isinstance(f, tuple) else f"carry.{i}"] = t
         tensors["rng.torch"] = torch.get_rng_state()  # uint8
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -210,6 +225,13 @@ class Trainer:
             if self.device.type == "cuda" and "rng.cuda" in tensors:
                 torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
             self.diverged = {int(k): v for k, v in json.loads(meta["diverged"]).items()}
+            carry: dict[int, dict[int, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith("carry."):
+                    _, i, *j = k.split(".")
+                    carry.setdefault(int(i), {})[int(j[0]) if j else -1] = v.to(self.device)
+            self.carry = [carry[i][-1] if -1 in carry[i] else tuple(carry[i][j] for j in sorted(carry[i]))
+                          for i in sorted(carry)] or None
             step = int(meta["step"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise ValueError(f"checkpoint {file} does not fit this run ({str(e).splitlines()[0]})") from None

@@ -52,6 +52,11 @@ class TrainConfig:
     shared_batches: bool = True  # False: every member sees its own batch each step
     seed: int = 0
     n_checkpoints: int = 30  # log-spaced, so learning-dynamics analyses see the early steps
+    # Truncated BPTT over contiguous streams, as char-rnn trains: batch row b of step s+1
+    # continues the text where row b of step s stopped, and starts from that row's final state
+    # (detached). Needs a task with ``stream(n, seed, step)``; off by default, and left out of
+    # the stored config while off, so the ids of other runs do not change.
+    stateful: bool = False
 
     def __post_init__(self):
         for name, low in [("steps", 1), ("batch_size", 1), ("eval_n", 1), ("n_checkpoints", 2),
@@ -75,6 +80,8 @@ class TrainConfig:
             if not isinstance(self.eval_splits, (list, tuple)) or not all(isinstance(x, str) for x in self.eval_splits):
                 raise ValueError(f"train.eval_splits must be a list of split names; got {self.eval_splits!r}")
             object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
+        if not isinstance(self.stateful, bool):
+            raise ValueError(f"train.stateful must be true or false; got {self.stateful!r}")
         if not isinstance(self.shared_batches, bool):
             raise ValueError(f"train.shared_batches must be true or false; got {self.shared_batches!r}")
         if self.warmup >= self.steps:
@@ -83,6 +90,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["eval_every"] = self.eval_every or max(1, self.steps // 10)
+        if not self.stateful:
+            del d["stateful"]
         return d
 
 
@@ -172,7 +181,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
           optimizer: Optimizer = "adamw", weight_decay: float = 0.0, schedule: Schedule = "constant",
           warmup: int = 0, grad_clip: float | None = 1.0, eval_every: int | None = None,
           eval_n: int = 256, eval_splits: list[str] | None = None, shared_batches: bool = True,
-          n_checkpoints: int = 30,
+          n_checkpoints: int = 30, stateful: bool = False,
           store: str = "runs", seed: int | None = None, device: Device = "auto",
           progress: bool | None = None) -> Run:
     """Train ``model`` (every member at once) on ``task``, saving into ``store``; resume if unfinished.
@@ -200,6 +209,10 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
         All members see the same batch (True) or each its own (False).
     n_checkpoints : int
         About this many log-spaced checkpoints, plus step 0 and the last.
+    stateful : bool
+        Truncated BPTT over contiguous text (char-rnn's training): every batch row continues
+        where it stopped at the previous step, from its final state there (kept in checkpoints,
+        so a resumed run is still bit-identical). Needs a task with ``stream`` (``charlm``).
     store : path
         The run store; the run goes to ``<store>/<run_id>/``.
     seed : int, optional
@@ -217,7 +230,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       weight_decay=weight_decay, schedule=schedule, warmup=warmup, grad_clip=grad_clip,
                       eval_every=eval_every, eval_n=eval_n, eval_splits=eval_splits,
-                      shared_batches=shared_batches, seed=seed, n_checkpoints=n_checkpoints)
+                      shared_batches=shared_batches, seed=seed, n_checkpoints=n_checkpoints, stateful=stateful)
     dev = _device(device)
     config = json.loads(json.dumps({"task": {"name": task.name, "params": task.params},
                                     "model": dict(model.config), "train": cfg.to_dict()}))

@@ -108,14 +108,38 @@ class CharLM(Task):
         return load_corpus()
 
     def _sample(self, cfg: CharLMParams, n: int, rng: np.random.Generator) -> Batch:
-        corpus = load_corpus()
         lo, hi = self._region(cfg)
         start = rng.integers(lo, hi - cfg.length, size=n)  # (B,) so that start + length < hi
-        at = start[:, None] + np.arange(cfg.length)  # (B, T)
+        return self._windows(cfg, start[:, None] + np.arange(cfg.length + 1), start)  # (B, T + 1)
+
+    def stream(self, n: int, seed: int, step: int, **overrides) -> Batch:
+        """Batch ``step`` of ``n`` contiguous streams through the region (char-rnn's batches).
+
+        Row b of step s is the ``length`` characters that follow row b of step s - 1, so a
+        network that keeps each row's final state reads the text without a break
+        (``probe.train(..., stateful=True)``). The n streams start ``size // n`` characters
+        apart, from an offset drawn from ``seed``, and wrap around at the region's end.
+        Deterministic in (params, n, seed, step, overrides).
+        """
+        for name, value, low in (("n", n, 1), ("seed", seed, 0), ("step", step, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise bad_param(self.name, name, value, f"an int >= {low}")
+        cfg = self._resolve(overrides)[0]
+        lo, hi = self._region(cfg)
+        size = hi - lo
+        offset = int(np.random.default_rng([int(seed), 0x57E4]).integers(size))
+        start = lo + (offset + np.arange(n) * (size // n) + int(step) * cfg.length) % size  # (B,)
+        at = lo + (start[:, None] - lo + np.arange(cfg.length + 1)) % size  # (B, T + 1), wrapped
+        return self._windows(cfg, at, start)
+
+    def _windows(self, cfg: CharLMParams, at: np.ndarray, start: np.ndarray) -> Batch:
+        """Inputs at ``at[:, :-1]``, targets at ``at[:, 1:]`` (corpus positions, (B, T + 1))."""
+        corpus = load_corpus()
+        n, inputs = len(at), at[:, :-1]  # (B, T)
         return Batch(
-            inputs=as_long(corpus.ids[at]), targets=as_long(corpus.ids[at + 1]),
+            inputs=as_long(corpus.ids[inputs]), targets=as_long(corpus.ids[at[:, 1:]]),
             mask=torch.ones(n, cfg.length, dtype=torch.bool),
-            features={k: as_long(v[at]) for k, v in corpus.features.items()},
+            features={k: as_long(v[inputs]) for k, v in corpus.features.items()},
             info={"start": as_long(start)},
         )
 

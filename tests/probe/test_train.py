@@ -207,3 +207,53 @@ def test_an_interrupted_run_resumes_from_its_latest_resume_point(tmp_path, monke
     whole, _ = _train(tmp_path / "b", steps=steps)
     assert not list(ckpt.glob("resume_*"))
     assert _same(resumed.load_checkpoint()[0], whole.load_checkpoint()[0]) and resumed.metrics == whole.metrics
+
+
+def test_stateful_training_carries_each_rows_state_into_the_next_batch(tmp_path):
+    # Truncated BPTT over contiguous streams (char-rnn): after two steps at learning rate 0,
+    # the carried state is the one the model reaches reading both batches as one sequence.
+    from probe._trainer import Trainer
+
+    t = tasks.make("charlm", length=16)
+    model = probe.models.make("lstm", t, hidden=8, seed=0)
+    tr = Trainer(t, model, TrainConfig(steps=2, batch_size=3, lr=1e-3, stateful=True, eval_splits=("train",),
+                                       eval_n=4), tmp_path, torch.device("cpu"))
+    tr.step(0, 0.0)
+    tr.step(1, 0.0)
+    seed = probe._trainer.derive_seed(0, "train")
+    text = torch.cat([t.stream(3, seed, 0).inputs, t.stream(3, seed, 1).inputs], 1)  # (B, 2T)
+    with torch.no_grad():
+        _, (final,) = model(text, return_state=True)
+    for carried, whole in zip(tr.carry[0], final):
+        torch.testing.assert_close(carried, whole)
+    with pytest.raises(ValueError, match="stateful"):
+        _train(tmp_path / "parity", stateful=True)
+    assert "stateful" not in TrainConfig().to_dict()  # run ids of other runs stay what they were
+
+
+def test_an_interrupted_stateful_run_resumes_to_bit_identical_weights(tmp_path, monkeypatch):
+    # The carried states are part of the checkpoint: without them the resumed run would differ.
+    import probe.training as train_module
+    from probe._trainer import Trainer
+
+    kw = dict(task="charlm", arch="lstm", hidden=8, members=1, task_params={"length": 16}, steps=12,
+              batch_size=4, stateful=True, eval_n=4)
+    monkeypatch.setattr(train_module, "_RESUME_EVERY_S", 0.0)
+    real_step = Trainer.step
+
+    def interrupted(self, step, lr):
+        if step == 9:
+            raise KeyboardInterrupt
+        return real_step(self, step, lr)
+
+    monkeypatch.setattr(Trainer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "a", **kw)
+    monkeypatch.setattr(Trainer, "step", real_step)
+    resumed, _ = _train(tmp_path / "a", **kw)
+    whole, _ = _train(tmp_path / "b", **kw)
+    plain, _ = _train(tmp_path / "c", **{**kw, "stateful": False})
+    assert resumed.id == whole.id != plain.id
+    assert any(k.startswith("carry.") for k in whole.load_checkpoint()[0])
+    assert _same(resumed.load_checkpoint()[0], whole.load_checkpoint()[0]) and resumed.metrics == whole.metrics
+    assert not _same(_weights(whole), _weights(plain))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 import tasks
@@ -174,3 +175,27 @@ def test_bits_per_char_metric():
     import torch
     metrics = task.evaluate(torch.zeros(4, 16, task.vocab_size), batch)  # uniform prediction
     assert metrics["bits_per_char"] == pytest.approx(np.log2(task.vocab_size), rel=1e-5)
+
+
+def test_streams_continue_where_the_last_batch_stopped_and_wrap_in_their_region():
+    task = tasks.make("charlm", length=64, region="valid")
+    lo, hi = task._region(task.config)
+    corpus = load_corpus()
+    a, b = task.stream(n=5, seed=3, step=0), task.stream(n=5, seed=3, step=1)
+    assert torch.equal(a.targets[:, -1], b.inputs[:, 0])  # row b of step 1 reads on from row b of step 0
+    assert torch.equal(a.targets[:, :-1], a.inputs[:, 1:])
+    assert torch.equal(a.info["start"] + 64, b.info["start"])
+    assert len(set(a.info["start"].tolist())) == 5  # five different streams
+    again = task.stream(n=5, seed=3, step=1)
+    assert torch.equal(b.inputs, again.inputs) and not torch.equal(b.inputs, task.stream(n=5, seed=4, step=1).inputs)
+    # far enough on, every row has wrapped around the region (never into the training text)
+    late = task.stream(n=5, seed=3, step=(hi - lo) // 64 + 3)
+    for row, start in zip(late.inputs, late.info["start"].tolist()):
+        assert lo <= start < hi
+        at = lo + (start - lo + np.arange(64)) % (hi - lo)
+        assert np.array_equal(row.numpy(), corpus.ids[at])
+    for k, v in late.features.items():
+        assert torch.equal(v[0], torch.as_tensor(corpus.features[k][lo + (late.info["start"][0].item() - lo
+                                                                          + np.arange(64)) % (hi - lo)]).long())
+    with pytest.raises(ValueError, match="step"):
+        task.stream(n=5, seed=3, step=-1)
