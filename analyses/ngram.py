@@ -78,7 +78,10 @@ def _eval_batch(task, n: int, seed: int, pool: str):
         raise ValueError(f"the ngram analysis needs the regular task; got {getattr(task, 'name', task)!r}")
     if pool not in ("train", "test"):
         raise ValueError(f"unknown pool {pool!r}; valid pools: train, test")
-    batch = task.sample(n, seed=seed, automata=pool)
+    # the batch's random stream hashes every task parameter; pinning n_train_automata (which the
+    # held-out pool does not depend on) gives every cell of a sweep the very same test contexts
+    same = {"n_train_automata": 1} if pool == "test" else {}
+    batch = task.sample(n, seed=seed, automata=pool, **same)
     return batch, task.legal_next(batch)
 
 

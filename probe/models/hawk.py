@@ -12,8 +12,16 @@ With ``gates="linear"`` both gates drop their nonlinearity, so the input is the 
 linear RNN implements linear self-attention exactly (Zucchet et al., 2024). ``normalize=False``
 drops the sqrt(1 - a²) factor, and ``decay="fixed"`` replaces the input-dependent decay by a
 learned constant a_t = Λ per unit (unconstrained, so it can sit exactly at 1: an accumulator).
-Griffin's short temporal convolution is left out so that the state
-is h alone. Since a_t and the gates depend on x_t only, the whole layer is one linear scan.
+By default Griffin's short temporal convolution is left out, so that the state is h alone and
+a_t and the gates depend on x_t only. ``conv=K`` (Griffin uses 4) puts it back, as in the Hawk
+block: a depthwise causal convolution of width K feeds the recurrence branch,
+
+    u_t = b_c + sum_{k<K} W_c[k] ⊙ x_{t-k}          (x_{t-k} = 0 before the sequence) -> hook_conv
+
+and r_t, i_t and W_x read u_t instead of x_t (the output gate still reads x_t). Then the
+bilinear input (W_gx u_t)(W_x u_t) holds products of neighbouring tokens, x_{t-1} ⊗ x_t, in one
+layer. The state is then (h, the last K-1 inputs); edits of ``hook_h`` leave the convolution alone.
+Either way the whole layer is one linear scan.
 """
 from __future__ import annotations
 
@@ -39,10 +47,18 @@ def _decay_logit(c: float, lo: float, hi: float):
 class HawkLayer(Layer):
     def __init__(self, d_in: int, hidden: int, members: int, c: float = 8.0,
                  gates: Literal["sigmoid", "linear"] = "sigmoid", normalize: bool = True,
-                 decay: Literal["input", "fixed"] = "input", a_min: float = 0.9, a_max: float = 0.999):
+                 decay: Literal["input", "fixed"] = "input", a_min: float = 0.9, a_max: float = 0.999,
+                 conv: int = 0):
         super().__init__(members)
-        self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
-        self.c, self.gates, self.normalize, self.decay = c, gates, normalize, decay
+        if not isinstance(conv, int) or isinstance(conv, bool) or conv < 0:
+            raise ValueError(f"hawk conv must be an int >= 0 (0: no convolution); got {conv!r}")
+        self.d_in, self.d_out, self.hidden = d_in, hidden, hidden
+        self.state_size = hidden + max(conv - 1, 0) * d_in  # h and the convolution's last K-1 inputs
+        self.c, self.gates, self.normalize, self.decay, self.conv = c, gates, normalize, decay, conv
+        if conv:
+            self.param("W_conv", (conv, d_in), uniform(1 / math.sqrt(conv)))
+            self.param("b_conv", (d_in,), constant(0.0))
+            self.hook_conv = HookPoint()  # (B, T, d_in) convolution output u_t
         bound_in, bound_h = 1 / math.sqrt(d_in), 1 / math.sqrt(hidden)
         self.param("W_x", (hidden, d_in), uniform(bound_in))
         self.param("W_gx", (hidden, d_in), uniform(bound_in))
@@ -61,12 +77,35 @@ class HawkLayer(Layer):
         self.hook_h = HookPoint()         # (B, T, H) state
         self.hook_gate_out = HookPoint()  # (B, T, H) output gate o_t
 
-    def initial_state(self, M: int, B: int, like: Tensor) -> Tensor:
-        return like.new_zeros(M, B, self.hidden)
+    def initial_state(self, M: int, B: int, like: Tensor) -> "Tensor | tuple[Tensor, Tensor]":
+        h = like.new_zeros(M, B, self.hidden)
+        return (h, like.new_zeros(M, B, self.conv - 1, self.d_in)) if self.conv else h
 
-    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+    def width(self, hook: str) -> int:
+        return self.d_in if hook == "hook_conv" else self.hidden
+
+    def _convolve(self, x: Tensor, past: Optional[Tensor], e) -> tuple[Tensor, Tensor]:
+        """u (M, B, T, d_in) and the last K-1 inputs (M, B, K-1, d_in), the convolution's next state."""
+        M, B, T, D = x.shape
+        K = self.conv
+        if past is None:
+            past = x.new_zeros(M, B, K - 1, D)
+        padded = torch.cat([past, x], dim=2)                                        # (M, B, K-1+T, D)
+        W = self.w("W_conv")                                                        # (M, K, D)
+        u = self.w("b_conv")[:, None, None, :] + sum(
+            W[:, k, None, None, :] * padded[:, :, K - 1 - k: K - 1 - k + T] for k in range(K))  # (M, B, T, D)
+        u = self.hooked(self.hook_conv, edit_trajectory(e.get("hook_conv"), u, self.ensemble))
+        return u, padded[:, :, T:]
+
+    def forward(self, x: Tensor, state=None, edits: Optional[StepEdits] = None):
         e, ens = edits or {}, self.ensemble
         M, B, T, _ = x.shape
+        x_out = x                                                                   # the output gate's input
+        if self.conv:
+            h0, past = state if state is not None else (None, None)
+            x, past = self._convolve(x, past, e)                                    # (M, B, T, d_in)
+        else:
+            h0 = state
         if self.decay == "input":
             r = torch.sigmoid(linear(x, self.w("W_r"), self.w("b_r")))              # (M, B, T, H)
             a = torch.exp(-self.c * F.softplus(-self.w("Lambda"))[:, None, None, :] * r)  # σ(Λ)^(c r)
@@ -79,9 +118,10 @@ class HawkLayer(Layer):
         b = gx * linear(x, self.w("W_x"))                                           # (M, B, T, H)
         if self.normalize:
             b = b * torch.sqrt((1 - a * a).clamp_min(1e-12))
-        h = scan_with_state_edits(a, b, state, e.get("hook_h"), ens)
+        h = scan_with_state_edits(a, b, h0, e.get("hook_h"), ens)
         h = self.hooked(self.hook_h, h)                                             # (M, B, T, H)
-        go = linear(x, self.w("W_go"), self.w("b_go"))
+        go = linear(x_out, self.w("W_go"), self.w("b_go"))
         go = F.gelu(go) if self.gates == "sigmoid" else go
         go = self.hooked(self.hook_gate_out, edit_trajectory(e.get("hook_gate_out"), go, ens))
-        return linear(go * h, self.w("W_out")), h[:, :, -1]
+        final = (h[:, :, -1], past) if self.conv else h[:, :, -1]
+        return linear(go * h, self.w("W_out")), final

@@ -126,6 +126,37 @@ def test_rises():
     assert rises([0.1, 0.2, 0.19, 0.4]) and not rises([0.1, 0.3, 0.2, 0.4]) and not rises([0.3, 0.31])
 
 
+@pytest.mark.parametrize("conv", [False, True])
+def test_hand_built_hawk_is_the_in_context_bigram(conv):
+    # capacity: hawk can express the bigram (two layers, or one with conv); wherever the bigram's
+    # most probable letter is unique, the model's greedy letter is that letter
+    from analyses._ngram_construct import bigram_hawk
+
+    task = tasks.make("regular", n_train_automata=16, n_test_automata=16, max_len=8, max_strings=8)
+    model = bigram_hawk(task, conv=conv)
+    assert len(model.layers) == (1 if conv else 2)
+    batch = task.sample(64, seed=3, automata="test")
+    mask = batch.mask.numpy()
+    with torch.no_grad():
+        p = model(batch.inputs).numpy()
+    q = ngram_probs(batch.inputs.numpy(), batch.targets.numpy(), mask, 2)[..., :len(LETTERS)]
+    top2 = np.sort(q, -1)[..., -2:]
+    unique = mask & (top2[..., 1] > top2[..., 0] + 1e-9)
+    assert unique[mask].mean() > 0.5
+    np.testing.assert_array_equal(p[..., :len(LETTERS)].argmax(-1)[unique], q.argmax(-1)[unique])
+    with pytest.raises(ValueError, match="hidden >= 380"):
+        bigram_hawk(task, hidden=64)
+
+
+def test_every_cell_of_a_sweep_is_scored_on_the_same_contexts():
+    from analyses.ngram import _eval_batch
+
+    small, large = (tasks.make("regular", n_train_automata=k, n_test_automata=16, max_len=6) for k in (4, 32))
+    (a, _), (b, _) = _eval_batch(small, 8, 0, "test"), _eval_batch(large, 8, 0, "test")
+    assert torch.equal(a.inputs, b.inputs)
+    assert not torch.equal(small.sample(8, seed=0, automata="test").inputs, large.sample(8, seed=0, automata="test").inputs)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     task = tasks.make("regular", n_train_automata=16, n_test_automata=16, max_len=6, max_strings=6)

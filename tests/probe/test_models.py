@@ -242,3 +242,51 @@ def test_token_table_lookup_equals_embedding_then_input_map(arch):
     torch.testing.assert_close(fast, slow, atol=1e-12, rtol=0)
     for g_fast, p in zip(grads, model.parameters()):
         torch.testing.assert_close(g_fast, p.grad, atol=1e-10, rtol=1e-10)
+
+
+def test_hawk_conv_is_a_causal_depthwise_convolution_feeding_the_recurrence():
+    # conv=K: u_t = b_c + sum_k W_c[k] * x_{t-k} replaces x_t in the recurrence branch only
+    model = make("hawk", VECTORS, hidden=3, embedding="onehot", gates="linear", normalize=False, decay="fixed",
+                 conv=3).double()
+    layer = model.layers[0]
+    x = torch.randn(2, 7, 4, dtype=torch.float64)
+    _, cache = model.run_with_cache(x)
+    padded = torch.cat([torch.zeros(2, 2, 4, dtype=x.dtype), x], 1)           # (B, K-1+T, d_in)
+    u = layer.b_conv + sum(layer.W_conv[k] * padded[:, 2 - k: 9 - k] for k in range(3))
+    torch.testing.assert_close(cache["layers.0.hook_conv"], u)
+    a = layer.Lambda
+    h, hs = torch.zeros(2, 3, dtype=x.dtype), []
+    for t in range(7):
+        h = a * h + (u[:, t] @ layer.W_gx.T + layer.b_gx) * (u[:, t] @ layer.W_x.T)
+        hs.append(h)
+    torch.testing.assert_close(cache["layers.0.hook_h"], torch.stack(hs, 1))
+    torch.testing.assert_close(cache["layers.0.hook_gate_out"], x @ layer.W_go.T + layer.b_go)  # reads x_t
+    assert layer.state_size == 3 + 2 * 4 and model.layers[0].width("hook_conv") == 4
+
+
+def test_hawk_conv_state_continues_a_sequence_and_default_has_no_conv():
+    model = make("hawk", TOKENS, hidden=8, layers=2, members=2, conv=4).double()
+    x = tokens(T=11)
+    whole = model(x)
+    first, state = model(x[:, :6], return_state=True)
+    second = model(x[:, 6:], state=state)
+    torch.testing.assert_close(torch.cat([first, second], 2), whole)
+    assert isinstance(state[0], tuple) and state[0][1].shape == (2, 4, 3, 8)   # (M, B, K-1, d_in)
+    assert "layers.0.hook_conv" in model.hook_dict
+    plain = make("hawk", TOKENS, hidden=8)
+    assert "layers.0.hook_conv" not in plain.hook_dict and plain.state_size() == 8
+
+
+def test_hawk_conv_step_edit_of_input_reaches_later_steps_only_through_the_window():
+    model = make("hawk", TOKENS, hidden=8, conv=2).double()
+    x = tokens(B=2, T=9)
+    _, cache = model.run_with_cache(x)
+    out, edited = probe.intervene(model, x, [probe.Edit("layers.0.hook_conv", 4, probe.zero_ablate())])
+    assert torch.equal(edited["layers.0.hook_h"][:, :4], cache["layers.0.hook_h"][:, :4])
+    assert not torch.allclose(edited["layers.0.hook_h"][:, 4:], cache["layers.0.hook_h"][:, 4:])
+    assert torch.equal(edited["layers.0.hook_conv"][:, 5:], cache["layers.0.hook_conv"][:, 5:])
+
+
+def test_hawk_bad_conv():
+    with pytest.raises(ValueError, match="conv"):
+        make("hawk", TOKENS, hidden=8, conv=-1)
