@@ -44,10 +44,22 @@ Profile = Literal["quick", "full"]
 
 
 @dataclass(frozen=True)
+class Model:
+    """One model of a sweep where it departs from the plan's defaults (None: the plan's)."""
+
+    arch: str
+    hidden: int | None = None
+    layers: int | None = None
+    params: dict = field(default_factory=dict)   # architecture options (probe.models.arch_params)
+    steps: int | None = None
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """How to train and score the models of one profile."""
 
-    archs: tuple[str, ...]
+    archs: tuple[str, ...]                       # labels: an architecture, or a key of ``models``
     automata: tuple[int, ...]                    # numbers of training automata
     task: dict = field(default_factory=dict)     # regular params (the task's defaults when empty)
     hidden: int = 64
@@ -60,17 +72,32 @@ class Plan:
     members: int = 3                             # seeds per run, trained together
     n_checkpoints: int = 12
     n_eval: int = 512                            # held-out contexts each model is scored on
+    models: dict = field(default_factory=dict)   # {label: Model} for labels that are not plain archs
 
     def analysis_params(self) -> dict:
         return {"n": self.n_eval}
 
+    def model(self, label: str) -> Model:
+        """The model behind ``label``, with the plan's defaults filled in."""
+        m = self.models.get(label, Model(label))
+        return Model(m.arch, m.hidden or self.hidden, m.layers or self.layers, dict(m.params),
+                     m.steps or self.steps, m.lr or self.lr)
+
+
+# Hawk as Griffin's recurrent block has it, with the short convolution (width 4) before the
+# recurrence, which hands each layer products of neighbouring tokens (the pair counts an
+# in-context bigram needs); bilinear gates and fixed decays, the form in which a gated RNN
+# expresses linear attention (Zucchet et al.). See the module docstring for what it reached.
+GRIFFIN = Model("hawk", hidden=320, layers=2, lr=2e-3,
+                params={"conv": 4, "gates": "linear", "decay": "fixed", "normalize": False, "a_min": 0.5, "a_max": 1.0})
 
 PLANS: dict[str, Plan] = {
     "quick": Plan(archs=("gru", "lstm", "hawk"), automata=(8, 64, 1024),
                   task={"min_strings": 4, "max_strings": 8, "max_len": 10, "n_test_automata": 200},
                   hidden=64, layers=1, steps=300, lr=1e-2, members=2, n_checkpoints=6, n_eval=256),
-    "full": Plan(archs=("gru", "lstm", "hawk", "lru"), automata=(1000, 2500, 5000, 10_000, 20_000),
-                 task={"min_strings": 10, "max_strings": 19, "max_len": 49, "n_test_automata": 500}),
+    "full": Plan(archs=("gru", "lstm", "hawk", "lru", "griffin"), automata=(1000, 2500, 5000, 10_000, 20_000),
+                 task={"min_strings": 10, "max_strings": 19, "max_len": 49, "n_test_automata": 500},
+                 models={"griffin": GRIFFIN}),
 }
 
 
@@ -85,14 +112,17 @@ def task_for(p: Plan, n_train_automata: int):
     return tasks.make("regular", n_train_automata=n_train_automata, **p.task)
 
 
-def train_run(arch: str, n_train_automata: int, p: Plan, store: str = "runs", seed: int = 0):
-    """Train (or load, if the store has it) the ensemble of ``p.members`` seeds of one cell."""
+def train_run(label: str, n_train_automata: int, p: Plan, store: str = "runs", seed: int = 0):
+    """Train (or load, if the store has it) the ensemble of ``p.members`` seeds of one cell;
+    ``label`` is an architecture or a key of ``p.models``."""
     import probe
 
     task = task_for(p, n_train_automata)
-    model = probe.models.make(arch, task, hidden=p.hidden, layers=p.layers, members=p.members, seed=seed)
-    return probe.train(task, model, steps=p.steps, batch_size=p.batch_size, lr=p.lr, schedule="cosine",
-                       warmup=int(p.warmup_fraction * p.steps), weight_decay=p.weight_decay,
+    m = p.model(label)
+    model = probe.models.make(m.arch, task, hidden=m.hidden, layers=m.layers, members=p.members, seed=seed,
+                              **m.params)
+    return probe.train(task, model, steps=m.steps, batch_size=p.batch_size, lr=m.lr, schedule="cosine",
+                       warmup=int(p.warmup_fraction * m.steps), weight_decay=p.weight_decay,
                        n_checkpoints=p.n_checkpoints, eval_splits=["test"], store=store, seed=seed, progress=False)
 
 

@@ -222,3 +222,15 @@ def test_quick_profile_accuracy_rises_with_the_number_of_training_automata(quick
 @pytest.mark.xfail(reason="no recurrent model beats the in-context bigram in the quick profile", strict=False)
 def test_quick_profile_claim_passes(quick_claim):
     assert quick_claim.passed, quick_claim.measured
+
+
+def test_a_plan_fills_a_model_from_its_defaults():
+    from analyses._ngram_sweep import GRIFFIN, Model, plan
+
+    quick, full = plan("quick"), plan("full")
+    assert quick.model("gru") == Model("gru", quick.hidden, quick.layers, {}, quick.steps, quick.lr)
+    g = full.model("griffin")
+    assert (g.arch, g.hidden, g.layers, g.steps, g.params["conv"]) == ("hawk", GRIFFIN.hidden, 2, full.steps, 4)
+    task = tasks.make("regular", n_train_automata=4, n_test_automata=4, max_len=4, min_strings=2, max_strings=4)
+    model = probe.models.make(g.arch, task, hidden=8, layers=g.layers, **g.params)  # the options are valid
+    assert model.layers[0].conv == 4
