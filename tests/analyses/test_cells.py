@@ -196,7 +196,7 @@ def test_the_claims_run_and_report_their_numbers(tmp_path):
     saturation, charlm = (spec(profile="quick", store=str(tmp_path))
                           for spec in registered(["cells.saturation", "cells.charlm"]))
     assert saturation.passed, saturation.measured
-    # cells.charlm fails in quick (the absolute thresholds; see analyses/_cells_claims.py), but its
+    # cells.charlm fails in quick (in_string's AUC 0.9; see analyses/_cells_claims.py), but its
     # best units already beat both nulls by the wide margin
     assert not str(charlm.measured).startswith("error"), charlm.measured
     assert isinstance(charlm.passed, bool)
