@@ -155,6 +155,8 @@ def test_quick_profile_frontier_claim_passes(tmp_path):
 def test_quick_profile_order_asymmetry_claim_passes(tmp_path):
     """FAILS in the quick profile (measured gap 0.17 read once, 0.19 read twice; see the
     analyses.memory docstring): in a few CPU minutes a small GRU neither separates the orders by
-    0.2 nor learns to use the second reading. Left failing on purpose, not loosened."""
+    0.2 nor learns to use the second reading. A second search over set sizes, state sizes and
+    longer training (analyses.memory docstring) found no passing setting either. Left failing on
+    purpose, not loosened."""
     result = memory.order_asymmetry(profile="quick", store=str(tmp_path))
     assert result.passed, result
