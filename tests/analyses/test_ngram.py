@@ -218,7 +218,7 @@ def test_quick_profile_accuracy_rises_with_the_number_of_training_automata(quick
 # architecture behaves like an in-context unigram (closest n = 1) and stays ~0.2 below the
 # in-context bigram's accuracy. Not for want of capacity (test_hand_built_hawk_is_the_in_context_bigram);
 # the closest a trained model came is hawk with Griffin's convolution, 0.669 against 0.685 after
-# 9000 CPU steps (see analyses/_ngram_sweep.py). Not faked: the test says so instead of passing.
+# 3000 CPU steps (see analyses/_ngram_sweep.py). Not faked: the test says so instead of passing.
 @pytest.mark.slow
 @pytest.mark.xfail(reason="no recurrent model beats the in-context bigram in the quick profile", strict=False)
 def test_quick_profile_claim_passes(quick_claim):
