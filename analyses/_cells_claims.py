@@ -61,7 +61,8 @@ class _Setup:
 # not encode "inside a string literal" apart from "reading prose". Tried (the same training in a
 # loop outside probe.train, so another batch stream; one seed each; in_string / bracket on the
 # 1000/500 scoring): LSTM-128 2400 steps 0.84 / 0.81; 6000 steps (constant lr) 0.85 / 0.76;
-# lr 4e-3 cosine 0.85 / 0.75; LSTM-256 0.84 / 0.70; 2-layer LSTM-128 0.81 / 0.70. The
+# lr 4e-3 cosine 0.85 / 0.75; 64 streams 0.81 / 0.76; LSTM-256 0.84 / 0.70; 2-layer LSTM-128
+# 0.81 / 0.70. The
 # earlier non-stateful setup (random windows of 200 from a zero state, scored 200/100) gave
 # 0.86 / 0.49 (LSTM-128), 0.77 / 0.55 (LSTM-256, 2500 steps) and 0.82 / 0.71 (GRU): its bracket
 # unit could not know the depth at which a window started.
