@@ -86,6 +86,75 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   the ~35 ms per step measured above, scaled to its sequences, about 25 min of this CPU per
   read-once run and 50 per read-twice run (2-3 h for the sweep), and the 60- and 128-element
   runs above suggest the short-first order would be learned slowly at best at that size.
+  A third search (2026-11-27, batch 64 per member, 2 seeds, one torch thread; "own": each
+  (order, read twice) trained on its own, "both": one model per format trained on both orders,
+  as JRT does, scored on each; emb: d_embed; state 2x12: two layers of 12; elements 28, long 14
+  and state 24 unless given; short-first / long-first as above):
+
+  ==================================  =====  =====  ==============  ==============  =======
+  setting                             steps  train  read once       read twice      s / run
+  ==================================  =====  =====  ==============  ==============  =======
+  hawk (sigmoid gates)                2000   own    0.97 / 0.98     0.98 / 0.98     9-13
+  hawk, gates="linear"                2000   own    0.99 / 1.00     0.98 / 0.99     9-13
+  hawk 2x12, linear / sigmoid gates   2000   own    0.87 / 0.93     0.87 / 0.95     9-16
+                                                    0.77 / 0.86     0.87 / 0.88
+  lru (state 24 = 12 complex)         2000   own    0.16 / 0.60     0.15 / 0.61     10
+  lstm (hidden 12) / elman            2000   own    0.63 / 0.86     -               5-14
+                                                    0.07 / 0.51
+  hawk, 128 elements                  2000   own    0.39 / 0.71     0.38 / 0.73     11-19
+  hawk 2x12, 128 el., lin. / sigm.    2000   own    0.39 / 0.54     0.36 / 0.47     14-22
+                                                    0.26 / 0.44     0.32 / 0.38
+  gru, 128 elements                   3000   own    0.57 / 0.52     0.54 / 0.51     17-29
+  gru, 60 elements                    4000   own    0.70 / 0.62     0.72 / 0.66     14-25
+  gru, 48 elements / and long 22      4000   own    0.68 / 0.60     -               21-29
+                                                    0.60 / 0.52
+  gru, 48 elements, long 22           8000   own    0.70 / 0.53     0.71 / 0.55     52-84
+  gru, state 12 / 16                  4000   own    0.55 / 0.48     -               14-18
+                                                    0.74 / 0.61
+  gru, state 16                       8000   own    0.84 / 0.67     0.78 / 0.60     30-53
+  gru, state 20                       3000   own    0.78 / 0.69     -               13-16
+  gru (the quick plan)                6000   own    0.91 / 0.80     -               28-29
+  gru, 64 el. long 8, state 16 / 24   4000   own    0.81 / 0.73     -               15-18
+                                                    0.90 / 0.84
+  gru, 96 el., long 6, state 16       4000   own    0.84 / 0.81     -               14-15
+  gru, lr 3e-3 / batch 256            4000   own    0.82 / 0.76     -               19-26
+                                      2000          0.87 / 0.83
+  gru, emb 8 / 64 / 128               2000   own    0.79 / 0.83     -               9-12
+                                                    0.71 / 0.59
+                                                    0.70 / 0.56
+  gru, emb 64                         4000   own    0.74 / 0.61     -               16-18
+  gru, emb 64, state 16               2000   own    0.59 / 0.52     -               7-10
+  gru, emb 128                        6000   own    0.75 / 0.52     0.69 / 0.50     23-42
+  gru, emb 128                        12000  own    0.72 / 0.57     0.81 / 0.59     46-84
+  gru                                 6000   both   0.97 / 0.91     0.96 / 0.95     31
+  gru, state 16                       6000   both   0.87 / 0.87     0.85 / 0.84     26-38
+  gru, 48 elements, long 22           6000   both   0.59 / 0.54     0.59 / 0.53     39-60
+  gru, emb 128                        6000   both   0.80 / 0.62     0.77 / 0.63     26-38
+  gru, emb 128                        12000  both   0.80 / 0.55     0.85 / 0.59     55-86
+  gru, emb 64                         12000  both   0.88 / 0.77     0.92 / 0.82     63-89
+  ==================================  =====  =====  ==============  ==============  =======
+
+  Two settings reach the read-once gap: the GRU with 128-wide embeddings, each order on its own,
+  6000 steps (0.75 against 0.52, gap 0.23; whole sweep 132 s), and the same trained on
+  both orders, 12 000 steps (0.80 against 0.55, gap 0.25), but in neither does reading twice
+  help: 0.69 against 0.50 and 0.85 against 0.59 (long-first lifted by 0.05 at most, where half the
+  gap is 0.12). Hawk (either gates, 24 numbers, 28 elements) solves both orders at 0.97-1.0, read
+  once: with the state about as large as the element vocabulary, counting the tokens (the shared
+  one is seen twice, and a linear readout of the counts ranks it first) solves either order; at
+  128 elements it does better long first (0.71 against 0.39), as the LRU and the LSTM do at 28
+  (the answer is one of the last two tokens, while short first it is one of the first two, held
+  across the long set).
+  Why reading twice does not help, measured by replacing one segment of ``[ A | B [ A | B ?`` with
+  the same segment of another row: a GRU trained on long-first-twice on its own ignores the first
+  pass completely (quick plan: 0.64 / 0.59 per seed, 0.63 / 0.59 with the first pass replaced;
+  replacing the second A: 0.50 / 0.49, the second B: 0.05 / 0.04; the same at state 16, 8000
+  steps, at 48 elements, long 22, and with 128-wide embeddings, where it is at chance, 0.48 /
+  0.52): it learns to restart at the second ``[`` and solves the second pass as read once, and
+  never finds the JRT strategy (store the short B at the end of the first pass, test the second
+  A against it). Trained on both orders it does use the first pass (28 elements, 6000 steps:
+  long-first-twice 0.95 / 0.93, 0.79 / 0.64 with the first pass replaced), but there the orders
+  differ by 0.06 only; with 128-wide embeddings (12 000 steps), where the gap appears, one seed of two uses it a
+  little (0.64, 0.53 with the first B replaced) and the other not at all.
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
   recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
   keeps the first pairs and loses the most recent ones.
