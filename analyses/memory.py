@@ -139,16 +139,16 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   ==================================  =====  =====  ==============  ==============  =======
 
   The read-once gap of 0.2 is reached only with 128-wide embeddings: each order on its own, 6000
-  steps, at state 24 (0.75 against 0.52, gap 0.23; whole sweep 132 s), 32 (0.84 against 0.56,
-  gap 0.28; 171 s) and 48 (0.98 against 0.77, gap 0.20), and trained on both orders, 12 000
-  steps, at state 24 (0.80 against 0.55, gap 0.25); but reading twice lifts long-first by 0.05
-  at most (0.50, 0.60, 0.79, 0.59; at state 32 also 0.64 after 12 000 steps), where half the
-  gap is 0.10-0.14, so the claim's second half fails everywhere. Hawk (either gates, 24 numbers,
-  28 elements) solves both orders at 0.97-1.0, read once: with the state about as large as the element vocabulary, counting the tokens (the shared
-  one is seen twice, and a linear readout of the counts ranks it first) solves either order; at
-  128 elements it does better long first (0.71 against 0.39), as the LRU and the LSTM do at 28
-  (the answer is one of the last two tokens, while short first it is one of the first two, held
-  across the long set).
+  steps, at state 24 (0.75 against 0.52, gap 0.23; whole sweep 132 s), 32 (0.84 against 0.56, gap
+  0.28; 171 s) and 48 (0.98 against 0.77, gap 0.20), and trained on both orders, 12 000 steps, at
+  state 24 (0.80 against 0.55, gap 0.25); but reading twice lifts long-first by 0.05 at most
+  (0.50, 0.60, 0.79, 0.59; at state 32 also 0.64 after 12 000 steps), where half the gap is
+  0.10-0.14, so the claim's second half fails everywhere. Hawk (either gates, 24 numbers, 28
+  elements) solves both orders at 0.97-1.0, read once: with the state about as large as the
+  element vocabulary, counting the tokens (the shared one is seen twice, and a linear readout of
+  the counts ranks it first) solves either order; at 128 elements it does better long first (0.71
+  against 0.39), as the LRU and the LSTM do at 28 (the answer is one of the last two tokens, while
+  short first it is one of the first two, held across the long set).
   Why reading twice does not help, measured by replacing one segment of ``[ A | B [ A | B ?`` with
   the same segment of another row: a GRU trained on long-first-twice on its own ignores the first
   pass completely (quick plan: 0.64 / 0.59 per seed, 0.63 / 0.59 with the first pass replaced;
@@ -156,11 +156,11 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   steps, at 48 elements, long 22, and with 128-wide embeddings, where it is at chance, 0.48 /
   0.52, and at state 32 after 12 000 steps: 0.58 / 0.68, 0.58 / 0.68 with the first pass
   replaced): it learns to restart at the second ``[`` and solves the second pass as read once, and
-  never finds the JRT strategy (store the short B at the end of the first pass, test the second
-  A against it). Trained on both orders it does use the first pass (28 elements, 6000 steps:
+  never finds the JRT strategy (store the short B at the end of the first pass, test the second A
+  against it). Trained on both orders it does use the first pass (28 elements, 6000 steps:
   long-first-twice 0.95 / 0.93, 0.79 / 0.64 with the first pass replaced), but there the orders
-  differ by 0.06 only; with 128-wide embeddings (12 000 steps), where the gap appears, one seed of two uses it a
-  little (0.64, 0.53 with the first B replaced) and the other not at all.
+  differ by 0.06 only; with 128-wide embeddings (12 000 steps), where the gap appears, one seed of
+  two uses it a little (0.64, 0.53 with the first B replaced) and the other not at all.
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
   recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
   keeps the first pairs and loses the most recent ones.
