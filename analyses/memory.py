@@ -160,7 +160,10 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   against it). Trained on both orders it does use the first pass (28 elements, 6000 steps:
   long-first-twice 0.95 / 0.93, 0.79 / 0.64 with the first pass replaced), but there the orders
   differ by 0.06 only; with 128-wide embeddings (12 000 steps), where the gap appears, one seed of
-  two uses it a little (0.64, 0.53 with the first B replaced) and the other not at all.
+  two uses it a little (0.64, 0.53 with the first B replaced) and the other not at all. Nor is
+  the second ``[`` (a start marker) what makes it restart: with it replaced by ``|`` (so the
+  input is ``[ A | B | A | B ?``; 128-wide embeddings, state 32, 6000 steps) long-first read
+  twice is 0.60 (0.57 / 0.63), as with it (0.60), and short-first 0.76.
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
   recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
   keeps the first pairs and loses the most recent ones.
