@@ -61,18 +61,21 @@ def example(ex: dict, title: str) -> go.Figure:
 
 def versus_automata(rows: list[dict], baselines: dict, metric: str, title: str) -> go.Figure:
     """Mean over seeds of ``metric`` ("accuracy" or "tvd" to the DFA) against the number of training
-    automata, one line per architecture, the in-context n-gram baselines as horizontal lines."""
+    automata, one line per architecture (over the numbers it was trained on: a champion row is a
+    single point), the in-context n-gram baselines as horizontal lines."""
     fig = go.Figure()
     archs = sorted({r["arch"] for r in rows})
-    counts = sorted({r["n_train_automata"] for r in rows})
     for i, arch in enumerate(archs):
+        counts = sorted({r["n_train_automata"] for r in rows if r["arch"] == arch})
         means, spread = [], []
         for c in counts:
             v = [r[metric] for r in rows if r["arch"] == arch and r["n_train_automata"] == c]
             means.append(sum(v) / len(v))
             spread.append((max(v) - min(v)) / 2)
+        single = len(counts) == 1  # a champion: a star, so it stands out at the edge of the axis
         fig.add_trace(go.Scatter(x=counts, y=means, error_y={"type": "data", "array": spread}, mode="lines+markers",
-                                 name=arch, line={"color": _ARCH_COLOURS[i % len(_ARCH_COLOURS)]}))
+                                 name=arch, line={"color": _ARCH_COLOURS[i % len(_ARCH_COLOURS)]},
+                                 marker={"symbol": "star", "size": 14} if single else None))
     for key, b in sorted(baselines.items()):
         fig.add_hline(y=b[metric], line={"color": _COLOURS.get(key, "grey"), "dash": "dot"},
                       annotation_text=f"in-context {_NAMES.get(key, key)}", annotation_position=_LABEL_AT.get(key, "right"))

@@ -158,12 +158,19 @@ def analyze_run(run, member: int = 0, n: int = 256, seed: int = 12345, pool: str
     return result
 
 
-def sweep_figures(profile: str = "quick", store: str = "runs") -> dict:
+def sweep_figures(profile: str = "quick", store: str = "runs", champion: bool = False) -> dict:
     """The paper's main plot from the claim's sweep: accuracy and TVD against number of training
-    automata per architecture (``"sweep"``: both panels; ``"accuracy"``, ``"tvd"``: one each)."""
+    automata per architecture (``"sweep"``: both panels; ``"accuracy"``, ``"tvd"``: one each).
+
+    ``champion=True`` adds the plan's champion (see ``_ngram_sweep.champion``) as one more point,
+    the mean over its seeds; it is trained on first use (in the quick profile ~26 CPU minutes
+    per seed, unless the claim has already trained it into ``store``).
+    """
     from analyses import _ngram_sweep as plans
 
     rows, base = plans.sweep(profile, store)
+    if champion:
+        rows = rows + plans.champion(profile, store)[0]
     return {"sweep": figs.sweep_figure(rows, base, f"In-context regular languages, held-out automata ({profile})"),
             "accuracy": figs.versus_automata(rows, base, "accuracy", f"Accuracy on held-out automata ({profile})"),
             "tvd": figs.versus_automata(rows, base, "tvd", f"TVD to the DFA on held-out automata ({profile})")}

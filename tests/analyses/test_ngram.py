@@ -250,6 +250,15 @@ def test_a_champion_is_one_single_member_run_per_seed_scored_like_the_sweep(tmp_
     assert s["seeds"] == [3, 5] and s["mean"] == round(mean, 4)
     assert s["gap_to_bigram"] == round(mean - base["2"]["accuracy"], 4)
     assert champion(Plan(archs=("gru",), automata=(4,)), str(tmp_path)) == ([], {})  # no champion, nothing trained
+    # the figure draws it as one more point, the mean over its seeds
+    from analyses import _ngram_sweep
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(_ngram_sweep.PLANS, "quick", p)
+        accuracy = ngram.sweep_figures("quick", str(tmp_path), champion=True)["accuracy"]
+    traces = {t.name: t for t in accuracy.data}
+    assert list(traces["small"].x) == [32] and traces["small"].y[0] == pytest.approx(mean)
+    assert list(traces["gru"].x) == [16]
 
 
 def test_a_plan_fills_a_model_from_its_defaults():
