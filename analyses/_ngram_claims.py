@@ -82,7 +82,7 @@ def icll(profile: str = "quick", store: str = "runs") -> dict:
     beats = {best: measured["gap_to_bigram"][best] > 0}
     champ, champ_base = plans.champion(profile, store)
     if champ:
-        measured["champion"] = summarise_champion(champ, champ_base or base)
+        measured["champion"] = summarise_champion(champ, champ_base)
         beats[champ[0]["arch"]] = measured["champion"]["gap_to_bigram"] > 0
     measured["beats_bigram"] = beats
     return {"measured": measured,
@@ -94,11 +94,15 @@ def icll(profile: str = "quick", store: str = "runs") -> dict:
 
 def summarise_champion(rows: list[dict], base: dict) -> dict:
     """The champion's accuracy per seed and its mean, TVDs, closest n and gaps to the baselines."""
+    def mean(values) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
     acc = [r["accuracy"] for r in rows]
-    mean = sum(acc) / len(acc)
-    tvd_ngram = {k: _r(sum(r["tvd_ngram"][k] for r in rows) / len(rows)) for k in rows[0]["tvd_ngram"]}
+    tvd_ngram = {k: _r(mean(r["tvd_ngram"][k] for r in rows)) for k in rows[0]["tvd_ngram"]}
     return {"model": rows[0]["arch"], "n_train_automata": rows[0]["n_train_automata"],
-            "seeds": [r["seed"] for r in rows], "accuracy": [_r(a) for a in acc], "mean": _r(mean),
-            "tvd": _r(sum(r["tvd"] for r in rows) / len(rows)), "tvd_ngram": tvd_ngram,
+            "seeds": [r["seed"] for r in rows], "accuracy": [_r(a) for a in acc], "mean": _r(mean(acc)),
+            "tvd": _r(mean(r["tvd"] for r in rows)), "tvd_ngram": tvd_ngram,
             "closest_n": [r["closest"] for r in rows],
-            "gap_to_bigram": _r(mean - base["2"]["accuracy"]), "gap_to_trigram": _r(mean - base["3"]["accuracy"])}
+            "gap_to_bigram": _r(mean(acc) - base["2"]["accuracy"]),
+            "gap_to_trigram": _r(mean(acc) - base["3"]["accuracy"])}
