@@ -164,6 +164,34 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   the second ``[`` (a start marker) what makes it restart: with it replaced by ``|`` (so the
   input is ``[ A | B | A | B ?``; 128-wide embeddings, state 32, 6000 steps) long-first read
   twice is 0.60 (0.57 / 0.63), as with it (0.60), and short-first 0.76.
+  A fourth search (2026-11-27) asked whether the JRT strategy is out of the GRU's reach or just
+  never found, with a curriculum for the read-twice long-first model (scratch code, not in the
+  library): the input is ``[ A | B [ A | B ?`` with the second pass's short set B replaced by
+  padding, so the answer cannot be copied from the last tokens and only the first pass's B
+  helps; then the plain task from those weights (GRU, state 32, 128-wide embeddings, 28
+  elements, long 14, batch 64, cosine). The curriculum does make the model use the first
+  pass (replacing it with another row's drops long-first-twice from 0.71-0.79 to 0.39-0.53,
+  where the plainly trained model does not move), but at the read-once models' budget it
+  lifts long-first by less than half the gap, and on a fresh seed hardly at all:
+
+  ==============================  ===========  ==============  ============  ========
+  lr, steps (curriculum + plain)  seeds        read once       twice, long   lift/gap
+  ==============================  ===========  ==============  ============  ========
+  1e-2, 6000 (5000 + 1000)        0 (2 memb.)  0.84 / 0.56     0.68          0.44
+  1e-2, 11000 (8000 + 3000)       0 (2)        0.84 / 0.63     0.72          0.44
+  5e-3, 6000 (5000 + 1000)        0 (2)        0.95 / 0.62     0.77          0.44
+  5e-3, 6000 (5000 + 1000)        1 (3)        0.90 / 0.68     0.71          0.11
+  3e-3, 6000 (5000 + 1000)        0 (2)        0.93 / 0.72     0.76          0.19
+  5e-3, batch 128, 6000           0 (2)        0.93 / 0.71     0.80          0.42
+  ==============================  ===========  ==============  ============  ========
+
+  (other splits of the 6000 steps, 3000 + 3000 to 5500 + 500, gave 0.74-0.76 at lr 5e-3;
+  hiding the first pass's A as well, 0.70; hiding B2 in a random half or quarter of the rows
+  for the whole run instead of a first stage, 0.55-0.65, the model again ignoring the first
+  pass). The curriculum's first stage itself, which is short-first with the long set read
+  before it, reaches only 0.65-0.77 where short-first read once reaches 0.84-0.95, and the
+  final model does no better than that stage: a GRU that carries B and tests the second A
+  against it is about as accurate as one that stores A, so reading twice cannot pay off here.
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
   recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
   keeps the first pairs and loses the most recent ones.
