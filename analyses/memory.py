@@ -185,13 +185,13 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   5e-3, batch 128, 6000           0 (2)        0.93 / 0.71     0.80          0.42
   ==============================  ===========  ==============  ============  ========
 
-  (other splits of the 6000 steps, 3000 + 3000 to 5500 + 500, gave 0.74-0.76 at lr 5e-3;
-  hiding the first pass's A as well, 0.70; at state 48, lr 1e-2, where read once gives 0.98 /
-  0.77, 0.73; stage one stretched to 12 000 steps, 0.69 (stage one itself 0.78); hiding B2 in a random half or quarter of the rows
-  for the whole run instead of a first stage, 0.55-0.65, the model again ignoring the first
-  pass). The curriculum's first stage itself, which is short-first with the long set read
-  before it, reaches only 0.65-0.77 where short-first read once reaches 0.84-0.95, and the
-  final model does no better than that stage: a GRU that carries B and tests the second A
+  (other splits of the 6000 steps, 3000 + 3000 to 5500 + 500, gave 0.74-0.76 at lr 5e-3; hiding
+  the first pass's A as well, 0.70; at state 48, lr 1e-2, where read once gives 0.98 / 0.77, 0.73;
+  stage one stretched to 12 000 steps, 0.69 (stage one itself 0.78); hiding B2 in a random half or
+  quarter of the rows for the whole run instead of a first stage, 0.55-0.65, the model again
+  ignoring the first pass). The curriculum's first stage itself, which is short-first with the
+  long set read before it, reaches only 0.65-0.78 where short-first read once reaches 0.84-0.95,
+  and the final model does no better than that stage: a GRU that carries B and tests the second A
   against it is about as accurate as one that stores A, so reading twice cannot pay off here.
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
   recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
