@@ -190,9 +190,11 @@ for the disjointness sweep (4 runs), one after the other at load average ~4 (the
   stage one stretched to 12 000 steps, 0.69 (stage one itself 0.78); hiding B2 in a random half or
   quarter of the rows for the whole run instead of a first stage, 0.55-0.65, the model again
   ignoring the first pass). The curriculum's first stage itself, which is short-first with the
-  long set read before it, reaches only 0.65-0.78 where short-first read once reaches 0.84-0.95,
-  and the final model does no better than that stage: a GRU that carries B and tests the second A
-  against it is about as accurate as one that stores A, so reading twice cannot pay off here.
+  long set read before it, reaches only 0.65-0.78 where short-first read once reaches 0.84-0.95
+  (part of it is the wait: short-first read once with three padding tokens before the ``?``, as
+  the second pass's ``| B`` imposes, drops from 0.95 to 0.83 at lr 5e-3), and the final model does
+  no better than that stage: a GRU that carries B and tests the second A against it is about as
+  accurate as one that stores A, so reading twice cannot pay off here.
 - Recall by lag (GRU, state 64): keys queried 8 or more steps after they were stored are
   recalled at 0.86-1.0, the last one or two pairs, queried 2-4 steps later, at 0.0: the model
   keeps the first pairs and loses the most recent ones.
