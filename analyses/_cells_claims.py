@@ -66,15 +66,6 @@ class _Setup:
 # train loss 0.73 nats/char, so it overfits the 1.2 MB text) 0.86 / 0.66 (probe 0.90); LSTM-512,
 # 4000 steps, lr 2e-3 cosine (21 min) 0.835 / 0.70 (probe 0.91), with a unit of its own for
 # comments (in_comment AUC 0.91, probe 0.99): comments separate, strings still do not.
-# Where the LSTM-256's best in_string unit (AUC 0.86) stands (2026-11-27, same scoring): docstring
-# characters against code 0.93, one-line strings against code 0.83, strings against comments 0.53
-# (docstrings) and 0.47 (one-line), comments against code 0.96; the best unit for one-line strings
-# against code alone reaches 0.86. So not even the paper's kind of string (its quote cell was on
-# War and Peace's dialogue) has a unit at 0.9 here.
-# Nor is it too little text: with 3.55 MB of further CPython 3.11.7 stdlib modules (the top-level
-# ones not in the corpus) put before the training region, 4.9 MB in all as in the paper's Linux
-# set, an LSTM-128 trained 6000 steps (lr 2e-3 cosine) scores 0.81 on the same held-out text
-# (probe 0.85; its best in_string unit is also its best in_comment unit, 0.89) and bracket 0.72.
 # Why a string cell is hard on this text (2026-11-27): 26 % of the characters are inside strings
 # and 80 % of those inside triple-quoted ones (docstrings: prose, plus code examples), while
 # comments (prose too) are 13 %; a unit must tell a docstring from a comment by a quote read
@@ -87,6 +78,15 @@ class _Setup:
 # earlier non-stateful setup (random windows of 200 from a zero state, scored 200/100) gave
 # 0.86 / 0.49 (LSTM-128), 0.77 / 0.55 (LSTM-256, 2500 steps) and 0.82 / 0.71 (GRU): its bracket
 # unit could not know the depth at which a window started.
+# Where the LSTM-256's best in_string unit (AUC 0.86) stands (2026-11-27, same scoring): docstring
+# characters against code 0.93, one-line strings against code 0.83, strings against comments 0.53
+# (docstrings) and 0.47 (one-line), comments against code 0.96; the best unit for one-line strings
+# against code alone reaches 0.86. So not even the paper's kind of string (its quote cell was on
+# War and Peace's dialogue) has a unit at 0.9 here.
+# Nor is it too little text: with 3.55 MB of further CPython 3.11.7 stdlib modules (the top-level
+# ones not in the corpus) put before the training region, 4.9 MB in all as in the paper's Linux
+# set, an LSTM-128 trained 6000 steps (lr 2e-3 cosine) scores 0.81 on the same held-out text
+# (probe 0.85; its best in_string unit is also its best in_comment unit, 0.89) and bracket 0.72.
 _SETUPS = {
     "quick": _Setup(hidden=128, layers=1, steps=2400, lr=2e-3, batch_size=32, length=100,
                     n=32, score_length=1000, burn_in=500, report_steps=300),
