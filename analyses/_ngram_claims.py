@@ -30,6 +30,8 @@ bigram in TVD; still 0.043 below the trigram. With it the claim PASSES in the qu
 """
 from __future__ import annotations
 
+from statistics import fmean
+
 from analyses import _ngram_sweep as plans
 from probe.claims import claim
 
@@ -94,15 +96,11 @@ def icll(profile: str = "quick", store: str = "runs") -> dict:
 
 def summarise_champion(rows: list[dict], base: dict) -> dict:
     """The champion's accuracy per seed and its mean, TVDs, closest n and gaps to the baselines."""
-    def mean(values) -> float:
-        values = list(values)
-        return sum(values) / len(values)
-
     acc = [r["accuracy"] for r in rows]
-    tvd_ngram = {k: _r(mean(r["tvd_ngram"][k] for r in rows)) for k in rows[0]["tvd_ngram"]}
+    tvd_ngram = {k: _r(fmean(r["tvd_ngram"][k] for r in rows)) for k in rows[0]["tvd_ngram"]}
     return {"model": rows[0]["arch"], "n_train_automata": rows[0]["n_train_automata"],
-            "seeds": [r["seed"] for r in rows], "accuracy": [_r(a) for a in acc], "mean": _r(mean(acc)),
-            "tvd": _r(mean(r["tvd"] for r in rows)), "tvd_ngram": tvd_ngram,
+            "seeds": [r["seed"] for r in rows], "accuracy": [_r(a) for a in acc], "mean": _r(fmean(acc)),
+            "tvd": _r(fmean(r["tvd"] for r in rows)), "tvd_ngram": tvd_ngram,
             "closest_n": [r["closest"] for r in rows],
-            "gap_to_bigram": _r(mean(acc) - base["2"]["accuracy"]),
-            "gap_to_trigram": _r(mean(acc) - base["3"]["accuracy"])}
+            "gap_to_bigram": _r(fmean(acc) - base["2"]["accuracy"]),
+            "gap_to_trigram": _r(fmean(acc) - base["3"]["accuracy"])}
