@@ -1,53 +1,79 @@
-"""Analyses: one module per analysis, all behind one Result contract (see ``analyses.base``).
+"""Analyses: one package per study, all behind one Result contract (see ``analyses.base``).
 
 ::
 
     import analyses
-    analyses.names()                                     # found by file name; nothing imported
+    analyses.names()                                     # every analysis, found without importing one
     result = analyses.analyze("cells", run, member=0)    # computed once, then read from the cache
     result.summary, result.to_dict(), result.figures()
-    analyses.cells.analyze(model, task)                  # the module itself, on any model
+    analyses.cells.analyze(model, task)                  # the study's own entry point, on any model
 
-Every public module in this folder (a ``.py`` file not starting with ``_``, other than ``base``)
-is an analysis; packages (``theory/``, ``lsrl/``) hold helpers and derivations. An analysis
-defines ``analyze(model, task, **params)`` and, if it needs the whole run (checkpoints,
-metrics), ``analyze_run(run, member=0, **params)``. Results are cached as JSON in
-``<run>/analyses/<name>.json`` (``<name>.m<member>[.<params hash>].json`` for other members or
-parameters) together with the checkpoint step they were computed at, so a resumed run is
-analysed again. Functions registered with :func:`register` join the file-based ones.
+A study is a package ``analyses/<study>/``: ``analysis.py`` (its Result and ``analyze``),
+``figures.py`` (plotly builders of plain data), helpers named for what they hold, ``claims.py``
+(the paper's claims, registered with :mod:`probe.claims` when imported) and ``NOTES.md`` (what
+was measured, and the settings tried). Inside a study imports run one way, helpers and figures ←
+analysis ← claims; the study's ``__init__`` re-exports its public names and never imports
+``claims``. A study is an analysis when its ``__init__`` exports ``analyze(model, task, ...)``
+and optionally ``analyze_run(run, member=0, ...)`` (for analyses that need the whole run).
+Results are cached as JSON in ``<run>/analyses/<name>.json`` (``<name>.m<member>[.<params
+hash>].json`` for other members or parameters) with the checkpoint step they were computed at, so
+a resumed run is analysed again. Functions registered with :func:`register` join the studies.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import json
 import pkgutil
+from pathlib import Path
 from typing import Any, Callable
 
+from analyses import _moved
 from analyses.base import Result, to_jsonable
+from probe import _io
+from probe.runs import Run, open_run
 
-__all__ = ["Result", "analyze", "load_all", "names", "register"]
+__all__ = ["Result", "analyze", "load_all", "names", "register", "studies"]
 
-_NOT_ANALYSES = {"base"}
+_moved.install()  # old module paths (analyses._ngram_sweep, ...) still import, with a warning
 _REGISTERED: dict[str, Callable] = {}  # name -> analyze_run(run, member=0, **params); see register
 
 
+def _exports(package: str, name: str) -> bool:
+    """Whether ``analyses/<package>/__init__.py`` binds ``name`` at top level (read, not imported)."""
+    init = Path(__path__[0]) / package / "__init__.py"
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == name for a in node.names):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.Assign)) and name in (
+                [node.name] if isinstance(node, ast.FunctionDef) else [getattr(t, "id", None) for t in node.targets]):
+            return True
+    return False
+
+
+def studies() -> list[str]:
+    """Every study package (analyses and others, such as ``lsrl``), by name."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg and not m.name.startswith("_"))
+
+
 def _discovered() -> list[str]:
-    return [m.name for m in pkgutil.iter_modules(__path__)
-            if not m.ispkg and not m.name.startswith("_") and m.name not in _NOT_ANALYSES]
+    return [s for s in studies() if _exports(s, "analyze")]
 
 
 def names() -> list[str]:
-    """Every analysis, by name (discovered by file name, so no analysis module is imported)."""
+    """Every analysis, by name: the studies that export ``analyze`` (found without importing them),
+    and the functions registered with :func:`register`."""
     return sorted(set(_discovered()) | set(_REGISTERED))
 
 
 def register(name: str, fn: Callable | None = None):
     """Register ``fn(run, member=0, **params) -> Result`` as analysis ``name`` (usable as a decorator).
 
-    For analyses that do not live in a module of their own (plugins, tests).
+    For analyses that do not live in a study of their own (plugins, tests).
     """
     def add(f: Callable) -> Callable:
         _REGISTERED[name] = f
@@ -64,9 +90,7 @@ def _runner(name: str) -> tuple[Callable, bool]:
     module = importlib.import_module(f"analyses.{name}")
     if hasattr(module, "analyze_run"):
         return module.analyze_run, True
-    if hasattr(module, "analyze"):
-        return module.analyze, False
-    raise ValueError(f"analysis module analyses.{name} defines neither analyze nor analyze_run")
+    return module.analyze, False
 
 
 def _check_params(name: str, fn: Callable, params: dict) -> None:
@@ -101,8 +125,6 @@ def _result_class(path: str) -> type[Result]:
         except (ImportError, AttributeError):
             pass
     return Result
-
-
 def analyze(name: str, run, member: int = 0, recompute: bool = False, **params: Any) -> Result:
     """Load the cached result of analysis ``name`` on one member of ``run``, or compute and cache it.
 
@@ -114,9 +136,6 @@ def analyze(name: str, run, member: int = 0, recompute: bool = False, **params: 
     recompute : ignore the cache.
     **params : passed on to the analysis.
     """
-    from probe import _io
-    from probe.runs import Run, open_run
-
     fn, takes_run = _runner(name)
     _check_params(name, fn, params)
     run = run if isinstance(run, Run) else open_run(run)
@@ -148,25 +167,17 @@ def analyze(name: str, run, member: int = 0, recompute: bool = False, **params: 
     return result
 
 
-def _claim_packages() -> list[str]:
-    """Subpackages (e.g. ``lsrl``) that are not analyses themselves but define claims in ``claims.py``."""
-    return [m.name for m in pkgutil.iter_modules(__path__)
-            if m.ispkg and not m.name.startswith("_")
-            and importlib.util.find_spec(f"analyses.{m.name}.claims") is not None]
-
-
 def load_all() -> list[str]:
-    """Import every analysis module and every subpackage's ``claims`` module (so that the claims
-    they define register); returns the analyses' names."""
-    for name in _discovered():
-        importlib.import_module(f"analyses.{name}")
-    for package in _claim_packages():
-        importlib.import_module(f"analyses.{package}.claims")
+    """Import every study's ``claims`` module (so that the claims they define register with
+    :mod:`probe.claims`); returns the analyses' names."""
+    for study in studies():
+        if importlib.util.find_spec(f"analyses.{study}.claims") is not None:
+            importlib.import_module(f"analyses.{study}.claims")
     return _discovered()
 
 
 def __getattr__(name: str) -> Any:
     # analyses.cells works without an explicit import, as probe.models does.
-    if name in _discovered():
+    if name in studies():
         return importlib.import_module(f"analyses.{name}")
     raise AttributeError(f"module 'analyses' has no attribute {name!r}")

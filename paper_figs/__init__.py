@@ -13,9 +13,8 @@ import pkgutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Literal
 
-Profile = Literal["quick", "full"]
+from probe.settings import Profile  # noqa: F401  (the figure modules' profile type)
 
 __all__ = ["check_name", "make", "make_all", "names", "save"]
 

@@ -23,25 +23,25 @@ NAME = "attention_size"
 
 
 def _budget(profile: Profile):
-    from analyses._attention_study import PROFILES, Budget
+    from analyses.attention.study import AttentionSettings, settings
 
     if profile == "full":
-        return PROFILES["full"]
+        return settings("full")
     # A larger step size than the claim's: 300 steps are enough to show the threshold at 4 neurons.
-    return Budget(steps=300, hidden=8, sweep=(2, 3, 4), sweep_kinds=("teacher",), lstm_hidden=16,
+    return AttentionSettings(steps=300, hidden=8, sweep=(2, 3, 4), sweep_kinds=("teacher",), lstm_hidden=16,
                   lstm_steps=100, lstm_kinds=("teacher",), members=1, eval_n=1024, lr=1e-2, kinds=("teacher",))
 
 
 def figure(study: dict) -> go.Figure:
-    """The loss-against-size figure of a study (``analyses._attention_study.study``'s output)."""
-    from analyses._attention_figures import loss_vs_hidden
+    """The loss-against-size figure of a study (``analyses.attention.study.study``'s output)."""
+    from analyses.attention.figures import loss_vs_hidden
 
     return loss_vs_hidden(study["sweep"], study["construction"], study["references"])
 
 
 def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: str | Path | None = None) -> list[Path]:
     """Train (or load) the runs, draw the figure, write PNG, SVG and HTML; returns the paths."""
-    from analyses._attention_study import study
+    from analyses.attention.study import study
 
     with tempfile.TemporaryDirectory(prefix="probe-figs-") as tmp:
         where = str(store) if store is not None else ("runs" if profile == "full" else tmp)

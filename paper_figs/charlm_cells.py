@@ -24,7 +24,7 @@ FEATURES = ("in_string", "bracket_depth")
 
 def figure(result, width: int = 80, max_lines: int = 14) -> go.Figure:
     """Stacked text panels, one per feature in :data:`FEATURES`, from a :class:`analyses.cells.CellsResult`."""
-    from analyses import _cells_figures as cf
+    from analyses.cells import figures as cf
 
     feats = [f for f in FEATURES if f in result.text.get("values", {})]
     if not feats:
@@ -53,18 +53,18 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: st
     import analyses
     import probe
     import tasks
-    from analyses import _cells_claims
+    from analyses.cells import claims as cells_claims
 
     with tempfile.TemporaryDirectory(prefix="probe-figs-") as tmp:
         where = str(store) if store is not None else ("runs" if profile == "full" else tmp)
         if profile == "full":
-            run = _cells_claims.train_charlm("full", where)
+            run = cells_claims.train_charlm("full", where)
         else:
             task = tasks.make("charlm", length=100)
             model = probe.models.make("lstm", task, hidden=32, seed=0)
             run = probe.train(task, model, steps=150, batch_size=32, lr=1e-2, n_checkpoints=2,
                               eval_splits=["valid"], store=where, progress=False)
-        s = _cells_claims._setup(profile)  # score as the claim does: windows, burn-in
+        s = cells_claims.settings(profile)  # score as the claim does: windows, burn-in
         result = analyses.analyze("cells", run, n=32 if profile == "quick" else s.n, causal="none",
                                   overrides={"length": s.score_length}, burn_in=s.burn_in)
         fig = figure(result)

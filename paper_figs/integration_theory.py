@@ -9,7 +9,7 @@ Middle: the loss, likewise. Right: for the damped-oscillator target, the path of
 eigenvalue in the complex plane — a real outlier first, then a second, which collide into the
 conjugate pair — against the exact reduction to the plane of u and v. ``profile="full"`` draws the
 ``integration.*`` claims' full-profile networks (seed 0); ``profile="quick"`` a smaller version
-(``analyses._integration_claims.DEMO``: hidden 32, 800 steps) that takes seconds.
+(``analyses.spectrum.claims.DEMO``: hidden 32, 800 steps) that takes seconds.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ NAME = "integration_theory"
 
 
 def figure(leaky, sampled, oscillator, gamma: float, omega: float) -> go.Figure:
-    """The three panels from the claims' Experiments (``analyses._integration_claims``)."""
+    """The three panels from the claims' Experiments (``analyses.spectrum.claims``)."""
     fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.32, 0.32], horizontal_spacing=0.08,
                         subplot_titles=("outlier eigenvalue λ", "loss ½E(y − y*)²", "oscillator: leading eigenvalue"))
     h, p = leaky.history, leaky.prediction
@@ -65,9 +65,9 @@ def figure(leaky, sampled, oscillator, gamma: float, omega: float) -> go.Figure:
 
 def make(out_dir: str | Path = "figs_out", profile: Profile = "quick") -> list[Path]:
     """Train the networks (see the module docstring), draw the figure, write PNG, SVG and HTML."""
-    from analyses import _integration_claims as ic
+    from analyses.spectrum import claims as ic
 
-    s = ic.setup("full") if profile == "full" else ic.DEMO
+    s = ic.settings("full") if profile == "full" else ic.DEMO
     seed = s.seeds[0]
     fig = figure(ic.leaky_run(s, seed), ic.leaky_run(s, seed, mode="sampled"), ic.oscillator_run(s, seed),
                  s.gamma, s.frequency)

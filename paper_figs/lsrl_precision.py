@@ -23,7 +23,7 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick") -> list[P
     """Measure, draw the three figures, write PNG, SVG and HTML; returns the paths."""
     from analyses.lsrl import checks, compile, figures, library, study
 
-    prof = study.PROFILES["full"] if profile == "full" else study.Profile(
+    prof = study.SETTINGS["full"] if profile == "full" else study.LsrlSettings(
         random_len=50, n_random=8, sym_budget=16, sym_random=0, lengths=(10, 100, 1000), noise=1e-4)
     with checks.single_thread():
         s = study.measure(prof)

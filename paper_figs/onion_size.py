@@ -4,7 +4,7 @@
 
 The paper's table as a plot: for each hidden size N, the accuracy after the linear unigram and
 bigram interventions and after the onion intervention, with the model's own accuracy for
-reference. ``profile`` picks the sweep of ``analyses._magnitude_sweep`` ("quick": lengths 2-5, a
+reference. ``profile`` picks the sweep of ``analyses.magnitude.sweep`` ("quick": lengths 2-5, a
 few thousand steps; "full": the paper's task and 40k steps, N up to 1024, three seeds). Runs and
 interventions are cached in ``store`` (default ``"runs"``, the store ``probe verify`` uses, so the
 claims and this figure share their models).

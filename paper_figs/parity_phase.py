@@ -58,10 +58,11 @@ def train_cell(grid: Grid, gain: float, fraction: float, store: str):
 
 def measure(run, long_n: int = 8) -> dict:
     """Median length-10,000 accuracy over the seeds and how many seeds' automata are parity's."""
-    from analyses import _automata as fa
     from analyses import automaton as au
+    from analyses.automaton import automata as fa
+    from analyses.automaton.claims import long_accuracy
 
-    acc = au.long_accuracy(run, n=long_n)
+    acc = long_accuracy(run, n=long_n)
     task = run.task()
     truth, equivalent = au.true_automaton(task), 0
     for m in range(int(run.config["model"]["members"])):

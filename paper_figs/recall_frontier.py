@@ -5,7 +5,7 @@
 One line per architecture (GRU, LSTM, LRU, Hawk), each point the mean MQAR accuracy of the seeds
 of one run, error bars spanning them. State size is counted in real numbers the recurrence
 carries (LSTM: h and c; LRU: real and imaginary parts), so the architectures are compared at equal
-memory. ``profile`` picks the sweep of ``analyses._memory_plans`` ("quick": 16 tokens, 4 pairs,
+memory. ``profile`` picks the sweep of ``analyses.memory.plans`` ("quick": 16 tokens, 4 pairs,
 states 4-64; "full": 256 tokens, 4-16 pairs, states 8-256). Runs are cached in ``store``
 (default ``"runs"``, the store ``probe verify`` uses, so the claim and this figure share them).
 """

@@ -7,7 +7,7 @@ positions whose greedy next letter is legal under the DFA (left) and the total-v
 distance to the true next-token distribution (right), against the number of automata the model
 was trained on, one line per architecture (mean over seeds, bars from min to max), with the
 in-context 1-, 2- and 3-gram predictors as dotted lines. ``profile`` picks the sweep of
-``analyses._ngram_sweep`` ("quick": short contexts, one-layer 64-unit models, a few hundred
+``analyses.ngram.sweep`` ("quick": short contexts, one-layer 64-unit models, a few hundred
 steps; "full": the paper's contexts and longer training). Runs and analyses are cached in
 ``store`` (default ``"runs"``, the store ``probe verify`` uses, so the claim and this figure
 share their models).

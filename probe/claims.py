@@ -3,18 +3,19 @@
 A claim is a function that trains (or loads) what it needs, measures, and says whether the
 measurement agrees with the paper. It lives next to the analysis it uses::
 
-    from probe.claims import claim
+    from probe.claims import claim, outcome
 
     @claim("parity-len-gen", source="van Rossem & Saxe 2025, Fig. 2",
            statement="GRUs trained on parity up to length 10 generalise to length 1000")
-    def parity_length_generalisation(profile="quick", store="runs"):
+    def parity_length_generalisation(profile="quick", store="runs") -> Claim:
         ...
-        return {"measured": acc, "expected": ">= 0.99", "passed": acc >= 0.99}
+        return outcome(measured=acc, expected=">= 0.99", passed=acc >= 0.99)
 
-The decorator registers the function under its id; calling it returns a :class:`Claim`. The
-registry is module state on purpose: claims register themselves when their module is imported,
-as Dash pages do. ``probe`` itself never imports ``analyses``; ``probe verify`` (in
-``probe/cli.py``) imports the analysis modules first, so their claims are here when it asks.
+The decorator registers the function under its id; calling it returns a :class:`Claim` whose id,
+source and statement come from the registration. The registry is module state on purpose:
+claims register themselves when their module is imported, as Dash pages do. ``probe`` itself
+never imports ``analyses``; ``probe verify`` (in ``probe/cli.py``) calls ``analyses.load_all()``,
+which imports every study's ``claims`` module, so their claims are here when it asks.
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from probe import _io
-
-Profile = Literal["quick", "full"]
+from probe.settings import Profile, settings_for
 
 
 @dataclass
@@ -64,23 +65,25 @@ class ClaimSpec:
 _REGISTRY: dict[str, ClaimSpec] = {}
 
 
-def for_profile(table: dict[str, Any], profile: str) -> Any:
-    """``table[profile]``: the settings a claim uses in that profile ("quick", "full", ...), or a
-    ValueError naming the valid profiles."""
-    if profile not in table:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(table)}")
-    return table[profile]
+for_profile = settings_for  # the name the claims used before probe.settings; same function
+
+
+def outcome(measured: Any, expected: Any, passed: bool) -> Claim:
+    """What a claim function returns: a :class:`Claim` of what it measured, what the paper leads us
+    to expect, and whether they agree; :func:`check` fills in the id, source and statement."""
+    return Claim("", "", "", measured, expected, bool(passed))
 
 
 def _as_claim(spec: ClaimSpec, out: Any) -> Claim:
     if isinstance(out, Claim):
-        return out
-    if isinstance(out, dict) and {"measured", "expected", "passed"} <= set(out):
+        return dataclasses.replace(out, id=out.id or spec.id, source=out.source or spec.source,
+                                   statement=out.statement or spec.statement)
+    if isinstance(out, dict) and {"measured", "expected", "passed"} <= set(out):  # before 0.2
+        warnings.warn(f"claim {spec.id} returned a dict; return probe.claims.outcome(...) instead "
+                      "(dicts are refused from the next release)", DeprecationWarning, stacklevel=2)
         return Claim(spec.id, spec.source, spec.statement, out["measured"], out["expected"], bool(out["passed"]))
-    if isinstance(out, tuple) and len(out) == 3:
-        return Claim(spec.id, spec.source, spec.statement, out[0], out[1], bool(out[2]))
-    raise TypeError(f"claim {spec.id} returned {type(out).__name__}; expected a Claim, "
-                    "a dict with measured/expected/passed, or a (measured, expected, passed) tuple")
+    raise TypeError(f"claim {spec.id} returned {type(out).__name__}; expected a Claim "
+                    "(return probe.claims.outcome(measured, expected, passed))")
 
 
 def check(spec: ClaimSpec, profile: Profile = "quick", store: str = "runs") -> Claim:
@@ -99,8 +102,8 @@ def check(spec: ClaimSpec, profile: Profile = "quick", store: str = "runs") -> C
 def claim(id: str, source: str, statement: str) -> Callable[[Callable], ClaimSpec]:
     """Register ``fn(profile="quick", store="runs")`` as the check of a paper claim.
 
-    ``fn`` returns a :class:`Claim`, a dict with ``measured``, ``expected``, ``passed``, or a
-    ``(measured, expected, passed)`` tuple. Ids are unique across all analyses modules.
+    ``fn`` returns a :class:`Claim`, usually made by :func:`outcome`. Ids are unique across all
+    analyses modules.
     """
     def register(fn: Callable) -> ClaimSpec:
         old = _REGISTRY.get(id)

@@ -18,11 +18,11 @@ import json
 import math
 import numbers
 import types
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
-__all__ = ["param", "bad_param", "build_params", "stable_hash", "describe_type", "doc_table"]
+__all__ = ["param", "bad_param", "build_params", "check_value", "stable_hash", "describe_type", "doc_table"]
 
 
 def param(default: Any, *, ge: float | None = None, gt: float | None = None,
@@ -53,7 +53,22 @@ def describe_type(tp: Any) -> str:
         return describe_type(inner) + " or None"
     if get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    return {bool: "a bool", int: "an int", float: "a float", str: "a str"}.get(tp, str(tp))
+    if tp is tuple or get_origin(tp) is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a tuple of {_plural(describe_type(args[0]))}"
+        return f"a tuple ({', '.join(map(describe_type, args))})" if args else "a tuple"
+    if tp is dict or get_origin(tp) is dict:
+        args = get_args(tp)
+        return f"a dict of {_plural(describe_type(args[1]))}" if args else "a dict"
+    words = {bool: "a bool", int: "an int", float: "a float", str: "a str"}
+    return words.get(tp) or (f"a {tp.__name__}" if isinstance(tp, type) else str(tp))
+
+
+def _plural(words: str) -> str:
+    """"an int" -> "ints", for type words inside "a tuple of ..."."""
+    head, _, rest = words.partition(" ")
+    return f"{rest}s" if head in ("a", "an") and " " not in rest else words
 
 
 def _bounds_text(meta: dict) -> str:
@@ -72,6 +87,16 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
             if type(value) is type(choice) and value == choice:
                 return True, choice
         return False, value
+    if tp is tuple or get_origin(tp) is tuple:
+        return _coerce_tuple(value, get_args(tp))
+    if tp is dict or get_origin(tp) is dict:
+        if not isinstance(value, Mapping):
+            return False, value
+        args = get_args(tp)
+        if not args:
+            return True, dict(value)
+        items = [(k, *_coerce(v, args[1])) for k, v in value.items()]
+        return (all(ok for _, ok, _ in items), {k: v for k, _, v in items})
     if tp is bool:
         return (True, bool(value)) if isinstance(value, (bool, np.bool_)) else (False, value)
     if isinstance(value, (bool, np.bool_)):
@@ -84,7 +109,41 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
         return False, value
     if tp is str:
         return (True, value) if isinstance(value, str) else (False, value)
+    if isinstance(tp, type) and tp not in (int, float, str):  # a class: a nested settings object, say
+        return isinstance(value, tp), value
     raise TypeError(f"unsupported parameter type {tp!r}")  # a task author's mistake
+
+
+def _coerce_tuple(value: Any, args: tuple) -> tuple[bool, Any]:
+    """``tuple`` (any items), ``tuple[X, ...]`` or ``tuple[X, Y]``; a list is taken as a tuple."""
+    if not isinstance(value, (tuple, list)):
+        return False, value
+    if not args:
+        return True, tuple(value)
+    types_ = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+    if len(types_) != len(value):
+        return False, value
+    items = [_coerce(v, t) for v, t in zip(value, types_)]
+    return (all(ok for ok, _ in items), tuple(v for _, v in items)) if items else (True, ())
+
+
+def check_value(owner: str, name: str, value: Any, tp: Any, meta: Mapping[str, Any] | None = None) -> Any:
+    """``value`` checked against the type ``tp`` and the bounds in ``meta`` (see :func:`param`),
+    converted to the plain Python type ``tp`` names; otherwise the ValueError of :func:`bad_param`.
+
+    ``owner`` names what the value belongs to (a task, a settings class) in the message.
+    """
+    ok, out = _coerce(value, tp)
+    if not ok:
+        raise bad_param(owner, name, value, describe_type(tp))
+    meta = meta or {}
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        if ((meta.get("ge") is not None and out < meta["ge"])
+                or (meta.get("gt") is not None and out <= meta["gt"])
+                or (meta.get("le") is not None and out > meta["le"])
+                or (meta.get("lt") is not None and out >= meta["lt"])):
+            raise bad_param(owner, name, out, f"{describe_type(tp)} {_bounds_text(meta)}")
+    return out
 
 
 def build_params(cls: type, task: str, values: dict[str, Any]) -> Any:
@@ -110,22 +169,8 @@ def build_params(cls: type, task: str, values: dict[str, Any]) -> Any:
         raise ValueError(f"{task}: unknown parameter {unknown[0]!r}; valid parameters: "
                          + ", ".join(fields))
     hints = get_type_hints(cls)
-    kwargs = {}
-    for name, f in fields.items():
-        value = values.get(name, f.default)
-        ok, value = _coerce(value, hints[name])
-        if not ok:
-            raise bad_param(task, name, values.get(name, f.default), describe_type(hints[name]))
-        meta = f.metadata
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if ((meta.get("ge") is not None and value < meta["ge"])
-                    or (meta.get("gt") is not None and value <= meta["gt"])
-                    or (meta.get("le") is not None and value > meta["le"])
-                    or (meta.get("lt") is not None and value >= meta["lt"])):
-                raise bad_param(task, name, value,
-                                f"{describe_type(hints[name])} {_bounds_text(meta)}")
-        kwargs[name] = value
-    return cls(**kwargs)
+    return cls(**{name: check_value(task, name, values.get(name, f.default), hints[name], f.metadata)
+                  for name, f in fields.items()})
 
 
 def stable_hash(*parts: Any) -> int:

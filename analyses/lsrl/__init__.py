@@ -17,16 +17,25 @@ Modules, bottom-up: :mod:`graph` (the blocks), :mod:`backends` (float64 torch / 
 :mod:`program` (Program and interpreter), :mod:`sugar`, :mod:`passes` (fold, absorb),
 :mod:`chain` (linearise into one chain of layers, zero_init), :mod:`export` (linear, elman, hawk),
 :mod:`export_gated` (lstm, gru), :mod:`compile`, :mod:`library` (programs), :mod:`checks`
-(exactness and precision measurements), :mod:`figures`, :mod:`claims` (``lsrl.exact``).
+(exactness and precision measurements), :mod:`study` (per-profile settings and the measurements
+behind the claims), :mod:`figures`, :mod:`claims` (``lsrl.exact``, ``lsrl.ground_truth``).
 
-``analyze(model, task)`` scores a model against the compiled ground truth of its task.
+LSRL is a study without an analysis of trained models: ``analyses.names()`` does not list it.
 """
-from analyses.lsrl import claims as _claims  # noqa: F401  (registers lsrl.exact, lsrl.ground_truth)
 from analyses.lsrl import sugar
 from analyses.lsrl.chain import Chain, Stage, linearise, zero_init
 from analyses.lsrl.compile import TARGETS, Compiled, compile
-from analyses.lsrl.graph import (Affine, Concat, Forward, Input, LinState, Linear, Multiplicative, ReLU,
-                                 ReLUState)
+from analyses.lsrl.graph import (
+                                 Affine,
+                                 Concat,
+                                 Forward,
+                                 Input,
+                                 Linear,
+                                 LinState,
+                                 Multiplicative,
+                                 ReLU,
+                                 ReLUState,
+)
 from analyses.lsrl.passes import absorb_linear, fold_linear, simplify
 from analyses.lsrl.program import Interpreter, Program
 

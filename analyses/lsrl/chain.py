@@ -31,7 +31,8 @@ from typing import Optional
 import sympy
 
 from analyses.lsrl import graph as g
-from analyses.lsrl.backends import backend as make_backend, run_steps
+from analyses.lsrl.backends import backend as make_backend
+from analyses.lsrl.backends import run_steps
 from analyses.lsrl.passes import affine_expr, is_op, simplify
 from analyses.lsrl.program import Program
 

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from analyses.lsrl.backends import exact_equal
+from analyses.lsrl.chain import ChainEvaluator
 from analyses.lsrl.compile import Compiled
 from analyses.lsrl.library import LibraryProgram
+from analyses.lsrl.program import Interpreter
 from probe.threads import single_thread
 
 
@@ -104,9 +106,6 @@ def symbolic_check(c: Compiled, lp: LibraryProgram, max_len: int, random_len: in
 
     Returns {"chain": bool, "model": bool or None}; ``None`` where the target is not exact.
     """
-    from analyses.lsrl.chain import ChainEvaluator
-    from analyses.lsrl.program import Interpreter
-
     ref = Interpreter(lp.program, "symbolic")
     others = {"chain": ChainEvaluator(c.chain, "symbolic")}
     if c.exact_target:
@@ -127,7 +126,6 @@ def relu_margin(c: Compiled, x) -> float:
 
     lstm and gru are exact when this is at least their ``margin`` option.
     """
-    from analyses.lsrl.chain import ChainEvaluator
     ev = ChainEvaluator(c.chain, "numeric")
     xs = ev.be.asarray(x)
     state, best = ev.initial(xs.shape[0]), math.inf

@@ -3,18 +3,20 @@
 ``lsrl.exact`` runs :func:`analyses.lsrl.study.measure`. ``lsrl.ground_truth`` scores compiled
 models on the tasks they solve and asks the other analyses to recover what was compiled: the
 automaton extractor (:mod:`analyses.automaton`) on the compiled parity automaton, and the cells
-analysis (``analyses.cells``, when it exists) on the compiled counter.
+analysis (:mod:`analyses.cells`) on the compiled counter.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
+import tasks
+from analyses import automaton, cells
 from analyses.lsrl import checks, study
 from analyses.lsrl.compile import compile
+from analyses.lsrl.graph import Concat, Input, LinState
 from analyses.lsrl.library import for_task
-from probe.claims import claim
+from analyses.lsrl.program import Program
+from probe.claims import Claim, claim, outcome
 
 GROUND_TRUTH_TARGETS = ("elman", "lstm", "gru")      # the ones with a nonlinear recurrence
 # The task programs are binary (one-hot automaton states), so the lstm / gru small signal need not be
@@ -27,11 +29,10 @@ GROUND_TRUTH_EPS = 1e-3
        statement="Every library program, compiled to every target architecture that can express it, gives the "
                  "interpreter's outputs on all binary strings up to length 12 and random inputs up to length 200: "
                  "exactly with the symbolic backend, within 1e-6 numerically")
-def lsrl_exact(profile: str = "quick", store: str = "runs") -> dict:
+def lsrl_exact(profile: str = "quick", store: str = "runs") -> Claim:
     measured, ok = study.verdict(study.measure(profile))
-    return {"measured": measured, "passed": ok,
-            "expected": "every compiled (program, target) within 1e-6 (float64); exact (symbolic) for the chain and "
-                        "for linear/elman/hawk weights; unsupported pairs named with the reason"}
+    return outcome(measured, "every compiled (program, target) within 1e-6 (float64); exact (symbolic) for the "
+                             "chain and for linear/elman/hawk weights; unsupported pairs named with the reason", ok)
 
 
 def _task_accuracy(c, task, split: dict, n: int, seed: int) -> float:
@@ -43,8 +44,6 @@ def _task_accuracy(c, task, split: dict, n: int, seed: int) -> float:
 
 def ground_truth(profile: str = "quick", seed: int = 0) -> dict:
     """Task scores of compiled models, and what the automaton / cells analyses recover from them."""
-    import tasks
-
     quick = profile == "quick"
     out: dict = {}
     with checks.single_thread():
@@ -56,7 +55,6 @@ def ground_truth(profile: str = "quick", seed: int = 0) -> dict:
             cr = compile(for_task(regular), target, input_kind="tokens", eps=eps)
             row = {"parity_acc_len_1000": _task_accuracy(cp, parity, {"length": 1000}, 8 if quick else 32, seed),
                    "regular_acc": _task_accuracy(cr, regular, {}, 16 if quick else 64, seed)}
-            from analyses import automaton
             res = automaton.analyze(cp.model, parity, long_length=1000 if quick else 10000)
             row.update(automaton_states=res.summary["n_states"], automaton_minimal=res.summary["n_states_minimal"],
                        automaton_equivalent=bool(res.summary["equivalent"]))
@@ -71,13 +69,6 @@ def _cells_report(seed: int) -> dict | str:
     The program counts the tokens 1 and 0 of the parity task in two LinStates and outputs both
     counts as logits (d_output 2, as the task needs); on elman each count is one unit.
     """
-    if importlib.util.find_spec("analyses.cells") is None:
-        return "analyses.cells does not exist yet"
-    import tasks
-    from analyses import cells
-    from analyses.lsrl.graph import Concat, Input, LinState
-    from analyses.lsrl.program import Program
-
     x = Input(3, name="token", low=0, high=1)
     ones, zeros = LinState(x[1], 1, 1, name="ones"), LinState(x[0], 1, 1, name="zeros")
     c = compile(Program(x, {"logits": Concat([zeros, ones])}, name="counts"), "elman", input_kind="tokens")
@@ -97,14 +88,13 @@ def _cells_report(seed: int) -> dict | str:
        statement="Compiled ground-truth models solve parity and a regular language perfectly; the automaton "
                  "extractor recovers the compiled parity automaton (minimised) from their states, and the cells "
                  "analysis ranks the compiled counter unit first for the count of ones")
-def lsrl_ground_truth(profile: str = "quick", store: str = "runs") -> dict:
+def lsrl_ground_truth(profile: str = "quick", store: str = "runs") -> Claim:
     gt = ground_truth(profile)
     rows = [gt[t] for t in GROUND_TRUTH_TARGETS]
     ok = all(r["parity_acc_len_1000"] == 1.0 and r["regular_acc"] == 1.0 and r["automaton_equivalent"] for r in rows)
-    ok &= not isinstance(gt["cells"], dict) or gt["cells"]["found"]      # reported, not required, while absent
-    return {"measured": gt, "passed": ok,
-            "expected": "accuracy 1.0 on parity (length 1000) and regular; minimal extracted automaton == parity; "
-                        "cells' best unit for 'ones' is the compiled counter"}
+    ok &= not isinstance(gt["cells"], dict) or gt["cells"]["found"]  # a failing cells analysis: reported, not judged
+    return outcome(gt, "accuracy 1.0 on parity (length 1000) and regular; minimal extracted automaton == parity; "
+                       "cells' best unit for 'ones' is the compiled counter", ok)
 
 
 __all__ = ["ground_truth", "lsrl_exact", "lsrl_ground_truth"]

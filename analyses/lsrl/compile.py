@@ -26,7 +26,9 @@ import numpy as np
 import sympy
 import torch
 
-from analyses.lsrl.backends import backend as make_backend, run_steps, float_array
+import probe
+from analyses.lsrl.backends import backend as make_backend
+from analyses.lsrl.backends import float_array, run_steps
 from analyses.lsrl.chain import Chain, linearise, zero_init
 from analyses.lsrl.export import EXACT_BUILDERS, InputSpec, LayerPlan, first_spec
 from analyses.lsrl.export_gated import GATED_BUILDERS, GATES
@@ -191,8 +193,6 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
 
     Raises ``ValueError`` naming the block when ``target`` cannot express it.
     """
-    import probe
-
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     if input_kind not in ("vectors", "tokens"):

@@ -11,6 +11,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from analyses.lsrl.backends import float_array
 from analyses.lsrl.chain import Chain, Stage
 from analyses.lsrl.compile import TARGETS, Compiled
 
@@ -128,7 +129,6 @@ def trajectory_figure(c: Compiled, x, max_units: int = 60):
 
 def _unit_to_stage(plan, stage: Stage) -> list[Optional[int]]:
     """For each hidden unit, the stage unit whose value it (partly) carries, or None (constant units)."""
-    from analyses.lsrl.backends import float_array
     D = plan.out.D if isinstance(plan.out.D, np.ndarray) else float_array(plan.out.D)   # (n, H)
     out = []
     for u in range(D.shape[1]):

@@ -28,7 +28,16 @@ import numpy as np
 import sympy
 
 from analyses.lsrl import sugar as S
-from analyses.lsrl.graph import Concat, Input, LinState, Linear, Multiplicative, Node, ReLU, ReLUState
+from analyses.lsrl.graph import (
+    Concat,
+    Input,
+    Linear,
+    LinState,
+    Multiplicative,
+    Node,
+    ReLU,
+    ReLUState,
+)
 from analyses.lsrl.program import Program
 
 PARITY = ((0, 1), (1, 0))                        # delta[state][bit]

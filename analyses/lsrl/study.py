@@ -16,30 +16,36 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from analyses._moved import renamed
 from analyses.lsrl import checks
 from analyses.lsrl.compile import TARGETS, compile
 from analyses.lsrl.library import library
+from probe.settings import Settings, profiles, setting, settings_for
 
 TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
-class Profile:
-    random_len: int            # random strings of this length (all their prefixes are checked)
-    n_random: int
-    sym_budget: int            # symbolic check on all strings up to the longest L with k^L <= budget
-    sym_random: int            # exact check on this many random strings of length random_len too
-    lengths: tuple             # precision against length
-    noise: float               # input noise for the gate comparison (lookup vs lookup_relu)
+class LsrlSettings(Settings):
+    """How thoroughly a profile checks the compiled programs."""
+
+    random_len: int = setting(ge=1, doc="random strings of this length (all their prefixes are checked)")
+    n_random: int = setting(ge=1)
+    sym_budget: int = setting(ge=1, doc="symbolic check on all strings up to the longest L with k^L <= budget")
+    sym_random: int = setting(ge=0, doc="exact check on this many random strings of length random_len too")
+    lengths: tuple[int, ...] = setting(doc="precision against length")
+    noise: float = setting(ge=0, doc="input noise for the gate comparison (lookup vs lookup_relu)")
 
 
-PROFILES = {
-    "quick": Profile(200, 32, 256, 0, (10, 100, 1000), 1e-4),
-    "full": Profile(200, 64, 4096, 2, (10, 100, 1000, 10000), 1e-4),
-}
+SETTINGS = profiles(
+    quick=LsrlSettings(200, 32, 256, 0, (10, 100, 1000), 1e-4),
+    full=LsrlSettings(200, 64, 4096, 2, (10, 100, 1000, 10000), 1e-4),
+)
+
+__getattr__ = renamed(globals(), {"Profile": "LsrlSettings", "PROFILES": "SETTINGS"})
 
 
-def _row(name: str, lp, target: str, prof: Profile, cs: checks.Cases, seed: int) -> dict:
+def _row(name: str, lp, target: str, prof: LsrlSettings, cs: checks.Cases, seed: int) -> dict:
     row = {"program": name, "target": target}
     try:
         c = compile(lp.program, target)
@@ -62,13 +68,11 @@ def _row(name: str, lp, target: str, prof: Profile, cs: checks.Cases, seed: int)
 GATE_PROGRAMS = ("lookup", "lookup_relu")      # the same memory, read by a gate or by ReLU conditionals
 
 
-def measure(profile: Union[str, Profile] = "quick", programs: Optional[Sequence[str]] = None,
+def measure(profile: Union[str, LsrlSettings] = "quick", programs: Optional[Sequence[str]] = None,
             targets: Sequence[str] = TARGETS, seed: int = 0) -> dict:
-    """Every measurement of the claim; see the module docstring. ``profile``: a name of
-    :data:`PROFILES` or a :class:`Profile`."""
-    if not isinstance(profile, Profile) and profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)} or a Profile; got {profile!r}")
-    prof, rows = (profile if isinstance(profile, Profile) else PROFILES[profile]), []
+    """Every measurement of the claim; see the module docstring. ``profile``: "quick", "full"
+    or any :class:`LsrlSettings`."""
+    prof, rows = (profile if isinstance(profile, LsrlSettings) else settings_for(SETTINGS, profile)), []
     with checks.single_thread():
         for name, lp in library(programs).items():
             cs = checks.cases(lp, lp.max_exhaustive_len(), prof.random_len, prof.n_random, prof.lengths,
@@ -117,4 +121,4 @@ def verdict(study: dict) -> tuple[dict, bool]:
     return measured, bool(ok)
 
 
-__all__ = ["GATE_PROGRAMS", "PROFILES", "Profile", "TOLERANCE", "measure", "verdict"]
+__all__ = ["GATE_PROGRAMS", "LsrlSettings", "SETTINGS", "TOLERANCE", "measure", "verdict"]

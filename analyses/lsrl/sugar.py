@@ -23,7 +23,15 @@ from typing import Literal, Optional, Union
 
 import sympy
 
-from analyses.lsrl.graph import Concat, Linear, LinState, Multiplicative, Node, ReLU, exact
+from analyses.lsrl.graph import (
+    Concat,
+    Linear,
+    LinState,
+    Multiplicative,
+    Node,
+    ReLU,
+    exact,
+)
 
 Operand = Union[Node, int, float, sympy.Basic]
 

@@ -5,9 +5,10 @@ import torch
 
 import probe
 from analyses import attention as att
-from analyses._attention_construct import Neurons, construction_neurons, hawk_from_neurons
-from analyses._attention_layer import gd_loss_closed_form, gd_step_size
-from analyses._attention_recover import identifiable, neurons_from_hawk
+from analyses.attention import claims as att_claims
+from analyses.attention.construct import Neurons, construction_neurons, hawk_from_neurons
+from analyses.attention.layer import gd_loss_closed_form, gd_step_size
+from analyses.attention.recover import identifiable, neurons_from_hawk
 
 
 def _run(model, x: np.ndarray) -> np.ndarray:
@@ -182,8 +183,8 @@ def test_analyze_on_the_construction_of_the_reference_scores_it_exactly(kind):
 
 @pytest.mark.slow
 def test_claims_pass_in_the_quick_profile(tmp_path):
-    exact = att.construction_exact(profile="quick", store=str(tmp_path))
+    exact = att_claims.construction_exact(profile="quick", store=str(tmp_path))
     assert exact.passed, exact.measured
-    found = att.discovered(profile="quick", store=str(tmp_path))
+    found = att_claims.discovered(profile="quick", store=str(tmp_path))
     assert found.passed, found.measured
     assert found.measured["regression"]["excess"] <= 0.05 and found.measured["regression"]["correlation"] >= 0.93

@@ -11,8 +11,9 @@ import torch
 import analyses
 import probe
 import tasks
-from analyses import _automata as fa
 from analyses import automaton as au
+from analyses.automaton import automata as fa
+from analyses.automaton import claims as parity_claims
 
 PARITY = fa.moore([[0, 1], [1, 0]], [0, 1])
 
@@ -229,8 +230,6 @@ def test_analyze_run_tracks_every_checkpoint_and_agrees_with_analyze(tiny_run):
 @pytest.mark.slow
 def test_quick_parity_claims_pass(tmp_path):
     # ~45 s of CPU on one core (training four small runs); minutes of wall time on a busy machine
-    from probe.claims import registered
-
-    for spec in registered(["parity.infinite_generalization", "parity.automaton"]):
+    for spec in (parity_claims.infinite_generalization, parity_claims.parity_automaton):
         c = spec(profile="quick", store=str(tmp_path))
         assert c.passed, (c.id, c.measured)

@@ -1,6 +1,6 @@
 """The magnitude analysis tells an onion code from a code with one subspace per position.
 
-Hand-built copiers (``analyses._magnitude_handbuilt``) store the sequence in a known code; the
+Hand-built copiers (``analyses.magnitude.handbuilt``) store the sequence in a known code; the
 interventions must succeed exactly where the code allows them to.
 """
 import json
@@ -12,9 +12,10 @@ import torch
 
 import tasks
 from analyses import magnitude
-from analyses._magnitude_data import contributions, geometric_fit, sampler
-from analyses._magnitude_handbuilt import HandBuiltCopier
-from analyses._magnitude_sweep import linear_accuracy, rises
+from analyses.magnitude import claims as magnitude_claims
+from analyses.magnitude.data import contributions, geometric_fit, sampler
+from analyses.magnitude.handbuilt import HandBuiltCopier
+from analyses.magnitude.sweep import linear_accuracy, rises
 
 V, K = 8, 3
 # c(b) fixed to the model's own contribution: a learned E (the default, as the paper's code) with
@@ -126,6 +127,6 @@ def test_bad_input_names_the_valid_choices(task):
 
 @pytest.mark.slow
 def test_quick_profile_claims_pass(tmp_path):
-    for check in (magnitude.onion_small, magnitude.linear_large):
+    for check in (magnitude_claims.onion_small, magnitude_claims.linear_large):
         result = check(profile="quick", store=str(tmp_path))
         assert result.passed, result

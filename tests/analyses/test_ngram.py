@@ -9,9 +9,11 @@ import torch
 import probe
 import tasks
 from analyses import ngram
-from analyses._ngram_counts import N_SYMBOLS, SEP, dfa_probs, greedy_letter_legal, histories, ngram_probs, tvd
-from analyses._ngram_measure import state_probe
-from analyses._ngram_sweep import rises
+from analyses.ngram import claims as ngram_claims
+from analyses.ngram import sweep as ngram_sweep
+from analyses.ngram.counts import N_SYMBOLS, SEP, dfa_probs, greedy_letter_legal, histories, ngram_probs, tvd
+from analyses.ngram.measure import state_probe
+from analyses.ngram.sweep import GRIFFIN, Champion, Model, NgramSettings, champion, rises, settings, sweep
 from tasks.dfa import LETTERS
 
 PAD = SEP + 1
@@ -130,7 +132,7 @@ def test_rises():
 def test_hand_built_hawk_is_the_in_context_bigram(conv):
     # capacity: hawk can express the bigram (two layers, or one with conv); wherever the bigram's
     # most probable letter is unique, the model's greedy letter is that letter
-    from analyses._ngram_construct import bigram_hawk
+    from analyses.ngram.construct import bigram_hawk
 
     task = tasks.make("regular", n_train_automata=16, n_test_automata=16, max_len=8, max_strings=8)
     model = bigram_hawk(task, conv=conv)
@@ -149,7 +151,7 @@ def test_hand_built_hawk_is_the_in_context_bigram(conv):
 
 
 def test_every_cell_of_a_sweep_is_scored_on_the_same_contexts():
-    from analyses.ngram import _eval_batch
+    from analyses.ngram.analysis import _eval_batch
 
     small, large = (tasks.make("regular", n_train_automata=k, n_test_automata=16, max_len=6) for k in (4, 32))
     (a, _), (b, _) = _eval_batch(small, 8, 0, "test"), _eval_batch(large, 8, 0, "test")
@@ -205,7 +207,7 @@ def test_analyze_run_follows_the_checkpoints(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def quick_claim(tmp_path_factory):
-    return ngram.icll(profile="quick", store=str(tmp_path_factory.mktemp("ngram-store")))
+    return ngram_claims.icll(profile="quick", store=str(tmp_path_factory.mktemp("ngram-store")))
 
 
 @pytest.mark.slow
@@ -216,7 +218,7 @@ def test_quick_profile_accuracy_rises_with_the_number_of_training_automata(quick
 
 # The sweep's models stay near the in-context unigram after a few hundred steps; the bigram is
 # beaten by the quick plan's champion, Griffin's block trained for 9000 steps (~26 CPU minutes per
-# seed on one thread; see analyses/_ngram_sweep.py), so this test takes about an hour.
+# seed on one thread; see analyses/ngram/NOTES.md), so this test takes about an hour.
 @pytest.mark.slow
 def test_quick_profile_claim_passes(quick_claim):
     assert quick_claim.passed, quick_claim.measured
@@ -225,16 +227,11 @@ def test_quick_profile_claim_passes(quick_claim):
 
 
 def plans_quick():
-    from analyses._ngram_sweep import plan
-
-    return plan("quick")
+    return settings("quick")
 
 
 def test_a_champion_is_one_single_member_run_per_seed_scored_like_the_sweep(tmp_path):
-    from analyses import _ngram_claims
-    from analyses._ngram_sweep import Champion, Model, Plan, champion, sweep
-
-    p = Plan(archs=("gru",), automata=(16,), task={"max_len": 6, "max_strings": 6, "n_test_automata": 16},
+    p = NgramSettings(archs=("gru",), automata=(16,), task={"max_len": 6, "max_strings": 6, "n_test_automata": 16},
              hidden=8, layers=1, steps=6, lr=1e-2, members=2, n_checkpoints=2, n_eval=16,
              models={"small": Model("gru", hidden=6, steps=4)}, champion=Champion("small", 32, seeds=(3, 5)))
     rows, base = champion(p, str(tmp_path))
@@ -245,16 +242,15 @@ def test_a_champion_is_one_single_member_run_per_seed_scored_like_the_sweep(tmp_
     # scored on the sweep's held-out contexts: the same baselines as a sweep cell
     _, sweep_base = sweep(p, str(tmp_path))
     assert base == sweep_base
-    s = _ngram_claims.summarise_champion(rows, base)
+    s = ngram_claims.summarise_champion(rows, base)
     mean = (rows[0]["accuracy"] + rows[1]["accuracy"]) / 2
     assert s["seeds"] == [3, 5] and s["mean"] == round(mean, 4)
     assert s["gap_to_bigram"] == round(mean - base["2"]["accuracy"], 4)
-    assert champion(Plan(archs=("gru",), automata=(4,)), str(tmp_path)) == ([], {})  # no champion, nothing trained
+    assert champion(NgramSettings(archs=("gru",), automata=(4,)), str(tmp_path)) == ([], {})  # no champion, nothing trained
     # the figure draws it as one more point, the mean over its seeds
-    from analyses import _ngram_sweep
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(_ngram_sweep.PLANS, "quick", p)
+        mp.setitem(ngram_sweep.SETTINGS, "quick", p)
         accuracy = ngram.sweep_figures("quick", str(tmp_path), champion=True)["accuracy"]
     traces = {t.name: t for t in accuracy.data}
     assert list(traces["small"].x) == [32] and traces["small"].y[0] == pytest.approx(mean)
@@ -262,9 +258,7 @@ def test_a_champion_is_one_single_member_run_per_seed_scored_like_the_sweep(tmp_
 
 
 def test_a_plan_fills_a_model_from_its_defaults():
-    from analyses._ngram_sweep import GRIFFIN, Model, plan
-
-    quick, full = plan("quick"), plan("full")
+    quick, full = settings("quick"), settings("full")
     assert quick.model("gru") == Model("gru", quick.hidden, quick.layers, {}, quick.steps, quick.lr)
     g = full.model("griffin")
     assert (g.arch, g.hidden, g.layers, g.steps, g.params["conv"]) == ("hawk", GRIFFIN.hidden, 2, full.steps, 4)

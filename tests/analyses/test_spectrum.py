@@ -11,7 +11,8 @@ import analyses
 import probe
 import tasks
 from analyses import spectrum
-from analyses._fixed_points import classify, find_fixed_points, jacobians, linear_fixed_point
+from analyses.spectrum import claims as integration_claims
+from analyses.spectrum.fixed_point_search import classify, find_fixed_points, jacobians, linear_fixed_point
 
 
 def bistable(h: torch.Tensor) -> torch.Tensor:
@@ -115,8 +116,6 @@ def test_analyze_run_covers_every_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_quick_integration_claims_pass():
-    from probe.claims import registered
-
-    for spec in registered(["integration.outlier_eigenvalue", "integration.theory_match"]):
+    for spec in (integration_claims.outlier_eigenvalue, integration_claims.theory_match):
         result = spec(profile="quick")
         assert result.passed, (result.id, result.measured)

@@ -129,8 +129,8 @@ def test_gumbel_softmax_is_seeded_and_one_hot():
 
 def _copier_and_sampler():
     # a copier whose state holds position p's token one-hot in block p (see the module)
-    from analyses._magnitude_data import sampler
-    from analyses._magnitude_handbuilt import HandBuiltCopier
+    from analyses.magnitude.data import sampler
+    from analyses.magnitude.handbuilt import HandBuiltCopier
     task = tasks.make("repetition", n_symbols=6, min_len=2, max_len=3, mode="no_input")
     return HandBuiltCopier(6, 3, "blocks"), sampler(task, "unigram")
 

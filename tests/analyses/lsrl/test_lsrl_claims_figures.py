@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analyses.lsrl import claims as lsrl_claims
 from analyses.lsrl import figures, study
 from analyses.lsrl.compile import compile
 from analyses.lsrl.library import library
@@ -14,12 +15,11 @@ from probe.claims import registered
 def small_study():
     from analyses.lsrl import checks
     with checks.single_thread():
-        small = study.Profile(random_len=50, n_random=8, sym_budget=32, sym_random=1, lengths=(10, 100), noise=1e-4)
+        small = study.LsrlSettings(random_len=50, n_random=8, sym_budget=32, sym_random=1, lengths=(10, 100), noise=1e-4)
         return study.measure(small, programs=["counter", "parity", "lookup", "lookup_relu"])
 
 
 def test_claims_are_registered():
-    import analyses.lsrl  # noqa: F401
     ids = {c.id for c in registered()}
     assert {"lsrl.exact", "lsrl.ground_truth"} <= ids
 
@@ -60,13 +60,13 @@ def test_figures_build(small_study):
 
 @pytest.mark.slow
 def test_lsrl_exact_claim_quick_profile():
-    spec = [s for s in registered() if s.id == "lsrl.exact"][0]
+    spec = lsrl_claims.lsrl_exact
     result = spec(profile="quick")
     assert result.passed, result.measured
 
 
 @pytest.mark.slow
 def test_lsrl_ground_truth_claim_quick_profile():
-    spec = [s for s in registered() if s.id == "lsrl.ground_truth"][0]
+    spec = lsrl_claims.lsrl_ground_truth
     result = spec(profile="quick")
     assert result.passed, result.measured

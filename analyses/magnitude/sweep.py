@@ -1,0 +1,132 @@
+"""The hidden-size sweep behind the repetition claims: per-profile settings, training, the size figure.
+
+One run per hidden size (the trainer trains ``members`` seeds of one size at once), each member
+analysed through ``analyses.analyze("magnitude", run, member)``, so results are cached in the run
+folder and a second claim, figure or notebook reading the same run and parameters does not fit
+the interventions again.
+
+``full`` is the paper's setup: 40k steps of AdamW (lr 1e-3, weight decay 0.1, batch 256, no
+clipping) on the paper's task (30 symbols, lengths 2-9), sizes 48 to 1024, three seeds,
+interventions trained for 4000 steps (the paper: 60k); many CPU hours. ``quick`` runs in a few
+CPU minutes: the same symbols, architecture, optimiser and interventions, but sequences of
+lengths 2-5 at lr 1e-2 (cosine, batch 128), with fewer steps for the larger (faster-learning)
+sizes. NOTES.md says why, and what was measured.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import analyses
+import probe
+import tasks
+from analyses import base
+from analyses._moved import renamed
+from analyses.magnitude import figures as figs
+from probe.settings import Settings, profiles, setting, settings_for
+from probe.threads import single_thread
+
+
+@dataclass(frozen=True)
+class MagnitudeSettings(Settings):
+    """How to train and analyse the models of one profile."""
+
+    sizes: tuple[int, ...]
+    task: dict = setting(factory=dict, doc="repetition params (the paper's defaults when empty)")
+    steps: int = setting(40_000, ge=1)
+    steps_by_size: dict = setting(factory=dict, doc="{hidden: steps} where a size trains for a different count")
+    batch_size: int = setting(256, ge=1)
+    lr: float = setting(1e-3, gt=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup: int = setting(0, ge=0)
+    weight_decay: float = setting(0.1, ge=0)
+    members: int = setting(1, ge=1, doc="seeds per size, trained together")
+    intervention_steps: int = setting(4000, ge=1, doc="each linear (DAS) intervention")
+    onion_steps: int = setting(4000, ge=1)
+    intervention_batch: int = setting(256, ge=1)
+    n_eval: int = setting(4096, ge=1)
+
+    def steps_for(self, hidden: int) -> int:
+        return int(self.steps_by_size.get(hidden, self.steps))
+
+    def analysis_params(self) -> dict:
+        return {"steps": self.intervention_steps, "onion_steps": self.onion_steps,
+                "batch_size": self.intervention_batch, "n_eval": self.n_eval}
+
+
+SETTINGS = profiles(
+    # lengths 2-5; larger GRUs learn the task in fewer steps (every size reaches >= 0.99 sequence
+    # accuracy at length 5), so they get fewer: the budget goes where a step is cheap
+    quick=MagnitudeSettings(sizes=(48, 64, 128, 256), task={"max_len": 5}, steps=8000,
+                            steps_by_size={64: 3000, 128: 2000, 256: 1000}, batch_size=128, lr=1e-2,
+                            schedule="cosine", warmup=100, intervention_steps=200, onion_steps=1500,
+                            intervention_batch=128, n_eval=1024),
+    full=MagnitudeSettings(sizes=(48, 64, 128, 256, 512, 1024), members=3),
+)
+
+
+def settings(profile: str) -> MagnitudeSettings:
+    """The settings of ``profile`` ("quick" or "full")."""
+    return settings_for(SETTINGS, profile)
+
+
+__getattr__ = renamed(globals(), {"Plan": "MagnitudeSettings", "PLANS": "SETTINGS", "plan": "settings"})
+
+
+def task_for(p: MagnitudeSettings):
+    return tasks.make("repetition", **p.task)
+
+
+def train_run(arch: str, hidden: int, p: MagnitudeSettings, store: str = "runs", seed: int = 0):
+    """Train (or load, if the store has it) the ensemble of ``p.members`` models of one size."""
+    task = task_for(p)
+    model = probe.models.make(arch, task, hidden=hidden, members=p.members, seed=seed)
+    return probe.train(task, model, steps=p.steps_for(hidden), batch_size=p.batch_size, lr=p.lr,
+                       schedule=p.schedule, warmup=p.warmup, weight_decay=p.weight_decay, grad_clip=None,
+                       store=store, seed=seed, progress=False, eval_splits=["train"])
+
+
+def sweep(arch: str = "gru", profile: str = "quick", store: str = "runs", sizes: Sequence[int] | None = None,
+          kinds: Sequence[str] = ("unigram", "bigram", "onion"), steps: int | None = None, seed: int = 0) -> list[dict]:
+    """Train every size and analyse every member; one row per (size, member).
+
+    ``steps`` overrides the plan's training steps of the linear interventions.
+
+    Rows hold ``arch``, ``hidden``, ``member``, ``accuracy`` {kind: accuracy},
+    ``model_accuracy``, ``rate`` (the contributions' geometric rate) and ``run`` (its id).
+    """
+    p = settings(profile)
+    rows = []
+    with single_thread():
+        for hidden in sizes or p.sizes:
+            run = train_run(arch, hidden, p, store, seed)
+            for m in range(p.members):
+                params = {**p.analysis_params(), **({"steps": steps} if steps else {})}
+                r = analyses.analyze("magnitude", run, member=m, kinds=list(kinds), seed=seed, **params)
+                rows.append({"arch": arch, "hidden": hidden, "member": m, "accuracy": dict(r.accuracy),
+                             "model_accuracy": r.model_accuracy, "rate": r.fit.get("rate"), "run": run.id})
+    return rows
+
+
+def linear_accuracy(accuracy: dict) -> float:
+    """The linear intervention's accuracy: the better of its unigram and bigram variants."""
+    return max(accuracy.get(k, float("-inf")) for k in ("unigram", "bigram"))
+
+
+def mean_by_size(rows: list[dict], key) -> dict[int, float]:
+    """{hidden: mean of key(row) over the members}."""
+    out: dict[int, list[float]] = {}
+    for r in rows:
+        out.setdefault(r["hidden"], []).append(key(r))
+    return {h: sum(v) / len(v) for h, v in sorted(out.items())}
+
+
+# linear accuracy against hidden size: drops of up to 0.05 are noise, a rise needs at least 0.2
+rises = functools.partial(base.rises, tolerance=0.05, min_rise=0.2)
+
+
+def size_figure(profile: str = "quick", store: str = "runs", arch: str = "gru"):
+    """Intervention accuracy against hidden size (the paper's table as a plot), from the sweep."""
+    rows = sweep(arch, profile, store)
+    return figs.accuracy_vs_size(rows, f"Intervention accuracy against hidden size ({arch}, {profile} profile)")

@@ -1,0 +1,26 @@
+"""The memory study (Zoology; Just Read Twice): recall against state size, and the order of two sets.
+
+    analysis.py    accuracy per split, recall by lag, membership probes by set size, for one model
+    accounting.py  state size in numbers carried per step, and the width that gives it
+    probes.py      recall by lag and membership probes
+    figures.py     the frontier, the asymmetry, probes against set size, recall by lag
+    plans.py       per-profile settings, training, the sweeps and their figures
+    claims.py      ``recall.state_frontier`` and ``disjointness.order_asymmetry``
+    NOTES.md       what was measured, and four searches for the order asymmetry
+"""
+from analyses._moved import forward
+from analyses.memory.accounting import hidden_for, member_accuracy, state_size
+from analyses.memory.analysis import MemoryResult, analyze
+from analyses.memory.plans import (
+           asymmetry_figure,
+           frontier_figure,
+           probe_curves,
+           probe_figure,
+)
+from analyses.memory.probes import membership_probe
+
+__all__ = ["MemoryResult", "analyze", "asymmetry_figure", "frontier_figure", "hidden_for", "member_accuracy",
+           "membership_probe", "probe_curves", "probe_figure", "state_size"]
+
+# Before 0.2 the claims lived in this module's namespace.
+__getattr__ = forward(__name__, dict.fromkeys(["order_asymmetry", "state_frontier"], "analyses.memory.claims"))
