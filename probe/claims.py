@@ -78,10 +78,13 @@ def _as_claim(spec: ClaimSpec, out: Any) -> Claim:
     if isinstance(out, Claim):
         return dataclasses.replace(out, id=out.id or spec.id, source=out.source or spec.source,
                                    statement=out.statement or spec.statement)
-    if isinstance(out, dict) and {"measured", "expected", "passed"} <= set(out):  # before 0.2
-        warnings.warn(f"claim {spec.id} returned a dict; return probe.claims.outcome(...) instead "
-                      "(dicts are refused from the next release)", DeprecationWarning, stacklevel=2)
-        return Claim(spec.id, spec.source, spec.statement, out["measured"], out["expected"], bool(out["passed"]))
+    old = ((out["measured"], out["expected"], out["passed"]) if isinstance(out, dict)
+           and {"measured", "expected", "passed"} <= set(out) else out if isinstance(out, tuple) and len(out) == 3
+           else None)
+    if old is not None:  # the forms claims returned before 0.2
+        warnings.warn(f"claim {spec.id} returned a {type(out).__name__}; return probe.claims.outcome(...) "
+                      "instead (other forms are refused from the next release)", DeprecationWarning, stacklevel=2)
+        return Claim(spec.id, spec.source, spec.statement, old[0], old[1], bool(old[2]))
     raise TypeError(f"claim {spec.id} returned {type(out).__name__}; expected a Claim "
                     "(return probe.claims.outcome(measured, expected, passed))")
 

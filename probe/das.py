@@ -1,13 +1,13 @@
 """Interchange interventions and distributed alignment search (DAS) on a recurrent state.
 
     >>> from probe import das
-    >>> out = das.interchange(model, base, source, site="layers.0.hook_h", step=8)   # (B, T, K)
+    >>> out = das.interchange(model, base, source, hook="layers.0.hook_h", step=8)   # (B, T, K)
     >>> search = das.DAS(n_variables=9, steps=400).fit(model, sampler)
     >>> search.evaluate(model, sampler)["accuracy"]
 
-An interchange intervention runs ``base`` with the value at a *site* and step replaced, wholly or
+An interchange intervention runs ``base`` with the value at a hook and step replaced, wholly or
 in part, by the value ``source`` produced there. DAS (Geiger et al. 2024, arXiv 2303.02536) looks
-for the part to swap: an orthogonal rotation R of the site's space, and an assignment of rotated
+for the part to swap: an orthogonal rotation R of the hook's space, and an assignment of rotated
 dimensions to the causal variables; swapping variable k means taking the rotated dimensions
 assigned to k from the source and the rest from the base,
 
@@ -21,13 +21,13 @@ rotated dimensions [k·s, (k+1)·s), s = D // K, as in their ``InterventionModel
 DAS, and only the rotation is learned. In a few hundred steps the fixed one is found far more
 reliably (on the repetition GRUs it gave the higher accuracy every time we compared).
 
-Sites. A hook name (``"layers.0.hook_h"``, a gate) is edited through :func:`probe.intervene`, the
-reference path. ``"state"`` is the model's whole recurrent state (every layer; an LSTM's cells
+Hooks. A hook name (``"layers.0.hook_h"``, a gate) is edited through :func:`probe.intervene`, the
+reference path, as in :class:`probe.Edit`. ``"state"`` is the model's whole recurrent state (every layer; an LSTM's cells
 too) as one flat vector, edited by running the prefix, editing the returned state and continuing
 from it with ``model(rest, state=...)`` (the fused recurrences, so training is faster). For a
 one-layer GRU, Elman, linear RNN or Hawk, ``"state"`` and ``"layers.0.hook_h"`` are the same vector
 and give the same outputs after the step (tests check); at the step itself ``"state"`` leaves the
-output as it was, the hook site shows the edited state's readout.
+output as it was, the hook shows the edited state's readout.
 
 Learned interventions share :class:`TrainableIntervention` (scikit-learn style: the constructor
 stores arguments, ``fit`` sets attributes ending in ``_`` and returns self). Their data is a
@@ -37,7 +37,9 @@ the counterfactual targets the swapped run should produce.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Optional, Sequence
 
@@ -53,16 +55,30 @@ STATE = "state"
 Assignment = Literal["gumbel", "fixed"]
 
 
+def _site_is_hook(fn):
+    """Accept the keyword ``site=`` (before 0.2) for ``hook=``, with a DeprecationWarning."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "site" in kwargs:
+            if "hook" in kwargs:
+                raise TypeError(f"{fn.__qualname__}() got both hook= and its old name site=")
+            warnings.warn(f"{fn.__qualname__}(site=...) is now hook=...; site= goes in the next release",
+                          DeprecationWarning, stacklevel=2)
+            kwargs["hook"] = kwargs.pop("site")
+        return fn(*args, **kwargs)
+    return wrapper
+
+
 # ---------------------------------------------------------------------------------------------
-# sites: read a value, run with an edit
+# hooks: read a value, run with an edit
 # ---------------------------------------------------------------------------------------------
 
-def _check_model(model, site: str) -> None:
+def _check_model(model, hook: str) -> None:
     if getattr(model, "is_ensemble", False):
         raise ValueError(f"interventions need a plain model; this one has members={model.members} "
                          "(use model.member(i))")
-    if site != STATE and site not in model.hook_dict:
-        raise ValueError(f"unknown site {site!r}; valid sites: {STATE!r} or a hook: "
+    if hook != STATE and hook not in model.hook_dict:
+        raise ValueError(f"unknown hook {hook!r}; valid: {STATE!r} or one of the model's hooks: "
                          f"{', '.join(sorted(model.hook_dict))}")
 
 
@@ -87,48 +103,51 @@ def _unflatten(flat: Tensor, widths: list[list[int]]) -> list:
     return [tuple(next(pieces) for _ in ws) if len(ws) > 1 else next(pieces) for ws in widths]
 
 
-def read_site(model, inputs: Tensor, site: str, step: int) -> Tensor:
-    """The value at ``site`` after step ``step``.
+@_site_is_hook
+def read_value(model, inputs: Tensor, hook: str, step: int) -> Tensor:
+    """The value at ``hook`` after step ``step``.
 
     Parameters
     ----------
     model : a plain model from :func:`probe.models.make`.
     inputs : (B, T) tokens or (B, T, d_input) vectors.
-    site : ``"state"`` or a hook name.
+    hook : ``"state"`` or a hook name.
     step : time step (negative counts from the end).
 
     Returns
     -------
     Tensor (B, D)
     """
-    _check_model(model, site)
+    _check_model(model, hook)
     step = _check_step(step, inputs.shape[1])
-    if site == STATE:
+    if hook == STATE:
         _, states = model(inputs[:, :step + 1], return_state=True)
         return _flatten(states)[0]
-    _, cache = model.run_with_cache(inputs[:, :step + 1], names_filter=site)
-    return cache[site][:, step]                                                     # (B, D)
+    _, cache = model.run_with_cache(inputs[:, :step + 1], names_filter=hook)
+    return cache[hook][:, step]                                                     # (B, D)
 
 
-def site_width(model, site: str) -> int:
-    """Width D of a site's value."""
+@_site_is_hook
+def value_width(model, hook: str) -> int:
+    """Width D of a hook's value."""
     x = torch.zeros(1, 1, dtype=torch.long) if model.input_kind == "tokens" else \
         torch.zeros(1, 1, model.d_source, dtype=next(model.parameters()).dtype)
     with torch.no_grad():
-        return read_site(model, x, site, 0).shape[-1]
+        return read_value(model, x, hook, 0).shape[-1]
 
 
-def run_edited(model, inputs: Tensor, site: str, step: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
-    """Outputs of ``model`` on ``inputs`` with ``fn`` applied to the site's value at ``step``.
+@_site_is_hook
+def run_edited(model, inputs: Tensor, hook: str, step: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """Outputs of ``model`` on ``inputs`` with ``fn`` applied to the hook's value at ``step``.
 
     ``fn`` maps (B, D) to (B, D) and may be any differentiable function; later steps follow from
     its value. Returns (B, T, d_output).
     """
-    _check_model(model, site)
+    _check_model(model, hook)
     T = inputs.shape[1]
     step = _check_step(step, T)
-    if site != STATE:
-        out, _ = intervene(model, inputs, [Edit(site, step, fn)], names_filter=lambda name: False)
+    if hook != STATE:
+        out, _ = intervene(model, inputs, [Edit(hook, step, fn)], names_filter=lambda name: False)
         return out
     first, states = model(inputs[:, :step + 1], return_state=True)                  # (B, step+1, K)
     if step + 1 == T:
@@ -150,15 +169,16 @@ def _patch(value: Tensor, units) -> Callable[[Tensor], Tensor]:
     return fn
 
 
-def interchange(model, base: Tensor, source: Tensor, site: str, step: int, source_step: Optional[int] = None,
+@_site_is_hook
+def interchange(model, base: Tensor, source: Tensor, hook: str, step: int, source_step: Optional[int] = None,
                 units: Optional[Sequence[int]] = None) -> Tensor:
-    """Run ``base`` with the site's value at ``step`` taken from ``source`` at ``source_step``.
+    """Run ``base`` with the hook's value at ``step`` taken from ``source`` at ``source_step``.
 
     Parameters
     ----------
     model : a plain model.
     base, source : (B, T) and (B, T') inputs (a source batch of 1 is broadcast).
-    site : ``"state"`` or a hook name, e.g. ``"layers.0.hook_h"``.
+    hook : ``"state"`` or a hook name, e.g. ``"layers.0.hook_h"``.
     step, source_step : where to write in the base and read in the source (default: ``step``).
     units : only these units of the value are swapped (default all).
 
@@ -169,8 +189,8 @@ def interchange(model, base: Tensor, source: Tensor, site: str, step: int, sourc
     if source.shape[0] not in (1, base.shape[0]):
         raise ValueError(f"source batch {source.shape[0]} does not match base batch {base.shape[0]} (or 1)")
     with torch.no_grad():
-        value = read_site(model, source, site, step if source_step is None else source_step)  # (B, D)
-    return run_edited(model, base, site, step, _patch(value, units))
+        value = read_value(model, source, hook, step if source_step is None else source_step)  # (B, D)
+    return run_edited(model, base, hook, step, _patch(value, units))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,13 +248,20 @@ def sequence_correct(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
 
 
 class TrainableIntervention:
-    """The fit/evaluate loops of a learned intervention at one site.
+    """The fit/evaluate loops of a learned intervention at one hook.
 
     Subclasses define ``_build(model, width, generator) -> nn.Module`` and
     ``_apply(module, value, source_value, batch, train, generator) -> edited value`` (B, D).
     """
 
-    site: str
+    hook: str
+
+    @property
+    def site(self) -> str:
+        """Deprecated name of :attr:`hook`."""
+        warnings.warn("TrainableIntervention.site is now .hook; .site goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return self.hook
     steps: int
     lr: float
     batch_size: int
@@ -259,9 +286,9 @@ class TrainableIntervention:
         if batch.source is not None:
             with torch.no_grad():
                 step = batch.step if batch.source_step is None else batch.source_step
-                src = read_site(model, batch.source, self.site, step)                # (B, D)
+                src = read_value(model, batch.source, self.hook, step)                # (B, D)
         fn = lambda v: self._apply(module, v, src, batch, train, generator)           # noqa: E731
-        return run_edited(model, batch.base, self.site, batch.step, fn)              # (B, T, K)
+        return run_edited(model, batch.base, self.hook, batch.step, fn)              # (B, T, K)
 
     def fit(self, model, sampler: Callable[[int, int], SwapBatch]):
         """Train the intervention on ``sampler(batch_size, seed)`` batches; the model stays frozen.
@@ -271,9 +298,9 @@ class TrainableIntervention:
         Sets ``module_`` (the trained intervention), ``width_`` and ``history_`` (loss per step);
         returns self.
         """
-        _check_model(model, self.site)
+        _check_model(model, self.hook)
         gen = torch.Generator().manual_seed(self.seed)
-        self.width_ = site_width(model, self.site)
+        self.width_ = value_width(model, self.hook)
         module = self._build(model, self.width_, gen)
         opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=self.lr)
         history = []
@@ -332,7 +359,7 @@ class DAS(TrainableIntervention):
     Parameters
     ----------
     n_variables : K, the causal variables (e.g. one per stored position).
-    site : ``"state"`` (default) or a hook name.
+    hook : ``"state"`` (default) or a hook name.
     steps, lr, batch_size : the Adam training loop.
     assignment : "gumbel" (learned, as Csordás et al.) or "fixed" (``size`` rotated dimensions per
         variable, default D // K, as their ``InterventionModel`` and classic DAS; faster to train).
@@ -350,10 +377,11 @@ class DAS(TrainableIntervention):
     history_ : list of training losses.
     """
 
-    def __init__(self, n_variables: int, site: str = STATE, assignment: Assignment = "gumbel",
+    @_site_is_hook
+    def __init__(self, n_variables: int, hook: str = STATE, assignment: Assignment = "gumbel",
                  size: Optional[int] = None, steps: int = 500, lr: float = 1e-2, batch_size: int = 256,
                  tau: float = 1.0, sparsity: float = 1e-3, orthogonal_map: str = "matrix_exp", seed: int = 0):
-        self.n_variables, self.site, self.assignment, self.size = n_variables, site, assignment, size
+        self.n_variables, self.hook, self.assignment, self.size = n_variables, hook, assignment, size
         self.steps, self.lr, self.batch_size, self.tau, self.sparsity = steps, lr, batch_size, tau, sparsity
         self.orthogonal_map, self.seed = orthogonal_map, seed
 
@@ -386,7 +414,7 @@ class DAS(TrainableIntervention):
         return self
 
     def swap(self, base: Tensor, source: Tensor, variables: Tensor) -> Tensor:
-        """Apply the fitted swap to site values: base, source (B, D), variables (B, K) bool -> (B, D)."""
+        """Apply the fitted swap to hook values: base, source (B, D), variables (B, K) bool -> (B, D)."""
         self._check_fitted()
         with torch.no_grad():
             return self.module_(base, source, variables, self.module_.assignment())
@@ -397,5 +425,19 @@ class DAS(TrainableIntervention):
         return torch.bincount(self.assignment_, minlength=self.n_variables + 1)[:-1].tolist()
 
 
+def read_site(*args, **kwargs) -> Tensor:
+    """Deprecated name of :func:`read_value`."""
+    warnings.warn("probe.das.read_site is now read_value; read_site goes in the next release",
+                  DeprecationWarning, stacklevel=2)
+    return read_value(*args, **kwargs)
+
+
+def site_width(*args, **kwargs) -> int:
+    """Deprecated name of :func:`value_width`."""
+    warnings.warn("probe.das.site_width is now value_width; site_width goes in the next release",
+                  DeprecationWarning, stacklevel=2)
+    return value_width(*args, **kwargs)
+
+
 __all__ = ["DAS", "STATE", "RotatedSwap", "SwapBatch", "TrainableIntervention", "block_assignment", "frozen",
-           "gumbel_softmax", "interchange", "masked_loss", "read_site", "run_edited", "sequence_correct", "site_width"]
+           "gumbel_softmax", "interchange", "masked_loss", "read_value", "run_edited", "sequence_correct", "value_width"]

@@ -11,7 +11,7 @@ sequence, so an intervention on the final encoder state succeeds when it puts x_
     bigram source    7 2 9            x_{p-1..p+1} kept, random elsewhere: swap bigrams p-1 and p
     onion            (no source)      replace a by x_p at position p
 
-The site is the final encoder state, the state after x_{L-1} (step L-1); SEP, which starts the
+The hook is the final encoder state, the state after x_{L-1} (step L-1); SEP, which starts the
 decoder, is read after it. All rows of a batch have one length, so that the intervention step is
 one step for the whole batch; batch ``seed`` has length ``lengths[seed % len(lengths)]``, so
 consecutive seeds (the training and evaluation loops use them) cover every length evenly.
@@ -23,7 +23,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from probe.das import SwapBatch, read_site
+from probe.das import SwapBatch, read_value
 
 Kind = Literal["unigram", "bigram", "onion"]
 KINDS = ("unigram", "bigram", "onion")
@@ -96,7 +96,7 @@ def sampler(task, kind: Kind, lengths: Sequence[int] | None = None) -> Callable[
 
 @torch.no_grad()
 def contributions(model, task, length: int | None = None, n: int = 512, seed: int = 0,
-                  site: str = "state") -> np.ndarray:
+                  hook: str = "state") -> np.ndarray:
     """How much each position moves the final encoder state: (L,) mean norms.
 
     For each position p, the token there is replaced by another one and the final encoder state
@@ -107,12 +107,12 @@ def contributions(model, task, length: int | None = None, n: int = 512, seed: in
     batch = task.sample(n, seed=seed, min_len=L, max_len=L)
     rng = np.random.default_rng([seed, 11])
     x = batch.inputs[:, :L]                                                       # (B, L)
-    h = read_site(model, x, site, L - 1)                                          # (B, D)
+    h = read_value(model, x, hook, L - 1)                                          # (B, D)
     out = np.zeros(L)
     for p in range(L):
         y = x.clone()
         y[:, p] = torch.from_numpy(_other_token(x[:, p].numpy(), task.config.n_symbols, rng))
-        out[p] = float((read_site(model, y, site, L - 1) - h).norm(dim=-1).mean())
+        out[p] = float((read_value(model, y, hook, L - 1) - h).norm(dim=-1).mean())
     return out
 
 

@@ -2,7 +2,7 @@
 
 Both read symbols x_0..x_{K-1} (exactly ``max_len`` = K of them), then emit them in order on every
 non-symbol input (SEP, then NOINPUT: the task's ``mode="no_input"``), then EOS. Their state is
-one vector per example, so the only intervention site is ``"state"``.
+one vector per example, so the only intervention hook is ``"state"``.
 
 - ``code="blocks"``: K blocks of V dimensions; position p's token is one-hot in block p, every
   position in its own subspace. Reading shifts the blocks down and writes into the last block;

@@ -29,20 +29,20 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from probe.das import STATE, TrainableIntervention, read_site
+from probe.das import STATE, TrainableIntervention, read_value
 
 Contributions = Literal["model", "learned"]
 
 
 @torch.no_grad()
-def token_contributions(model, n_symbols: int, site: str = STATE) -> Tensor:
+def token_contributions(model, n_symbols: int, hook: str = STATE) -> Tensor:
     """c(b) for every symbol b, (n_symbols, D); see the module docstring."""
     tokens = torch.arange(n_symbols)[:, None]                                     # (V, 1)
     cfg = getattr(model, "config", {})
-    if cfg.get("arch") == "gru" and cfg.get("layers") == 1 and site in (STATE, "layers.0.hook_h"):
+    if cfg.get("arch") == "gru" and cfg.get("layers") == 1 and hook in (STATE, "layers.0.hook_h"):
         _, cache = model.run_with_cache(tokens, names_filter="layers.0.hook_n")
         return cache["layers.0.hook_n"][:, 0].clone()                             # (V, H)
-    return read_site(model, tokens, site, 0).clone()                              # (V, D)
+    return read_value(model, tokens, hook, 0).clone()                              # (V, D)
 
 
 class OnionShift(nn.Module):
@@ -80,7 +80,7 @@ class Onion(TrainableIntervention):
     Parameters
     ----------
     n_symbols : tokens that can be stored (the task's ``n_symbols``).
-    site : ``"state"`` (default) or a hook name.
+    hook : ``"state"`` (default) or a hook name.
     contributions : "learned" (tanh E[b], E learned from the model's contribution) or "model"
         (the model's contribution, fixed).
     steps, lr, batch_size, seed : the training loop (see :class:`probe.das.TrainableIntervention`).
@@ -90,17 +90,17 @@ class Onion(TrainableIntervention):
     module_ : OnionShift; gamma_ (D,) the learned per-dimension rates; history_ the losses.
     """
 
-    def __init__(self, n_symbols: int, site: str = STATE, contributions: Contributions = "learned",
+    def __init__(self, n_symbols: int, hook: str = STATE, contributions: Contributions = "learned",
                  steps: int = 500, lr: float = 1e-2, batch_size: int = 256, seed: int = 0):
-        self.n_symbols, self.site, self.contributions = n_symbols, site, contributions
+        self.n_symbols, self.hook, self.contributions = n_symbols, hook, contributions
         self.steps, self.lr, self.batch_size, self.seed = steps, lr, batch_size, seed
 
     def _build(self, model, width, generator):
         if self.contributions not in ("model", "learned"):
             raise ValueError(f"unknown contributions {self.contributions!r}; valid: model, learned")
-        table = token_contributions(model, self.n_symbols, self.site)
+        table = token_contributions(model, self.n_symbols, self.hook)
         if table.shape[-1] != width:
-            raise ValueError(f"token contributions have width {table.shape[-1]}, the site {self.site!r} {width}")
+            raise ValueError(f"token contributions have width {table.shape[-1]}, the hook {self.hook!r} {width}")
         return OnionShift(table, self.contributions == "learned")
 
     def _apply(self, module, value, source_value, batch, train, generator):

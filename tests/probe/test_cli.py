@@ -117,14 +117,24 @@ def test_verify_with_nothing_registered_prints_an_empty_table(tmp_path, registry
 
 
 def test_verify_exits_1_when_a_claim_fails_and_writes_the_report(tmp_path, registry, capsys):
-    claims.claim("good", "Paper A, Fig. 1", "two is even")(lambda profile, store: (2, "even", True))
-    claims.claim("bad", "Paper B, Tab. 2", "one is even")(lambda profile, store: {"measured": 1, "expected": "even",
-                                                                                  "passed": False})
+    claims.claim("good", "Paper A, Fig. 1", "two is even")(lambda profile, store: claims.outcome(2, "even", True))
+    claims.claim("bad", "Paper B, Tab. 2", "one is even")(lambda profile, store: claims.outcome(1, "even", False))
     assert main(["verify", "--store", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "PASS" in out and "FAIL" in out and "1/2 claims pass" in out
     assert "| bad | Paper B, Tab. 2 | one is even | 1 | even | FAIL |" in (tmp_path / "claims.md").read_text()
     assert main(["verify", "--only", "good", "--store", str(tmp_path)]) == 0
+
+
+def test_claims_returning_the_old_dict_or_tuple_still_work_with_a_deprecation_warning(registry):
+    as_dict = claims.claim("d", "P", "s")(lambda profile, store: {"measured": 1, "expected": 2, "passed": 0})
+    as_tuple = claims.claim("t", "P", "s")(lambda profile, store: (1, 2, True))
+    with pytest.warns(DeprecationWarning, match="outcome"):
+        assert (as_dict().id, as_dict().measured, as_dict().passed) == ("d", 1, False)
+    with pytest.warns(DeprecationWarning, match="outcome"):
+        assert (as_tuple().statement, as_tuple().expected, as_tuple().passed) == ("s", 2, True)
+    wrong = claims.claim("w", "P", "s")(lambda profile, store: 0.5)()
+    assert not wrong.passed and "expected a Claim" in wrong.measured
 
 
 def test_a_claim_that_raises_fails_instead_of_crashing(registry):

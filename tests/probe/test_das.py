@@ -58,15 +58,15 @@ def test_state_site_equals_the_hook_site_after_the_step(arch):
     via_hook = das.run_edited(model, x, HOOK, STEP, fn)
     torch.testing.assert_close(via_state[:, STEP + 1:], via_hook[:, STEP + 1:], atol=1e-10, rtol=0)
     torch.testing.assert_close(via_state[:, :STEP], via_hook[:, :STEP], atol=1e-10, rtol=0)
-    torch.testing.assert_close(das.read_site(model, x, das.STATE, STEP), das.read_site(model, x, HOOK, STEP))
+    torch.testing.assert_close(das.read_value(model, x, das.STATE, STEP), das.read_value(model, x, HOOK, STEP))
 
 
 def test_lstm_state_site_holds_h_then_c():
     model = model_for("lstm")
     x = inputs(4)
-    assert das.site_width(model, das.STATE) == 16
+    assert das.value_width(model, das.STATE) == 16
     _, (h, c) = (lambda o: (o[0], o[1][0]))(model(x[:, :STEP + 1], return_state=True))
-    torch.testing.assert_close(das.read_site(model, x, das.STATE, STEP), torch.cat([h, c], -1))
+    torch.testing.assert_close(das.read_value(model, x, das.STATE, STEP), torch.cat([h, c], -1))
 
     def only_h(v):
         out = v.clone()
@@ -175,11 +175,24 @@ def test_fitting_leaves_the_model_trainable():
 
 def test_bad_input_names_the_valid_choices():
     model = model_for("gru")
-    with pytest.raises(ValueError, match="valid sites"):
-        das.read_site(model, inputs(), "layers.0.hook_nope", 1)
+    with pytest.raises(ValueError, match="one of the model's hooks"):
+        das.read_value(model, inputs(), "layers.0.hook_nope", 1)
     with pytest.raises(ValueError, match="valid steps are 0..8"):
         das.run_edited(model, inputs(), das.STATE, 9, lambda v: v)
     with pytest.raises(ValueError, match="members=2"):
-        das.read_site(make("gru", TOKENS, hidden=4, members=2), inputs(), das.STATE, 1)
+        das.read_value(make("gru", TOKENS, hidden=4, members=2), inputs(), das.STATE, 1)
     with pytest.raises(ValueError, match="does not match base batch"):
         das.interchange(model, inputs(B=3), inputs(B=2), HOOK, 1)
+
+
+def test_the_old_word_site_still_works_with_a_deprecation_warning():
+    model = make("gru", TOKENS, hidden=4)
+    with pytest.warns(DeprecationWarning, match="hook="):
+        old = das.interchange(model, inputs(), inputs(), site=HOOK, step=STEP)
+    torch.testing.assert_close(old, das.interchange(model, inputs(), inputs(), hook=HOOK, step=STEP))
+    with pytest.warns(DeprecationWarning, match="read_value"):
+        das.read_site(model, inputs(), HOOK, STEP)
+    with pytest.warns(DeprecationWarning, match="hook="):
+        search = das.DAS(2, site=HOOK)
+    with pytest.warns(DeprecationWarning, match=r"\.hook"):
+        assert search.site == search.hook == HOOK
