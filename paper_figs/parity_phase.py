@@ -20,27 +20,29 @@ import numpy as np
 import plotly.graph_objects as go
 
 from paper_figs import Profile, save
-from probe.claims import for_profile
+from probe.settings import Settings, profiles, setting, settings_for
 
 NAME = "parity_phase"
 
 
 @dataclass(frozen=True)
-class Grid:
-    gains: tuple[float, ...]
-    fractions: tuple[float, ...]
-    members: int
-    steps: int
-    lr: float = 3e-3
-    hidden: int = 100
-    long_n: int = 8
+class Grid(Settings):
+    """The phase diagram's cells (init gain x fraction of the training strings) and their training."""
+
+    gains: tuple[float, ...] = setting()
+    fractions: tuple[float, ...] = setting()
+    members: int = setting(ge=1)
+    steps: int = setting(ge=1)
+    lr: float = setting(3e-3, gt=0)
+    hidden: int = setting(100, ge=1)
+    long_n: int = setting(8, ge=1)
 
 
-GRIDS = {
-    "quick": Grid(gains=(0.1, 1.0, 2.5), fractions=(0.05, 0.2, 1.0), members=2, steps=400),
-    "full": Grid(gains=(0.05, 0.1, 0.3, 1.0, 2.0, 2.5), fractions=(0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-                 members=4, steps=2000),
-}
+GRIDS = profiles(
+    quick=Grid(gains=(0.1, 1.0, 2.5), fractions=(0.05, 0.2, 1.0), members=2, steps=400),
+    full=Grid(gains=(0.05, 0.1, 0.3, 1.0, 2.0, 2.5), fractions=(0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+              members=4, steps=2000),
+)
 
 
 def train_cell(grid: Grid, gain: float, fraction: float, store: str):
@@ -94,7 +96,7 @@ def figure(grid: Grid, cells: dict) -> go.Figure:
 
 def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: str | Path | None = None) -> list[Path]:
     """Train (or load) every cell, draw the phase diagram, write PNG, SVG and HTML; returns the paths."""
-    grid = for_profile(GRIDS, profile)
+    grid = settings_for(GRIDS, profile)
     with tempfile.TemporaryDirectory(prefix="probe-figs-") as tmp:
         where = str(store) if store is not None else ("runs" if profile == "full" else tmp)
         cells = {(g, p): measure(train_cell(grid, g, p, where), grid.long_n)
