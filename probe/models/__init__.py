@@ -16,7 +16,8 @@ import inspect
 import typing
 from typing import Any, Literal, Mapping, Optional
 
-from probe.models.base import Layer, RecurrentModel, member_seed
+from probe.models.base import Layer, member_seed
+from probe.models.model import RecurrentModel
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
