@@ -118,14 +118,20 @@ class Tokens:
     embedded token is row ``token`` of the table W_E Wᵀ + b (M, V, out), so :func:`project`
     looks it up instead of computing the embedding and then a matmul per position: for the
     small vocabularies here that skips half the training FLOPs of a GRU or LSTM.
-    :class:`RecurrentModel` hands this to the first layer unless a hook on ``hook_embed`` edits
-    the embedding; :meth:`materialise` gives the embedded tokens for any other use. When a
-    gradient hook watches ``hook_embed``, ``grad_via`` holds the hooked embedding: the lookup's
-    value then carries the gradient of the embedding's input map (:func:`project`).
+    :meth:`materialise` gives the embedded tokens for any other use.
+
+    Hooks on ``hook_embed`` see the materialised embedding, and the lookup stays wherever they
+    leave it unchanged, so that watching the embedding changes no output bit: ``hooked`` (M, B,
+    T, E) is what the hooks returned, ``changed`` (M, B, T) where it differs (those positions
+    take the input map of the edited embedding), and ``route_grad`` makes every gradient pass
+    through ``hooked``, for gradient hooks on ``hook_embed`` (see :func:`project`).
     """
 
-    def __init__(self, ids: Tensor, W_E: Tensor, grad_via: Optional[Tensor] = None):
-        self.ids, self.W_E, self.grad_via = ids, W_E, grad_via
+    def __init__(self, ids: Tensor, W_E: Tensor):
+        self.ids, self.W_E = ids, W_E
+        self.hooked: Optional[Tensor] = None
+        self.changed: Optional[Tensor] = None
+        self.route_grad = False
         self.shape = torch.Size((W_E.shape[0], *ids.shape, W_E.shape[2]))  # (M, B, T, E)
 
     def new_zeros(self, *size) -> Tensor:
@@ -151,10 +157,15 @@ def project(x: "Tensor | Tokens", W: Tensor, b: Optional[Tensor]) -> Tensor:
         M, V, d_out = table.shape
         flat = F.embedding(x.ids.transpose(0, 1), table.transpose(0, 1).reshape(V, M * d_out))
         looked = flat.view(*flat.shape[:2], M, d_out).transpose(1, 2)             # (T, M, B, d_out)
-        if x.grad_via is None:
+        if x.hooked is None:
             return looked
-        from probe.models.recurrence import Join  # same values, gradients through the hooked embedding
-        return Join.apply(looked.detach(), project(x.grad_via, W, b))
+        dense = project(x.hooked, W, b)                                           # (T, M, B, d_out)
+        if x.changed is not None:
+            looked = torch.where(x.changed.permute(2, 0, 1).unsqueeze(-1), dense, looked)
+        if not x.route_grad:
+            return looked
+        from probe.models.recurrence import Join  # the same values, every gradient through ``hooked``
+        return Join.apply(looked.detach(), dense)
     return linear(x.transpose(1, 2), W, b).transpose(0, 1)                        # (T, M, B, d_out)
 
 

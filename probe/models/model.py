@@ -118,23 +118,24 @@ class RecurrentModel(HookedRecurrent):
     def _embed(self, inputs: Tensor, per_member: bool) -> "Tensor | Tokens":
         """The first layer's input (M, B, T, E) through ``hook_embed``.
 
-        A GRU or LSTM looks its input map up per token (see :class:`Tokens`) unless a hook edits
-        the embedding, so a hook that only watches it changes nothing, bit for bit.
+        A GRU or LSTM looks its input map up per token (see :class:`Tokens`) wherever no hook
+        has changed the embedding, so a hook that only watches it changes no output bit.
         """
-        hook = self.hook_embed
+        hook, ens = self.hook_embed, self.is_ensemble
         if not (self.input_kind == "tokens" and self.embed.kind == "learned" and not per_member
                 and getattr(self.layers[0], "takes_tokens", False)):
             return self.readout.hooked(hook, self.embed(inputs, per_member, self.readout.W_U.dtype))
         tokens = Tokens(inputs, self.embed.w("W_E"))
         if not (has_forward_hooks(hook) or has_backward_hooks(hook)):
             return tokens                                                           # (M, B, T, E) lazily
-        x = face(tokens.materialise(), self.is_ensemble)
-        version = x._version
-        y = hook(x)
-        if x._version != version or (y is not x and not torch.equal(y, x)):
-            return unface(y, self.is_ensemble)                                      # edited: dense path
-        if has_backward_hooks(hook) and torch.is_grad_enabled():
-            tokens.grad_via = unface(y, self.is_ensemble)
+        x = face(tokens.materialise(), ens)
+        given = x.clone() if has_forward_hooks(hook) else x                         # hooks may write into x
+        y = unface(hook(x), ens)
+        given = unface(given, ens)
+        differs = ((y != given) & ~(y.isnan() & given.isnan())).any(-1)            # (M, B, T)
+        tokens.route_grad = has_backward_hooks(hook) and torch.is_grad_enabled()
+        tokens.changed = differs if bool(differs.any()) else None
+        tokens.hooked = y if tokens.changed is not None or tokens.route_grad else None
         return tokens
 
     def forward(self, inputs, state: Optional[list[State]] = None, return_state: bool = False,

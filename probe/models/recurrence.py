@@ -56,6 +56,23 @@ class Join(torch.autograd.Function):
         return g, (g if ctx.convert is None else ctx.convert(g)), None
 
 
+class _Keep(torch.autograd.Function):
+    """A run's view of the taps (M, B, T', D) whose gradient stops after the first ``keep[0]``
+    steps: the run's later values are dropped or, at an edited step, replaced, and the gradient
+    of a replaced value is not the gradient of the value the model goes on with."""
+
+    @staticmethod
+    def forward(ctx, tap, keep: list):
+        ctx.keep = keep
+        return tap.view_as(tap)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.clone()
+        g[:, :, ctx.keep[0]:] = 0
+        return g, None
+
+
 def has_forward_hooks(hp: HookPoint) -> bool:
     return bool(hp._forward_hooks or hp._forward_pre_hooks)
 
@@ -115,10 +132,6 @@ def _first_change(y: Tensor, x: Tensor, start: int) -> Optional[int]:
     return None if steps.numel() == 0 else start + int(steps[0])
 
 
-def _slice(traj: dict, start: int, end: int) -> dict:
-    return {p: v[:, :, start:end] for p, v in traj.items()}
-
-
 def run_layer(layer, prep) -> dict[str, Tensor]:
     """The trajectory (M, B, T, D) of every recurrent point of ``layer`` as the model carries it.
 
@@ -144,11 +157,14 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
     kept = {p: [] for p in layer.points}       # values the model went on with
     state, start = prep.state, 0
     while True:
-        seg = layer.run(prep, state, start, _slice(taps, start, T) or None) if start < T else None
+        keep = [T - start]                     # steps of this run the model keeps, known below
+        run_taps = {p: _Keep.apply(tap[:, :, start:], keep) for p, tap in taps.items()}
+        seg = layer.run(prep, state, start, run_taps or None) if start < T else None
         given = {p: torch.cat(raw[p] + ([seg[p]] if seg else []), 2) for p in hooked}      # (M, B, T, D)
         got = {p: _hooked(hps[p], given[p], ens) for p in hooked}
         changes = [c for c in (_first_change(got[p], given[p], start) for p in hooked) if c is not None]
         t = min(changes, default=T)
+        keep[0] = t - start
         for p in layer.points:
             if start < t:
                 raw[p].append(seg[p][:, :, :t - start])
