@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
+from probe.models.recurrence import Join, run_layer
+
 State = Union[Tensor, tuple[Tensor, ...]]
 
 
@@ -164,8 +166,7 @@ def project(x: "Tensor | Tokens", W: Tensor, b: Optional[Tensor]) -> Tensor:
             looked = torch.where(x.changed.permute(2, 0, 1).unsqueeze(-1), dense, looked)
         if not x.route_grad:
             return looked
-        from probe.models.recurrence import Join  # the same values, every gradient through ``hooked``
-        return Join.apply(looked.detach(), dense)
+        return Join.apply(looked.detach(), dense)  # the same values, every gradient through ``hooked``
     return linear(x.transpose(1, 2), W, b).transpose(0, 1)                        # (T, M, B, d_out)
 
 
@@ -208,7 +209,6 @@ class Layer(Stacked):
         return self.hidden
 
     def forward(self, x: "Tensor | Tokens", state: Optional[State] = None):
-        from probe.models.recurrence import run_layer
         prep = self.prepare(x, state)
         return self.finish(prep, run_layer(self, prep))
 

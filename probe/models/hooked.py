@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Optional, Union
@@ -110,7 +111,8 @@ class RecurrentCache(ActivationCache):
     def remove_batch_dim(self, batch_size: Optional[int] = None) -> "RecurrentCache":
         """Drop the batch axis (axis 1 of an ensemble's activations) of a cache of one sequence."""
         if not self.has_batch_dim:
-            raise ValueError("this cache has no batch axis left to remove")
+            warnings.warn("tried to remove the batch axis of a cache that has none left", stacklevel=2)
+            return self
         size = self._batch_size() if batch_size is None else batch_size
         if size != 1:
             raise ValueError(f"remove_batch_dim needs a batch of 1 sequence, this cache holds {size}")

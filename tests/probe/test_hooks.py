@@ -204,8 +204,17 @@ def test_gradient_hooks_with_an_edit_in_the_recurrence(arch):
 
     hand = hand_forward(model, x, edit_and_tap)
     F.cross_entropy(hand.flatten(0, 1), targets.flatten()).backward()
-    double = probe.Edit(name, STEP, probe.scale(2.0))
-    with model.hooks(fwd_hooks=[(name, probe.step_hook({STEP: double.fn}))]):
+    hand_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    with model.hooks(fwd_hooks=[(name, probe.step_hook({STEP: probe.scale(2.0)}))]):
         _, cache = model.run_with_cache(x, return_type="loss", targets=targets, incl_bwd=True, names_filter=[name])
     torch.testing.assert_close(cache[f"{name}_grad"], torch.stack([leaves[t].grad for t in range(T)], 1),
                                atol=1e-12, rtol=0)
+    for want, p in zip(hand_grads, model.parameters()):   # and the weights learn through the edit
+        torch.testing.assert_close(p.grad, want, atol=1e-12, rtol=0)
+
+
+def test_a_hook_returning_the_wrong_shape_is_named():
+    model = model_for("gru")
+    with pytest.raises(ValueError, match=r"layers.0.hook_h.*\(3, 8, 6\).*\(3, 6\)"):
+        model.run_with_hooks(tokens(), fwd_hooks=[("layers.0.hook_h", lambda v, hook: v[:, 0])])
