@@ -93,7 +93,8 @@ class LinearLayer(Layer):
 
     def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         # gradient taps need the loop (the diagonal path is chosen only without gradients anyway)
-        hs = self._diagonal(prep.ux[:, :, start:], h) if not taps and self._use_diagonal(prep.T - start) else None
+        ux = prep.ux[:, :, start:] if start else prep.ux
+        hs = self._diagonal(ux, h) if not taps and self._use_diagonal(prep.T - start) else None
         if hs is None:
             return loop(self, prep, h, start, taps)
         return {"hook_pre": hs, "hook_h": hs}                                         # (M, B, T, H)

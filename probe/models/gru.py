@@ -149,7 +149,8 @@ class GRULayer(Layer):
 
     def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         taps = taps or {}
-        out = _GRUScan.apply(prep.gi[start:], h, self.w("W_hh"), self.w("b_hh"), *(taps.get(p) for p in self.points))
+        gi = prep.gi[start:] if start else prep.gi  # a slice would cost a zero-filled copy in the backward
+        out = _GRUScan.apply(gi, h, self.w("W_hh"), self.w("b_hh"), *(taps.get(p) for p in self.points))
         return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, out)}         # (M, B, T, H) each
 
     def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:

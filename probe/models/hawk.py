@@ -121,10 +121,11 @@ class HawkLayer(Layer):
 
     def run(self, prep, h: Optional[Tensor], start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         from probe.scan import linear_scan
-        b = prep.b[:, :, start:]
+        # slice only when needed: a slice's backward is a zero-filled copy of the whole trajectory
+        a, b = (prep.a, prep.b) if not start else (prep.a[:, :, start:], prep.b[:, :, start:])
         if taps:  # dL/db_t is the total derivative at h_t (b_t enters h_t alone, with weight 1)
             b = Join.apply(b, taps["hook_h"])
-        return {"hook_h": linear_scan(prep.a[:, :, start:], b, h)}                  # (M, B, T, H)
+        return {"hook_h": linear_scan(a, b, h)}                  # (M, B, T, H)
 
     def step(self, prep, h: Optional[Tensor], t: int, visit: Callable) -> Tensor:
         b = prep.b[:, :, t]

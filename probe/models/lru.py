@@ -83,10 +83,11 @@ class LRULayer(Layer):
 
     def run(self, prep, h: Optional[Tensor], start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         from probe.scan import linear_scan
-        b = prep.b[:, :, start:]
+        # slice only when needed: a slice's backward is a zero-filled copy of the whole trajectory
+        a, b = (prep.a, prep.b) if not start else (prep.a[:, :, start:], prep.b[:, :, start:])
         if taps:  # dL/db_t is the total derivative at h_t; as real numbers, [Re, Im]
             b = Join.apply(b, taps["hook_h"], self._real)
-        return {"hook_h": self._real(linear_scan(prep.a[:, :, start:], b, h))}     # (M, B, T, 2N)
+        return {"hook_h": self._real(linear_scan(a, b, h))}     # (M, B, T, 2N)
 
     def step(self, prep, h: Optional[Tensor], t: int, visit: Callable) -> Tensor:
         b = prep.b[:, :, t]

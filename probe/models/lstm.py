@@ -132,7 +132,8 @@ class LSTMLayer(Layer):
 
     def run(self, prep, state, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         taps = taps or {}
-        gates, c, h = _LSTMScan.apply(prep.gi[start:], *state, self.w("W_hh"), *(taps.get(p) for p in self.points))
+        gi = prep.gi[start:] if start else prep.gi  # a slice would cost a zero-filled copy in the backward
+        gates, c, h = _LSTMScan.apply(gi, *state, self.w("W_hh"), *(taps.get(p) for p in self.points))
         values = (*gates.chunk(4, -1), c, h)
         return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, values)}      # (M, B, T, H) each
 

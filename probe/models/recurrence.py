@@ -31,7 +31,7 @@ backward hook returns is not fed back.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -173,7 +173,7 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
             break
         before = state if t == start else layer.state_at(seg, t - 1 - start)
 
-        def visit(p: str, v: Tensor, t: int = t) -> Tensor:
+        def visit(p: str, v: Tensor, t: int = t, got: dict = got, given: dict = given) -> Tensor:
             """The value the model goes on with at step t for point p, given its raw value v (M, B, D)."""
             raw[p].append(v.unsqueeze(2))
             if p in got:
