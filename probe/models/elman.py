@@ -21,7 +21,7 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import Layer, constant, linear, normal, xavier_normal
-from probe.models.recurrence import loop
+from probe.models.recurrence import at, loop
 
 _DIAG_MIN_T = 256       # below this the step loop is as fast as diagonalising
 _DIAG_MAX_COND = 1e4    # eigenvector conditioning beyond which the diagonal path loses accuracy
@@ -52,14 +52,15 @@ class ElmanLayer(Layer):
     def prepare(self, x: Tensor, state: Optional[Tensor]) -> SimpleNamespace:
         M, B, T, _ = x.shape
         h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
-        return SimpleNamespace(M=M, B=B, T=T, state=h0, ux=linear(x, self.w("U"), self.w("b")))  # (M, B, T, H)
+        return SimpleNamespace(M=M, B=B, T=T, state=h0, ux=linear(x, self.w("U"), self.w("b")),  # (M, B, T, H)
+                               W_T=self.w("W").transpose(1, 2))
 
     def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         return loop(self, prep, h, start, taps)
 
     def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
         phi = torch.relu if self.nonlinearity == "relu" else torch.tanh
-        pre = visit("hook_pre", torch.baddbmm(prep.ux[:, :, t], h, self.w("W").transpose(1, 2)))  # (M, B, H)
+        pre = visit("hook_pre", torch.baddbmm(at(prep, "ux", t, 2), h, prep.W_T))     # (M, B, H)
         return visit("hook_h", phi(pre))
 
     def state_at(self, values: dict, i: int) -> Tensor:
@@ -89,7 +90,8 @@ class LinearLayer(Layer):
     def prepare(self, x: Tensor, state: Optional[Tensor]) -> SimpleNamespace:
         M, B, T, _ = x.shape
         h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
-        return SimpleNamespace(M=M, B=B, T=T, state=h0, ux=linear(x, self.w("U")))  # (M, B, T, H)
+        return SimpleNamespace(M=M, B=B, T=T, state=h0, ux=linear(x, self.w("U")),  # (M, B, T, H)
+                               W_T=self.w("W").transpose(1, 2))
 
     def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
         # gradient taps need the loop (the diagonal path is chosen only without gradients anyway)
@@ -100,7 +102,7 @@ class LinearLayer(Layer):
         return {"hook_pre": hs, "hook_h": hs}                                         # (M, B, T, H)
 
     def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
-        pre = visit("hook_pre", torch.baddbmm(prep.ux[:, :, t], h, self.w("W").transpose(1, 2)))  # (M, B, H)
+        pre = visit("hook_pre", torch.baddbmm(at(prep, "ux", t, 2), h, prep.W_T))     # (M, B, H)
         return visit("hook_h", pre)
 
     def state_at(self, values: dict, i: int) -> Tensor:

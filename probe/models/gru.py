@@ -27,6 +27,7 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import Layer, project, uniform
+from probe.models.recurrence import at
 
 
 def _gru_step(gi_t: Tensor, h: Tensor, W_hh_T: Tensor, b_hh: Tensor, visit: Callable) -> Tensor:
@@ -154,7 +155,7 @@ class GRULayer(Layer):
         return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, out)}         # (M, B, T, H) each
 
     def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
-        return _gru_step(prep.gi[t], h, self.w("W_hh").transpose(1, 2), self.w("b_hh").unsqueeze(1), visit)
+        return _gru_step(at(prep, "gi", t, 0), h, self.w("W_hh").transpose(1, 2), self.w("b_hh").unsqueeze(1), visit)
 
     def state_at(self, values: dict, i: int) -> Tensor:
         return values["hook_h"][:, :, i]

@@ -35,7 +35,7 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import Layer, constant, linear, uniform
-from probe.models.recurrence import Join
+from probe.models.recurrence import Join, at
 
 
 def _decay_logit(c: float, lo: float, hi: float):
@@ -128,8 +128,8 @@ class HawkLayer(Layer):
         return {"hook_h": linear_scan(a, b, h)}                  # (M, B, T, H)
 
     def step(self, prep, h: Optional[Tensor], t: int, visit: Callable) -> Tensor:
-        b = prep.b[:, :, t]
-        return visit("hook_h", b if h is None else prep.a[:, :, t] * h + b)         # (M, B, H)
+        b = at(prep, "b", t, 2)
+        return visit("hook_h", b if h is None else at(prep, "a", t, 2) * h + b)         # (M, B, H)
 
     def state_at(self, values: dict, i: int) -> Tensor:
         return values["hook_h"][:, :, i]

@@ -21,7 +21,7 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import Layer, linear, normal
-from probe.models.recurrence import Join
+from probe.models.recurrence import Join, at
 
 
 def _ring_nu(r_min: float, r_max: float):
@@ -90,8 +90,8 @@ class LRULayer(Layer):
         return {"hook_h": self._real(linear_scan(a, b, h))}     # (M, B, T, 2N)
 
     def step(self, prep, h: Optional[Tensor], t: int, visit: Callable) -> Tensor:
-        b = prep.b[:, :, t]
-        return self._complex(visit("hook_h", self._real(b if h is None else prep.a[:, :, t] * h + b)))
+        b = at(prep, "b", t, 2)
+        return self._complex(visit("hook_h", self._real(b if h is None else at(prep, "a", t, 2) * h + b)))
 
     def state_at(self, values: dict, i: int) -> Tensor:
         return self._complex(values["hook_h"][:, :, i])

@@ -22,6 +22,7 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import Layer, project, uniform
+from probe.models.recurrence import at
 
 _POINTS = ("hook_i", "hook_f", "hook_g", "hook_o", "hook_c", "hook_h")
 
@@ -138,7 +139,7 @@ class LSTMLayer(Layer):
         return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, values)}      # (M, B, T, H) each
 
     def step(self, prep, state, t: int, visit: Callable) -> tuple[Tensor, Tensor]:
-        return _lstm_step(prep.gi[t], *state, self.w("W_hh").transpose(1, 2), visit)
+        return _lstm_step(at(prep, "gi", t, 0), *state, self.w("W_hh").transpose(1, 2), visit)
 
     def state_at(self, values: dict, i: int) -> tuple[Tensor, Tensor]:
         return values["hook_h"][:, :, i], values["hook_c"][:, :, i]

@@ -73,6 +73,15 @@ class _Keep(torch.autograd.Function):
         return g, None
 
 
+def at(prep, name: str, t: int, axis: int) -> Tensor:
+    """Step ``t`` of the trajectory ``prep.<name>`` along ``axis``, from one ``unbind`` per forward
+    (indexing each step would cost a zero-filled copy of the whole trajectory in the backward)."""
+    steps = prep.__dict__.setdefault("steps", {})
+    if name not in steps:
+        steps[name] = getattr(prep, name).unbind(axis)
+    return steps[name][t]
+
+
 def has_forward_hooks(hp: HookPoint) -> bool:
     return bool(hp._forward_hooks or hp._forward_pre_hooks)
 
