@@ -130,8 +130,8 @@ class RecurrentModel(HookedRecurrent):
             return tokens                                                           # (M, B, T, E) lazily
         x = face(tokens.materialise(), ens)
         given = x.clone() if has_forward_hooks(hook) else x                         # hooks may write into x
-        y = unface(hook(x), ens)
         given = unface(given, ens)
+        y = unface(hook(x), ens).to(given)
         differs = ((y != given) & ~(y.isnan() & given.isnan())).any(-1)            # (M, B, T)
         tokens.route_grad = has_backward_hooks(hook) and torch.is_grad_enabled()
         tokens.changed = differs if bool(differs.any()) else None

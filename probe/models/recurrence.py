@@ -6,9 +6,9 @@ at step 3 must reach step 4. :func:`run_layer` gives trajectory hooks exactly th
 without giving up the layer's fast whole-trajectory path:
 
 1. run the layer fast from the current step to the end (no edits);
-2. call each hooked point's forward hooks on its whole trajectory (a copy: positions already
-   decided hold their values as computed then, later positions what the recurrence produces
-   from here with no further edit);
+2. call each hooked point's forward hooks on a copy of its whole trajectory: steps already
+   decided hold the values the hooks were given for them, later steps what the recurrence
+   produces from here with no further edit;
 3. find the earliest step at which a hook's return value differs from what it was given; if
    none, keep the run and stop;
 4. otherwise redo that step with the reference cell (:meth:`Layer.step`), the hooked points taking
@@ -24,9 +24,9 @@ value returned for step t depends on steps <= t), which is every step-addressed 
 
 Gradient hooks see the total derivative of the loss with respect to a point's value, through
 the recurrence as well as the readout: a zero "tap" enters every value on the way
-(:class:`Join`, or inside the fused backward of GRU and LSTM), and its gradient is handed to the
-backward hooks once the backward pass has reached the layer's start. They observe only: what a
-backward hook returns is not fed back.
+(:class:`Join`, or inside the fused backward of GRU and LSTM), and the taps' gradient, complete
+once every step's contribution is in, is handed to the backward hooks. They observe only: what
+a backward hook returns is not fed back.
 """
 from __future__ import annotations
 
@@ -169,7 +169,8 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
         keep = [T - start]                     # steps of this run the model keeps, known below
         run_taps = {p: _Keep.apply(tap[:, :, start:], keep) for p, tap in taps.items()}
         seg = layer.run(prep, state, start, run_taps or None) if start < T else None
-        given = {p: torch.cat(raw[p] + ([seg[p]] if seg else []), 2) for p in hooked}      # (M, B, T, D)
+        pieces = {p: raw[p] + ([seg[p]] if seg else []) for p in hooked}
+        given = {p: v[0] if len(v) == 1 else torch.cat(v, 2) for p, v in pieces.items()}   # (M, B, T, D)
         got = {p: _hooked(hps[p], given[p], ens) for p in hooked}
         changes = [c for c in (_first_change(got[p], given[p], start) for p in hooked) if c is not None]
         t = min(changes, default=T)
