@@ -218,3 +218,15 @@ def test_a_hook_returning_the_wrong_shape_is_named():
     model = model_for("gru")
     with pytest.raises(ValueError, match=r"layers.0.hook_h.*\(3, 8, 6\).*\(3, 6\)"):
         model.run_with_hooks(tokens(), fwd_hooks=[("layers.0.hook_h", lambda v, hook: v[:, 0])])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_no_op_hooks_change_nothing_with_vector_and_one_hot_inputs(arch):
+    # one-hot and vector inputs reach an ensemble broadcast over members (a zero stride)
+    vectors = {"input_kind": "vectors", "d_input": 4, "d_output": 2}
+    x = torch.randn(3, 9, 4, generator=torch.Generator().manual_seed(0))
+    for task, inputs in ((vectors, x), (TOKENS, tokens())):
+        model = make(arch, task, hidden=6, members=3, embedding="onehot")
+        clean = model(inputs)
+        assert torch.equal(model.run_with_cache(inputs)[0], clean)
+        assert torch.equal(model.run_with_hooks(inputs, fwd_hooks=[(lambda n: True, lambda v, hook: v.clone())]), clean)
