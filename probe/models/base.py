@@ -208,9 +208,26 @@ class Layer(Stacked):
         """Number of units in the value of the local hook ``hook`` (its last dimension)."""
         return self.hidden
 
-    def forward(self, x: "Tensor | Tokens", state: Optional[State] = None):
-        prep = self.prepare(x, state)
-        return self.finish(prep, run_layer(self, prep))
+    def forward(self, x: "Tensor | Tokens", state: Optional[State] = None, edits: Optional[dict] = None,
+                fused: bool = True):
+        """Outputs (M, B, T, d_out) and the final state.
+
+        ``edits`` ({local hook name: {step: fn}}) are applied as step hooks (see
+        :func:`probe.interventions.step_hook`) for this call only; ``fused=False`` runs every step
+        through the reference :meth:`step` (e.g. for ``torch.func`` transforms).
+        """
+        prep = self.prepare(x, state) if not edits else None
+        if edits:
+            from probe.interventions import step_hook
+            level = object()                   # this call's hooks, removed again below
+            for name, steps in edits.items():
+                getattr(self, name).add_hook(step_hook(steps), level=level)
+            try:
+                return self.forward(x, state, None, fused)
+            finally:
+                for name in edits:
+                    getattr(self, name).remove_hooks("fwd", level=level)
+        return self.finish(prep, run_layer(self, prep, fused))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ so copying a torch GRU's weights in gives the same outputs.
 
 Two paths compute the recurrence. :func:`_gru_step` is the reference, one autograd step at a
 time, and the one through which hooks and step edits change a value (see
-:mod:`probe.models.recurrence`). :class:`_GRUScan` runs the same operations on the same memory
-layouts, so its values equal the reference's bit for bit, with a hand-written backward that works
-on one step's slices at a time (no whole-trajectory copies) and needs no autograd graph per step,
-which makes ensemble training several times faster on CPU. Both read the input map through
-:func:`probe.models.base.project` (a per-token table lookup for learned token embeddings).
+:mod:`probe.models.recurrence`). :class:`_GRUScan` runs the same operations with a hand-written
+backward that works on one step's slices at a time (no whole-trajectory copies) and needs no
+autograd graph per step, which makes ensemble training several times faster on CPU. Both read
+the input map through :func:`probe.models.base.project` (a per-token table lookup for learned
+token embeddings). The tests check that they agree.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _gru_step(gi_t: Tensor, h: Tensor, W_hh_T: Tensor, b_hh: Tensor, visit: Call
     """One reference step: gi_t (M, B, 3H) (a view), h (M, B, H) -> h (M, B, H).
 
     Every value passes through ``visit(point, value)``, which returns the value to go on with.
-    The operations and layouts are those of :meth:`_GRUScan.forward`, so the values agree exactly.
+    The operations are those of :meth:`_GRUScan.forward`.
     """
     H = h.shape[-1]
     gh = torch.baddbmm(b_hh, h, W_hh_T)                                             # (M, B, 3H)

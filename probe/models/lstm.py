@@ -9,7 +9,7 @@
 
 The state is the pair (h, c); ``state_size`` counts both. As for the GRU, :func:`_lstm_step` is
 the reference step (the one through which hooks and edits change values) and :class:`_LSTMScan`
-the same operations on the same layouts, with a hand-written backward; their values agree exactly.
+the same operations with a hand-written backward; the tests check that they agree.
 """
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ _POINTS = ("hook_i", "hook_f", "hook_g", "hook_o", "hook_c", "hook_h")
 def _lstm_step(gi_t: Tensor, h: Tensor, c: Tensor, W_hh_T: Tensor, visit: Callable) -> tuple[Tensor, Tensor]:
     """One reference step: gi_t (M, B, 4H) with both biases, h, c (M, B, H) -> h, c.
 
-    The gate activations are applied to the same slices as in :meth:`_LSTMScan.forward` and
-    gathered into one (M, B, 4H) tensor, so every later operation sees the same layouts.
+    The operations are those of :meth:`_LSTMScan.forward`, on the same slices.
     """
     H = h.shape[-1]
     p = torch.baddbmm(gi_t, h, W_hh_T)                                              # (M, B, 4H)

@@ -11,9 +11,10 @@ without giving up the layer's fast whole-trajectory path:
    produces from here with no further edit;
 3. find the earliest step at which a hook's return value differs from what it was given; if
    none, keep the run and stop;
-4. otherwise redo that step with the reference cell (:meth:`Layer.step`), the hooked points taking
-   the returned values (a point whose input changed within the step, say n after an edit of r,
-   is handed to its hooks again), and go back to 1 from the next step.
+4. otherwise redo that step with the reference cell (:meth:`Layer.step`): points computed before
+   the first changed one keep the fast run's values, the changed ones take the hooks' values,
+   and a later point of the step whose input changed (n after an edit of r) is handed to its
+   hooks again; then go back to 1 from the next step.
 
 So hooks that return None, or their input unchanged (caching, printing), cost one call and
 leave the fast run as it was, bit for bit; an edit at k steps costs k re-runs of the rest of the
@@ -141,15 +142,17 @@ def _first_change(y: Tensor, x: Tensor, start: int) -> Optional[int]:
     return None if steps.numel() == 0 else start + int(steps[0])
 
 
-def run_layer(layer, prep) -> dict[str, Tensor]:
+def run_layer(layer, prep, fused: bool = True) -> dict[str, Tensor]:
     """The trajectory (M, B, T, D) of every recurrent point of ``layer`` as the model carries it.
 
     ``layer`` provides ``points`` (its recurrent hook names in the order a step computes them),
     ``run(prep, state, start, taps)`` (the fast path from ``start``), ``step(prep, state, t,
     visit)`` (one reference step, each point's value passed through ``visit(point, value)``) and
     ``state_at(values, i)``; ``prep`` holds ``T``, the initial ``state`` and the layer's inputs.
+    ``fused=False`` replaces the fast path by the reference steps (:func:`loop`).
     """
     T, ens = prep.T, layer.ensemble
+    run = layer.run if fused else lambda *args: loop(layer, *args)
     hps = {p: getattr(layer, p) for p in layer.points}
     hooked = [p for p in layer.points if has_forward_hooks(hps[p])]
     taps = {}
@@ -160,7 +163,7 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
                                       requires_grad=True)
                 taps[p].register_hook(lambda g, hp=hps[p]: fire_backward(hp, face(g, ens)))
     if not hooked:
-        return layer.run(prep, prep.state, 0, taps or None)
+        return run(prep, prep.state, 0, taps or None)
 
     raw = {p: [] for p in layer.points}        # values the hooks were given, step-decided pieces
     kept = {p: [] for p in layer.points}       # values the model went on with
@@ -168,7 +171,7 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
     while True:
         keep = [T - start]                     # steps of this run the model keeps, known below
         run_taps = {p: _Keep.apply(tap[:, :, start:], keep) for p, tap in taps.items()}
-        seg = layer.run(prep, state, start, run_taps or None) if start < T else None
+        seg = run(prep, state, start, run_taps or None) if start < T else None
         pieces = {p: raw[p] + ([seg[p]] if seg else []) for p in hooked}
         given = {p: v[0] if len(v) == 1 else torch.cat(v, 2) for p, v in pieces.items()}   # (M, B, T, D)
         got = {p: _hooked(hps[p], given[p], ens) for p in hooked}
@@ -182,9 +185,12 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
         if t == T:
             break
         before = state if t == start else layer.state_at(seg, t - 1 - start)
+        edited = [False]                       # whether a point of step t has changed yet
 
-        def visit(p: str, v: Tensor, t: int = t, got: dict = got, given: dict = given) -> Tensor:
+        def visit(p: str, v: Tensor, t: int = t, got: dict = got, given: dict = given, seg: dict = seg) -> Tensor:
             """The value the model goes on with at step t for point p, given its raw value v (M, B, D)."""
+            if not edited[0] and seg is not None:
+                v = seg[p][:, :, t - start]    # nothing upstream changed: the fast run's value
             raw[p].append(v.unsqueeze(2))
             if p in got:
                 if torch.equal(v, given[p][:, :, t]):
@@ -193,6 +199,7 @@ def run_layer(layer, prep) -> dict[str, Tensor]:
                     again = given[p].clone()
                     again[:, :, t] = v
                     v = _hooked(hps[p], again, ens)[:, :, t]
+                edited[0] = edited[0] or not torch.equal(v, given[p][:, :, t])
             if p in taps:
                 v = Join.apply(v, taps[p][:, :, t])
             kept[p].append(v.unsqueeze(2))

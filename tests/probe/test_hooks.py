@@ -230,3 +230,29 @@ def test_no_op_hooks_change_nothing_with_vector_and_one_hot_inputs(arch):
         clean = model(inputs)
         assert torch.equal(model.run_with_cache(inputs)[0], clean)
         assert torch.equal(model.run_with_hooks(inputs, fwd_hooks=[(lambda n: True, lambda v, hook: v.clone())]), clean)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_layer_called_alone_takes_step_edits_and_the_reference_path(arch):
+    model, x = model_for(arch, dtype=torch.float32), tokens()
+    layer, emb = model.layers[0], model.embed.W_E[x].unsqueeze(0)         # (1, B, T, E)
+    steps = {STEP: probe.zero_ablate()}
+    with model.hooks(fwd_hooks=[("layers.0.hook_h", probe.step_hook(steps))]):
+        want, _ = layer(emb)
+    got, _ = layer(emb, None, {"hook_h": steps})
+    assert torch.equal(got, want)
+    assert not layer.hook_h._forward_hooks                                 # the edit's hook is gone
+    torch.testing.assert_close(layer(emb)[0], layer(emb, fused=False)[0], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_an_edit_leaves_what_its_step_computed_before_it_as_it_was(arch):
+    # the points before hook_h keep the fast run's values: the reference step recomputing them
+    # could round differently (a BLAS matmul's last bit may depend on memory alignment)
+    model, x = make(arch, TOKENS, hidden=7, members=3, seed=1, embedding="onehot"), tokens()
+    _, clean = model.run_with_cache(x)
+    _, edited = probe.intervene(model, x, [probe.Edit("layers.0.hook_h", STEP, probe.scale(2.0))])
+    for name in LAYER_HOOKS[arch][:-1]:                                    # every point before hook_h
+        key = f"layers.0.{name}"
+        assert torch.equal(edited[key][..., :STEP + 1, :], clean[key][..., :STEP + 1, :]), name
+    assert torch.equal(edited["layers.0.hook_h"][..., STEP, :], 2 * clean["layers.0.hook_h"][..., STEP, :])
