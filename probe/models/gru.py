@@ -73,7 +73,7 @@ class _GRUScan(torch.autograd.Function):
             gi_t, gh = gi[t], torch.baddbmm(b, h, W_hh_T)                             # (M, B, 3H)
             rz_t = torch.add(gi_t[..., :2 * H], gh[..., :2 * H], out=rz[t]).sigmoid_()
             ghn[t] = gh[..., 2 * H:]
-            n = torch.addcmul(gi_t[..., 2 * H:], rz_t[..., :H], gh[..., 2 * H:], out=ns[t]).tanh_()
+            n = torch.addcmul(gi_t[..., 2 * H:], rz_t[..., :H], ghn[t], out=ns[t]).tanh_()
             h = torch.addcmul(n, rz_t[..., H:], h - n, out=hs[t + 1])
         ctx.save_for_backward(gi, W_hh, rz, ns, hs, ghn)
         ctx.set_materialize_grads(False)
@@ -84,6 +84,7 @@ class _GRUScan(torch.autograd.Function):
         gi, W_hh, rz, ns, hs, ghn = ctx.saved_tensors
         T, M, B, H = ns.shape
         dtap = [ns.new_empty(T, M, B, H) if need else None for need in ctx.needs_input_grad[4:]]
+        tapped = any(d is not None for d in dtap)
         dgi = torch.empty_like(gi)                           # gi's own layout
         dW_hh = W_hh.new_zeros(M, 3 * H, H)
         db_acc = W_hh.new_zeros(M, B, 3 * H)                 # dgh summed over steps
@@ -99,9 +100,10 @@ class _GRUScan(torch.autograd.Function):
             dn = dh - dhz                                    # dh * (1 - z)
             if dns is not None:
                 dn += dns[t]
-            for tap, d in zip(dtap[2:], (dn, dh)):
-                if tap is not None:
-                    tap[t] = d
+            if tapped:
+                for tap, d in zip(dtap[2:], (dn, dh)):
+                    if tap is not None:
+                        tap[t] = d
             dn = torch.mul(dn, torch.addcmul(one, n, n, value=-1), out=dgi_t[..., 2 * H:])
             torch.mul(dn, ghn[t], out=dgh[..., :H])                                  # dL/dr
             torch.mul(dh, h_prev - n, out=dgh[..., H:2 * H])                          # dL/dz
@@ -109,9 +111,10 @@ class _GRUScan(torch.autograd.Function):
                 dgh[..., :H] += drs[t]
             if dzs is not None:
                 dgh[..., H:2 * H] += dzs[t]
-            for tap, d in zip(dtap[:2], (dgh[..., :H], dgh[..., H:2 * H])):
-                if tap is not None:
-                    tap[t] = d
+            if tapped:
+                for tap, d in zip(dtap[:2], (dgh[..., :H], dgh[..., H:2 * H])):
+                    if tap is not None:
+                        tap[t] = d
             dgh[..., :2 * H] *= torch.addcmul(rz_t, rz_t, rz_t, value=-1)            # σ' = σ(1 - σ)
             torch.mul(dn, r, out=dgh[..., 2 * H:])
             dgi_t[..., :2 * H] = dgh[..., :2 * H]

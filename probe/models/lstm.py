@@ -72,6 +72,7 @@ class _LSTMScan(torch.autograd.Function):
         gi, W_hh, gates, cs, tcs, hs = ctx.saved_tensors
         T, M, B, H = tcs.shape
         dtap = [tcs.new_empty(T, M, B, H) if need else None for need in ctx.needs_input_grad[4:]]
+        tapped = any(d is not None for d in dtap)
         dgi = torch.empty_like(gi)                           # gi's own layout
         dW_hh = W_hh.new_zeros(M, 4 * H, H)
         p = tcs.new_empty(M, B, 4 * H)                       # d(gate pre-activations) of one step
@@ -87,9 +88,10 @@ class _LSTMScan(torch.autograd.Function):
             d_i, d_f, d_g, d_o = dc * g, dc * c_prev, dc * i, dh * tc
             if dgates is not None:
                 d_i, d_f, d_g, d_o = (d + dd for d, dd in zip((d_i, d_f, d_g, d_o), dgates[t].chunk(4, -1)))
-            for tap, d in zip(dtap, (d_i, d_f, d_g, d_o, dc, dh)):
-                if tap is not None:
-                    tap[t] = d
+            if tapped:
+                for tap, d in zip(dtap, (d_i, d_f, d_g, d_o, dc, dh)):
+                    if tap is not None:
+                        tap[t] = d
             torch.mul(d_i, i * (1 - i), out=p[..., :H])
             torch.mul(d_f, f * (1 - f), out=p[..., H:2 * H])
             torch.mul(d_g, 1 - g * g, out=p[..., 2 * H:3 * H])
