@@ -25,6 +25,7 @@ _LAZY = {
     "scale": "probe.interventions",
     "clamp": "probe.interventions",
     "set_to": "probe.interventions",
+    "step_hook": "probe.interventions",
     "das": "probe.das",
     "interchange": "probe.das",
     "DAS": "probe.das",

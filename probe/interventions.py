@@ -4,9 +4,12 @@
     ...     probe.Edit("layers.0.hook_h", step=5, fn=probe.zero_ablate(), units=[3, 7]),
     ... ])
 
-Unlike a trajectory hook in ``run_with_hooks`` (applied after the recurrence has run), an
-:class:`Edit` is applied inside the recurrence at its step, so every later state, gate and output
-follows from the edited value. Edits work on every architecture, on ``hook_h`` and on gate hooks.
+An :class:`Edit` addresses one hook at one step, and the recurrence runs on from the edited
+value, so every later state, gate and output follows from it. Edits work on every architecture,
+on ``hook_h`` and on gate hooks. They are forward hooks (:func:`step_hook`) run as any hook in
+``run_with_hooks`` is (see :mod:`probe.models.recurrence`), so an Edit and the hook
+``lambda x, hook: ...`` that makes the same change at the same step give the same outputs, bit
+for bit.
 
 An edit function takes the hook's value at the step — (B, D), or (M, B, D) for an ensemble — and
 returns a tensor of the same shape. With ``units`` only those units take the function's value.
@@ -14,7 +17,7 @@ returns a tensor of the same shape. With ``units`` only those units take the fun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -117,6 +120,20 @@ def compile_edits(model, edits: Sequence[Edit], seq_len: int) -> dict[str, dict[
     return grouped
 
 
+def step_hook(steps: Mapping[int, Callable[[Tensor], Tensor]]) -> Callable:
+    """A TransformerLens forward hook that applies ``fn`` to the value at each of its steps.
+
+    ``steps`` maps a step to a function of that step's value (B, D) (or (M, B, D)), as grouped by
+    :func:`compile_edits`; the hook takes and returns whole trajectories (..., T, D).
+    """
+    def hook(x: Tensor, hook=None) -> Tensor:
+        out = x.clone()
+        for step, fn in steps.items():
+            out[..., step, :] = fn(x[..., step, :])
+        return out
+    return hook
+
+
 def _hook_width(model, hook: str) -> int:
     """Width D of a hook's value, found from the layer that owns it."""
     if hook == "hook_embed":
@@ -140,11 +157,13 @@ def intervene(model, inputs: Tensor, edits: Sequence[Edit], names_filter=None):
     Returns
     -------
     outputs : as ``model(inputs)``, reflecting the edits.
-    cache : ActivationCache of whole trajectories, edited values included.
+    cache : ActivationCache (a :class:`probe.models.hooked.RecurrentCache`) of whole
+        trajectories, edited values included.
     """
     grouped = compile_edits(model, edits, _seq_len(model, inputs))
-    return model.run_with_cache(inputs, edits=grouped, names_filter=names_filter)
+    with model.hooks(fwd_hooks=[(name, step_hook(steps)) for name, steps in grouped.items()]):
+        return model.run_with_cache(inputs, names_filter=names_filter)
 
 
 __all__ = ["Edit", "clamp", "compile_edits", "intervene", "mean_ablate", "patch_from", "scale", "set_to",
-           "zero_ablate"]
+           "step_hook", "zero_ablate"]

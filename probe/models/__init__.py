@@ -16,12 +16,13 @@ import inspect
 import typing
 from typing import Any, Literal, Mapping, Optional
 
-from probe.models.base import Layer, RecurrentModel, member_seed
+from probe.models.base import Layer, member_seed
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
+from probe.models.model import RecurrentModel
 
 ARCHITECTURES: dict[str, type[Layer]] = {
     "gru": GRULayer,

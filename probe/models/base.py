@@ -1,4 +1,4 @@
-"""The pieces every architecture shares: member-stacked parameters, the layer contract, the model.
+"""The pieces every architecture shares: member-stacked parameters, the layer contract, input map and readout.
 
 Every parameter carries a leading member axis when the model is an ensemble (``members > 1``)
 and none when it is a plain model. Inside the equations the member axis is always there: a plain
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
-from transformer_lens.HookedRootModule import HookedRootModule
+
+from probe.models.recurrence import Join, run_layer
 
 State = Union[Tensor, tuple[Tensor, ...]]
-StepEdits = Mapping[str, Mapping[int, Callable[[Tensor], Tensor]]]  # hook name -> step -> fn
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -83,8 +83,15 @@ class Stacked(nn.Module):
         return p if self.ensemble else p.unsqueeze(0)
 
     def hooked(self, hook: HookPoint, x: Tensor) -> Tensor:
-        """Call a trajectory hook on x (M, B, T, D) with the model-facing shape: a plain model's
-        hooks see (B, T, D), an ensemble's (M, B, T, D)."""
+        """Pass a trajectory x (M, B, T, D) computed outside any recurrence through ``hook``, with
+        the model-facing shape (a plain model's hooks see (B, T, D), an ensemble's (M, B, T, D)),
+        and go on with what it returns. A broadcast value (a decay constant over steps) reaches
+        the hooks as a tensor of its own, so that they may write into it."""
+        if not (hook._forward_hooks or hook._forward_pre_hooks or hook._backward_hooks
+                or hook._backward_pre_hooks):
+            return x
+        if 0 in x.stride():
+            x = x.contiguous()
         return hook(x) if self.ensemble else hook(x.squeeze(0)).unsqueeze(0)
 
     @torch.no_grad()
@@ -113,12 +120,20 @@ class Tokens:
     embedded token is row ``token`` of the table W_E Wᵀ + b (M, V, out), so :func:`project`
     looks it up instead of computing the embedding and then a matmul per position: for the
     small vocabularies here that skips half the training FLOPs of a GRU or LSTM.
-    :class:`RecurrentModel` hands this to the first layer only when nothing observes or edits
-    ``hook_embed``; :meth:`materialise` gives the embedded tokens for any other use.
+    :meth:`materialise` gives the embedded tokens for any other use.
+
+    Hooks on ``hook_embed`` see the materialised embedding, and the lookup stays wherever they
+    leave it unchanged, so that watching the embedding changes no output bit: ``hooked`` (M, B,
+    T, E) is what the hooks returned, ``changed`` (M, B, T) where it differs (those positions
+    take the input map of the edited embedding), and ``route_grad`` makes every gradient pass
+    through ``hooked``, for gradient hooks on ``hook_embed`` (see :func:`project`).
     """
 
     def __init__(self, ids: Tensor, W_E: Tensor):
         self.ids, self.W_E = ids, W_E
+        self.hooked: Optional[Tensor] = None
+        self.changed: Optional[Tensor] = None
+        self.route_grad = False
         self.shape = torch.Size((W_E.shape[0], *ids.shape, W_E.shape[2]))  # (M, B, T, E)
 
     def new_zeros(self, *size) -> Tensor:
@@ -143,42 +158,48 @@ def project(x: "Tensor | Tokens", W: Tensor, b: Optional[Tensor]) -> Tensor:
             table = table + b.unsqueeze(1)
         M, V, d_out = table.shape
         flat = F.embedding(x.ids.transpose(0, 1), table.transpose(0, 1).reshape(V, M * d_out))
-        return flat.view(*flat.shape[:2], M, d_out).transpose(1, 2)               # (T, M, B, d_out)
+        looked = flat.view(*flat.shape[:2], M, d_out).transpose(1, 2)             # (T, M, B, d_out)
+        if x.hooked is None:
+            return looked
+        dense = project(x.hooked, W, b)                                           # (T, M, B, d_out)
+        if x.changed is not None:
+            looked = torch.where(x.changed.permute(2, 0, 1).unsqueeze(-1), dense, looked)
+        if not x.route_grad:
+            return looked
+        return Join.apply(looked.detach(), dense)  # the same values, every gradient through ``hooked``
     return linear(x.transpose(1, 2), W, b).transpose(0, 1)                        # (T, M, B, d_out)
-
-
-def edit_at(edits: Optional[Mapping[int, Callable]], t: int, value: Tensor, ensemble: bool) -> Tensor:
-    """Apply the edit registered for step ``t`` (if any) to a per-step value (M, B, D).
-
-    Edit functions see the model-facing shape: (B, D) for a plain model, (M, B, D) for an ensemble.
-    """
-    if not edits or t not in edits:
-        return value
-    out = edits[t](value if ensemble else value[0])
-    return out if ensemble else out.unsqueeze(0)
-
-
-def edit_trajectory(edits: Optional[Mapping[int, Callable]], traj: Tensor, ensemble: bool) -> Tensor:
-    """Apply step edits to a whole trajectory (M, B, T, ...) computed in parallel (no feedback)."""
-    if not edits:
-        return traj
-    traj = traj.clone()
-    for t, fn in edits.items():
-        traj[:, :, t] = edit_at({t: fn}, t, traj[:, :, t], ensemble)
-    return traj
 
 
 class Layer(Stacked):
     """The contract every recurrent layer meets.
 
-    ``forward(x, state, edits)`` maps inputs (M, B, T, d_in) and an initial state (None for the
-    architecture's default) to outputs (M, B, T, d_out) and the final state; ``edits`` maps a
-    local hook name (``"hook_h"``) to {step: fn} and is applied inside the recurrence, so that
-    later steps see the edited value. Trajectory hooks are called once on (M, B, T, D) tensors.
+    ``layer(x, state)`` maps inputs (M, B, T, d_in) and an initial state (None for the
+    architecture's default) to outputs (M, B, T, d_out) and the final state. A layer names its
+    recurrent hook points in ``points``, in the order one step computes them, and splits its
+    work into five pieces that :func:`probe.models.recurrence.run_layer` puts together so that
+    what a hook returns at step t is what step t+1 starts from:
+
+    - ``prepare(x, state)``: everything computed in parallel over steps before the recurrence
+      (input maps, input-driven gates and their hooks); a namespace with ``M, B, T, state``;
+    - ``run(prep, state, start, taps)``: the fast path from step ``start`` to the end, without
+      edits -> {point: (M, B, T - start, D)};
+    - ``step(prep, state, t, visit)``: one reference step, every point's value (M, B, D) passed
+      through ``visit(point, value)`` -> the next state;
+    - ``state_at(values, i)``: the state after step i of a ``run``'s values;
+    - ``finish(prep, carried)``: outputs and final state from the trajectories carried forward.
     """
 
     d_out: int
     state_size: int  # real numbers the recurrence carries per member
+    points: tuple[str, ...] = ("hook_h",)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     def initial_state(self, M: int, B: int, like: Tensor) -> State:
         raise NotImplementedError
@@ -187,17 +208,31 @@ class Layer(Stacked):
         """Number of units in the value of the local hook ``hook`` (its last dimension)."""
         return self.hidden
 
-    def forward(self, x: Tensor, state: Optional[State] = None, edits: Optional[StepEdits] = None):
-        raise NotImplementedError
+    def forward(self, x: "Tensor | Tokens", state: Optional[State] = None, edits: Optional[dict] = None,
+                fused: bool = True):
+        """Outputs (M, B, T, d_out) and the final state.
+
+        ``edits`` ({local hook name: {step: fn}}) are applied as step hooks (see
+        :func:`probe.interventions.step_hook`) for this call only; ``fused=False`` runs every step
+        through the reference :meth:`step` (e.g. for ``torch.func`` transforms).
+        """
+        prep = self.prepare(x, state) if not edits else None
+        if edits:
+            from probe.interventions import step_hook
+            level = object()                   # this call's hooks, removed again below
+            for name, steps in edits.items():
+                getattr(self, name).add_hook(step_hook(steps), level=level)
+            try:
+                return self.forward(x, state, None, fused)
+            finally:
+                for name in edits:
+                    getattr(self, name).remove_hooks("fwd", level=level)
+        return self.finish(prep, run_layer(self, prep, fused))
 
 
 # ---------------------------------------------------------------------------------------------
-# the model: input map -> layers -> readout
+# input map and readout (the model itself is probe.models.model.RecurrentModel)
 # ---------------------------------------------------------------------------------------------
-
-def _map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
-    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
-
 
 class Embed(Stacked):
     """Token embedding (learned or one-hot) or a linear map of vector inputs."""
@@ -235,165 +270,3 @@ class Readout(Stacked):
 
     def forward(self, x: Tensor) -> Tensor:
         return linear(x, self.w("W_U"), self.w("b_U"))                  # (M, B, T, d_output)
-
-
-class RecurrentModel(HookedRootModule):
-    """A stack of recurrent layers between an input map and a linear readout, with hooks.
-
-    Built by :func:`probe.models.make`. ``model(inputs)`` returns outputs (B, T, d_output), or
-    (M, B, T, d_output) for an ensemble; every hook carries whole trajectories (B, T, D) or
-    (M, B, T, D). Hooks are applied after the recurrence has produced the trajectory: an edit of
-    ``layers.{i}.hook_h`` in ``run_with_hooks`` reaches the next layer and the readout, but the
-    recurrence itself is edited step by step only through :func:`probe.intervene`.
-    """
-
-    def __init__(self, config: dict, layers: list[Layer]):
-        super().__init__()
-        self.config = config
-        self.arch = config["arch"]
-        self.members = int(config["members"])
-        self.input_kind = config["input_kind"]
-        self.d_source = config["vocab_size"] if self.input_kind == "tokens" else config["d_input"]
-        self.embed = Embed(self.input_kind, self.d_source, layers[0].d_in, config["embedding"], self.members)
-        self.hook_embed = HookPoint()           # (B, T, E)
-        self.layers = nn.ModuleList(layers)
-        self.readout = Readout(layers[-1].d_out, config["d_output"], self.members)
-        self.hook_logits = HookPoint()          # (B, T, d_output)
-        self.reset_parameters(config["seed"])
-        self.setup()
-
-    # -- construction -------------------------------------------------------------------------
-    @property
-    def is_ensemble(self) -> bool:
-        return self.members > 1
-
-    @torch.no_grad()
-    def reset_parameters(self, seed: int) -> None:
-        """Draw every member's weights from its own generator (see :func:`member_seed`)."""
-        stacked = [m for m in self.modules() if isinstance(m, Stacked)]
-        for i in range(self.members):
-            g = torch.Generator().manual_seed(member_seed(seed, i))
-            for module in stacked:
-                module.init_member(i, g)
-
-    def member(self, i: int) -> "RecurrentModel":
-        """A plain single model whose outputs equal slice ``i`` of this ensemble's."""
-        if not 0 <= i < self.members:
-            raise ValueError(f"member {i} out of range: this model has members 0..{self.members - 1}")
-        from probe.models import from_config
-        single = from_config({**self.config, "members": 1})
-        p = next(self.parameters())
-        single.to(device=p.device, dtype=p.dtype)
-        state = {k: (v[i] if self.is_ensemble else v) for k, v in self.state_dict().items()}
-        single.load_state_dict(state)
-        return single
-
-    def state_size(self) -> int:
-        """Real numbers carried by the recurrence per member (summed over layers)."""
-        return sum(layer.state_size for layer in self.layers)
-
-    # -- running ------------------------------------------------------------------------------
-    def _check_inputs(self, inputs: Tensor) -> bool:
-        """Validate inputs; return whether they carry a leading member axis."""
-        if not isinstance(inputs, Tensor):
-            raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
-        if self.input_kind == "tokens":
-            if inputs.dtype not in (torch.int64, torch.int32):
-                raise ValueError(f"token inputs must be an integer tensor (B, T), got dtype {inputs.dtype}")
-            ok_dims = (2, 3) if self.is_ensemble else (2,)
-            if inputs.dim() not in ok_dims:
-                raise ValueError(f"token inputs must have shape (B, T){' or (M, B, T)' if self.is_ensemble else ''}, "
-                                 f"got {tuple(inputs.shape)}")
-            if inputs.numel() and (inputs.min() < 0 or inputs.max() >= self.d_source):
-                raise ValueError(f"token ids must lie in 0..{self.d_source - 1}, got values "
-                                 f"{int(inputs.min())}..{int(inputs.max())}")
-            per_member = inputs.dim() == 3
-        else:
-            if not inputs.is_floating_point():
-                raise ValueError(f"vector inputs must be a float tensor (B, T, {self.d_source}), got dtype {inputs.dtype}")
-            ok_dims = (3, 4) if self.is_ensemble else (3,)
-            if inputs.dim() not in ok_dims or inputs.shape[-1] != self.d_source:
-                raise ValueError(f"vector inputs must have shape (B, T, {self.d_source})"
-                                 f"{' or (M, B, T, ' + str(self.d_source) + ')' if self.is_ensemble else ''}, "
-                                 f"got {tuple(inputs.shape)}")
-            per_member = inputs.dim() == 4
-        if per_member and inputs.shape[0] != self.members:
-            raise ValueError(f"per-member inputs need a leading axis of size {self.members}, got {inputs.shape[0]}")
-        return per_member
-
-    def _lookup_tokens(self, per_member: bool, edits: StepEdits) -> bool:
-        """Whether the first layer may look its input map up per token (see :class:`Tokens`):
-        learned embeddings of shared token inputs that no hook or edit needs to see."""
-        hook = self.hook_embed
-        return (self.input_kind == "tokens" and self.embed.kind == "learned" and not per_member
-                and getattr(self.layers[0], "takes_tokens", False) and "hook_embed" not in edits
-                and not (hook._forward_hooks or hook._forward_pre_hooks or hook._backward_hooks
-                         or hook._backward_pre_hooks))
-
-    def forward(self, inputs: Tensor, state: Optional[list[State]] = None, return_state: bool = False,
-                edits: Optional[StepEdits] = None):
-        """Run the model.
-
-        Parameters
-        ----------
-        inputs : LongTensor (B, T) of token ids, or FloatTensor (B, T, d_input); an ensemble also
-            takes per-member inputs (M, B, T[, d_input]).
-        state : optional list with one initial state per layer, as returned with ``return_state``.
-        return_state : also return the list of final states (to continue a sequence).
-        edits : {full hook name: {step: fn}}, applied inside the recurrence; see :func:`probe.intervene`.
-
-        Returns
-        -------
-        outputs : (B, T, d_output), or (M, B, T, d_output) for an ensemble; logits for "ce" tasks.
-        """
-        per_member = self._check_inputs(inputs)
-        edits = dict(edits or {})
-        ens = self.is_ensemble
-        dtype = self.readout.W_U.dtype
-        if self._lookup_tokens(per_member, edits):
-            x = Tokens(inputs, self.embed.w("W_E"))                                 # (M, B, T, E) lazily
-        else:
-            x = self.embed(inputs, per_member, dtype)                               # (M, B, T, E)
-            x = edit_trajectory(edits.pop("hook_embed", None), x, ens)
-            x = self.readout.hooked(self.hook_embed, x)
-        if state is not None and len(state) != len(self.layers):
-            raise ValueError(f"state must hold one entry per layer ({len(self.layers)}), got {len(state)}")
-        finals = []
-        for i, layer in enumerate(self.layers):
-            prefix = f"layers.{i}."
-            layer_edits = {k[len(prefix):]: v for k, v in edits.items() if k.startswith(prefix)}
-            s = None if state is None else _map_state(state[i], lambda t: t if ens else t.unsqueeze(0))
-            x, final = layer(x, s, layer_edits)                                     # (M, B, T, H)
-            finals.append(_map_state(final, lambda t: t if ens else t.squeeze(0)))
-        logits = self.readout(x)                                                    # (M, B, T, d_output)
-        logits = edit_trajectory(edits.pop("hook_logits", None), logits, ens)
-        logits = self.readout.hooked(self.hook_logits, logits)
-        out = logits if ens else logits.squeeze(0)
-        return (out, finals) if return_state else out
-
-    def extra_repr(self) -> str:
-        c = self.config
-        return f"arch={c['arch']}, hidden={c['hidden']}, layers={c['layers']}, members={c['members']}"
-
-
-def scan_with_state_edits(a: Tensor, b: Tensor, h0: Optional[Tensor], edits: Optional[Mapping[int, Callable]],
-                          ensemble: bool, view: Callable = lambda h: h, unview: Callable = lambda v: v) -> Tensor:
-    """h_t = a_t h_{t-1} + b_t over (M, B, T, N), with state edits applied between scan segments.
-
-    ``a`` may be constant over time (its time axis of size 1). An edit at step t ends one scan at
-    t, edits the state (through ``view``/``unview``, e.g. complex <-> real), and starts the next
-    scan from the edited state, so that later states follow from it.
-    """
-    from probe.scan import linear_scan
-    if not edits:
-        return linear_scan(a, b, h0)
-    T = b.shape[2]
-    pieces, start, h = [], 0, h0
-    for t in sorted(edits):
-        seg = linear_scan(a if a.shape[2] == 1 else a[:, :, start:t + 1], b[:, :, start:t + 1], h)
-        h = unview(edit_at(edits, t, view(seg[:, :, -1]), ensemble))               # (M, B, N)
-        pieces += [seg[:, :, :-1], h.unsqueeze(2)]
-        start = t + 1
-    if start < T:
-        pieces.append(linear_scan(a if a.shape[2] == 1 else a[:, :, start:], b[:, :, start:], h))
-    return torch.cat(pieces, 2)                                                     # (M, B, T, N)

@@ -13,19 +13,23 @@ gradient is needed) it runs as a complex diagonal scan: z_t = Λ z_{t-1} + V⁻�
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from types import SimpleNamespace
+from typing import Callable, Literal, Optional
 
 import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, constant, edit_at, linear, normal, xavier_normal
+from probe.models.base import Layer, constant, linear, normal, xavier_normal
+from probe.models.recurrence import at, loop
 
 _DIAG_MIN_T = 256       # below this the step loop is as fast as diagonalising
 _DIAG_MAX_COND = 1e4    # eigenvector conditioning beyond which the diagonal path loses accuracy
 
 
 class ElmanLayer(Layer):
+    points = ("hook_pre", "hook_h")
+
     def __init__(self, d_in: int, hidden: int, members: int,
                  nonlinearity: Literal["tanh", "relu"] = "tanh", gain: float = 1.0,
                  h0: Literal["zeros", "ones", "learned"] = "zeros"):
@@ -45,23 +49,31 @@ class ElmanLayer(Layer):
             return self.w("h0").unsqueeze(1).expand(M, B, self.hidden)
         return like.new_full((M, B, self.hidden), 1.0 if self.h0_kind == "ones" else 0.0)
 
-    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+    def prepare(self, x: Tensor, state: Optional[Tensor]) -> SimpleNamespace:
         M, B, T, _ = x.shape
-        e, ens = edits or {}, self.ensemble
+        h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
+        return SimpleNamespace(M=M, B=B, T=T, state=h0, ux=linear(x, self.w("U"), self.w("b")),  # (M, B, T, H)
+                               W_T=self.w("W").transpose(1, 2))
+
+    def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
+        return loop(self, prep, h, start, taps)
+
+    def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
         phi = torch.relu if self.nonlinearity == "relu" else torch.tanh
-        h = self.initial_state(M, B, x) if state is None else state                   # (M, B, H)
-        ux = linear(x, self.w("U"), self.w("b"))                                      # (M, B, T, H)
-        W_T = self.w("W").transpose(1, 2)
-        pres, hs = [], []
-        for t, ux_t in enumerate(ux.unbind(2)):
-            pre = edit_at(e.get("hook_pre"), t, torch.baddbmm(ux_t, h, W_T), ens)     # (M, B, H)
-            h = edit_at(e.get("hook_h"), t, phi(pre), ens)
-            pres.append(pre); hs.append(h)
-        self.hooked(self.hook_pre, torch.stack(pres, 2))
-        return self.hooked(self.hook_h, torch.stack(hs, 2)), h                       # (M, B, T, H)
+        pre = visit("hook_pre", torch.baddbmm(at(prep, "ux", t, 2), h, prep.W_T))     # (M, B, H)
+        return visit("hook_h", phi(pre))
+
+    def state_at(self, values: dict, i: int) -> Tensor:
+        return values["hook_h"][:, :, i]
+
+    def finish(self, prep, carried: dict):
+        h = carried["hook_h"]                                                         # (M, B, T, H)
+        return h, h[:, :, -1]
 
 
 class LinearLayer(Layer):
+    points = ("hook_pre", "hook_h")
+
     def __init__(self, d_in: int, hidden: int, members: int, init_scale: float = 1.0,
                  scan: Literal["auto", "loop", "diag"] = "auto"):
         super().__init__(members)
@@ -75,30 +87,37 @@ class LinearLayer(Layer):
     def initial_state(self, M: int, B: int, like: Tensor) -> Tensor:
         return like.new_zeros(M, B, self.hidden)
 
-    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+    def prepare(self, x: Tensor, state: Optional[Tensor]) -> SimpleNamespace:
         M, B, T, _ = x.shape
         h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
-        ux = linear(x, self.w("U"))                                                   # (M, B, T, H)
-        hs = self._diagonal(ux, h0) if self._use_diagonal(T, edits) else None
-        if hs is None:
-            hs = self._loop(ux, h0, edits or {})
-        self.hooked(self.hook_pre, hs)
-        return self.hooked(self.hook_h, hs), hs[:, :, -1]
+        return SimpleNamespace(M=M, B=B, T=T, state=h0, ux=linear(x, self.w("U")),  # (M, B, T, H)
+                               W_T=self.w("W").transpose(1, 2))
 
-    def _use_diagonal(self, T: int, edits) -> bool:
-        if self.scan == "loop" or edits:
+    def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
+        # gradient taps need the loop (the diagonal path is chosen only without gradients anyway)
+        ux = prep.ux[:, :, start:] if start else prep.ux
+        hs = self._diagonal(ux, h) if not taps and self._use_diagonal(prep.T - start) else None
+        if hs is None:
+            return loop(self, prep, h, start, taps)
+        return {"hook_pre": hs, "hook_h": hs}                                         # (M, B, T, H)
+
+    def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
+        pre = visit("hook_pre", torch.baddbmm(at(prep, "ux", t, 2), h, prep.W_T))     # (M, B, H)
+        return visit("hook_h", pre)
+
+    def state_at(self, values: dict, i: int) -> Tensor:
+        return values["hook_h"][:, :, i]
+
+    def finish(self, prep, carried: dict):
+        h = carried["hook_h"]                                                         # (M, B, T, H)
+        return h, h[:, :, -1]
+
+    def _use_diagonal(self, T: int) -> bool:
+        if self.scan == "loop":
             return False
         if self.scan == "diag":
             return True
         return T >= _DIAG_MIN_T and not (torch.is_grad_enabled() and self.W.requires_grad)
-
-    def _loop(self, ux: Tensor, h: Tensor, e) -> Tensor:
-        ens, W_T, hs = self.ensemble, self.w("W").transpose(1, 2), []
-        for t, ux_t in enumerate(ux.unbind(2)):
-            pre = edit_at(e.get("hook_pre"), t, torch.baddbmm(ux_t, h, W_T), ens)     # (M, B, H)
-            h = edit_at(e.get("hook_h"), t, pre, ens)
-            hs.append(h)
-        return torch.stack(hs, 2)                                                     # (M, B, T, H)
 
     def _diagonal(self, ux: Tensor, h0: Tensor) -> Optional[Tensor]:
         """h_t through the eigenbasis of W, or None when W is too far from diagonalisable."""

@@ -8,44 +8,44 @@
 Weights are stored as ``torch.nn.GRU`` stores them (``weight_ih_l0`` is our ``W_ih``, rows r|z|n),
 so copying a torch GRU's weights in gives the same outputs.
 
-Two paths compute the recurrence. :func:`_gru_steps` is the reference, one autograd step at a
-time, and the only one that takes step edits (their functions may be anything differentiable).
-:class:`_GRUScan` runs the same equations with a hand-written backward that works on one step's
-slices at a time (no whole-trajectory copies) and needs no autograd graph per step, which makes
-ensemble training several times faster on CPU. Both read the input map through
-:func:`probe.models.base.project` (a per-token table lookup for learned token embeddings). The
-tests check that both agree.
+Two paths compute the recurrence. :func:`_gru_step` is the reference, one autograd step at a
+time, and the one through which hooks and step edits change a value (see
+:mod:`probe.models.recurrence`). :class:`_GRUScan` runs the same operations with a hand-written
+backward that works on one step's slices at a time (no whole-trajectory copies) and needs no
+autograd graph per step, which makes ensemble training several times faster on CPU. Both read
+the input map through :func:`probe.models.base.project` (a per-token table lookup for learned
+token embeddings). The tests check that they agree.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from types import SimpleNamespace
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, edit_at, project, uniform
+from probe.models.base import Layer, project, uniform
+from probe.models.recurrence import at
 
 
-def _gru_steps(gi: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor, e: StepEdits, ens: bool):
-    """Reference recurrence. gi (T, M, B, 3H) (a view), h (M, B, H) -> r, z, n, h (M, T, B, H)."""
-    W_hh_T, b_hh = W_hh.transpose(1, 2), b_hh.unsqueeze(1)
-    rs, zs, ns, hs = [], [], [], []
-    for t, gi_t in enumerate(gi.unbind(0)):
-        gh = torch.baddbmm(b_hh, h, W_hh_T)                                          # (M, B, 3H)
-        i_r, i_z, i_n = gi_t.chunk(3, -1)
-        h_r, h_z, h_n = gh.chunk(3, -1)
-        r = edit_at(e.get("hook_r"), t, torch.sigmoid(i_r + h_r), ens)
-        z = edit_at(e.get("hook_z"), t, torch.sigmoid(i_z + h_z), ens)
-        n = edit_at(e.get("hook_n"), t, torch.tanh(i_n + r * h_n), ens)
-        h = edit_at(e.get("hook_h"), t, n + z * (h - n), ens)
-        rs.append(r); zs.append(z); ns.append(n); hs.append(h)
-    return [torch.stack(v, 1) for v in (rs, zs, ns, hs)]                             # (M, T, B, H) each
+def _gru_step(gi_t: Tensor, h: Tensor, W_hh_T: Tensor, b_hh: Tensor, visit: Callable) -> Tensor:
+    """One reference step: gi_t (M, B, 3H) (a view), h (M, B, H) -> h (M, B, H).
+
+    Every value passes through ``visit(point, value)``, which returns the value to go on with.
+    The operations are those of :meth:`_GRUScan.forward`.
+    """
+    H = h.shape[-1]
+    gh = torch.baddbmm(b_hh, h, W_hh_T)                                             # (M, B, 3H)
+    rz = torch.add(gi_t[..., :2 * H], gh[..., :2 * H]).sigmoid()                    # (M, B, 2H)
+    r, z = visit("hook_r", rz[..., :H]), visit("hook_z", rz[..., H:])
+    n = visit("hook_n", torch.addcmul(gi_t[..., 2 * H:], r, gh[..., 2 * H:]).tanh())
+    return visit("hook_h", torch.addcmul(n, z, h - n))
 
 
 class _GRUScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (T, M, B, 3H), h0 (M, B, H), W_hh, b_hh) -> r, z, n, h.
+    """The recurrence without edits: (gi (T, M, B, 3H), h0 (M, B, H), W_hh, b_hh, taps) -> r, z, n, h.
 
     ``gi`` is indexed by step first but may have any memory layout (the token path hands in a
     (T, B, M, 3H) table lookup, see :func:`probe.models.base.project`); its gradient is written
@@ -53,12 +53,14 @@ class _GRUScan(torch.autograd.Function):
     (T, M, B, H) buffers, so every per-step write lands in one contiguous block. The backward
     runs step by step on slices that stay in cache and accumulates the weight gradients as it
     goes; nothing the size of the whole trajectory is concatenated, transposed or copied.
-    Gates are outputs too (for the hooks), and gradients that reach them are honoured, so a
-    loss on a cached gate trains the same way as on the reference path.
+    Gates are outputs too (for the hooks), and gradients that reach them are honoured. The four
+    optional ``taps`` (M, B, T, H) are not read: their gradients are the total derivatives of the
+    loss with respect to r, z, n and h at each step (for gradient hooks, see
+    :mod:`probe.models.recurrence`).
     """
 
     @staticmethod
-    def forward(ctx, gi, h0, W_hh, b_hh):
+    def forward(ctx, gi, h0, W_hh, b_hh, tap_r=None, tap_z=None, tap_n=None, tap_h=None):
         T, M, B, H3 = gi.shape
         H = H3 // 3
         rz, ns = h0.new_empty(T, M, B, 2 * H), h0.new_empty(T, M, B, H)  # rz[t] = r_t | z_t
@@ -81,6 +83,8 @@ class _GRUScan(torch.autograd.Function):
     def backward(ctx, drs, dzs, dns, dhs):
         gi, W_hh, rz, ns, hs, ghn = ctx.saved_tensors
         T, M, B, H = ns.shape
+        dtap = [ns.new_empty(T, M, B, H) if need else None for need in ctx.needs_input_grad[4:]]
+        tapped = any(d is not None for d in dtap)
         dgi = torch.empty_like(gi)                           # gi's own layout
         dW_hh = W_hh.new_zeros(M, 3 * H, H)
         db_acc = W_hh.new_zeros(M, B, 3 * H)                 # dgh summed over steps
@@ -96,6 +100,10 @@ class _GRUScan(torch.autograd.Function):
             dn = dh - dhz                                    # dh * (1 - z)
             if dns is not None:
                 dn += dns[t]
+            if tapped:
+                for tap, d in zip(dtap[2:], (dn, dh)):
+                    if tap is not None:
+                        tap[t] = d
             dn = torch.mul(dn, torch.addcmul(one, n, n, value=-1), out=dgi_t[..., 2 * H:])
             torch.mul(dn, ghn[t], out=dgh[..., :H])                                  # dL/dr
             torch.mul(dh, h_prev - n, out=dgh[..., H:2 * H])                          # dL/dz
@@ -103,17 +111,23 @@ class _GRUScan(torch.autograd.Function):
                 dgh[..., :H] += drs[t]
             if dzs is not None:
                 dgh[..., H:2 * H] += dzs[t]
+            if tapped:
+                for tap, d in zip(dtap[:2], (dgh[..., :H], dgh[..., H:2 * H])):
+                    if tap is not None:
+                        tap[t] = d
             dgh[..., :2 * H] *= torch.addcmul(rz_t, rz_t, rz_t, value=-1)            # σ' = σ(1 - σ)
             torch.mul(dn, r, out=dgh[..., 2 * H:])
             dgi_t[..., :2 * H] = dgh[..., :2 * H]
             dW_hh.baddbmm_(dgh.transpose(1, 2), h_prev)                               # (M, 3H, H)
             db_acc += dgh
             dh = torch.baddbmm(dhz, dgh, W_hh)                                        # (M, B, H)
-        return dgi, dh, dW_hh, db_acc.sum(1)
+        taps = (None if d is None else d.permute(1, 2, 0, 3) for d in dtap)          # (M, B, T, H)
+        return dgi, dh, dW_hh, db_acc.sum(1), *taps
 
 
 class GRULayer(Layer):
     takes_tokens = True  # its input map may be a per-token table lookup (base.Tokens)
+    points = ("hook_r", "hook_z", "hook_n", "hook_h")
 
     def __init__(self, d_in: int, hidden: int, members: int):
         super().__init__(members)
@@ -131,16 +145,24 @@ class GRULayer(Layer):
     def initial_state(self, M: int, B: int, like: Tensor) -> Tensor:
         return like.new_zeros(M, B, self.hidden)
 
-    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None,
-                fused: bool = True):
+    def prepare(self, x, state: Optional[Tensor]) -> SimpleNamespace:
         M, B, T, _ = x.shape
         h0 = self.initial_state(M, B, x) if state is None else state                  # (M, B, H)
-        gi = project(x, self.w("W_ih"), self.w("b_ih"))                              # (T, M, B, 3H) view
-        if edits or not fused:
-            r, z, n, h = _gru_steps(gi, h0, self.w("W_hh"), self.w("b_hh"), edits or {}, self.ensemble)
-        else:
-            r, z, n, h = (v.transpose(0, 1) for v in _GRUScan.apply(gi, h0, self.w("W_hh"), self.w("b_hh")))
-        for hook, v in ((self.hook_r, r), (self.hook_z, z), (self.hook_n, n)):
-            self.hooked(hook, v.transpose(1, 2))
-        out = self.hooked(self.hook_h, h.transpose(1, 2))                            # (M, B, T, H)
-        return out, out[:, :, -1]
+        return SimpleNamespace(M=M, B=B, T=T, state=h0,
+                               gi=project(x, self.w("W_ih"), self.w("b_ih")))        # (T, M, B, 3H) view
+
+    def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
+        taps = taps or {}
+        gi = prep.gi[start:] if start else prep.gi  # a slice would cost a zero-filled copy in the backward
+        out = _GRUScan.apply(gi, h, self.w("W_hh"), self.w("b_hh"), *(taps.get(p) for p in self.points))
+        return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, out)}         # (M, B, T, H) each
+
+    def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
+        return _gru_step(at(prep, "gi", t, 0), h, self.w("W_hh").transpose(1, 2), self.w("b_hh").unsqueeze(1), visit)
+
+    def state_at(self, values: dict, i: int) -> Tensor:
+        return values["hook_h"][:, :, i]
+
+    def finish(self, prep, carried: dict):
+        h = carried["hook_h"]                                                         # (M, B, T, H)
+        return h, h[:, :, -1]

@@ -26,14 +26,16 @@ Either way the whole layer is one linear scan.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from types import SimpleNamespace
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, constant, edit_trajectory, linear, scan_with_state_edits, uniform
+from probe.models.base import Layer, constant, linear, uniform
+from probe.models.recurrence import Join, at
 
 
 def _decay_logit(c: float, lo: float, hi: float):
@@ -84,7 +86,7 @@ class HawkLayer(Layer):
     def width(self, hook: str) -> int:
         return self.d_in if hook == "hook_conv" else self.hidden
 
-    def _convolve(self, x: Tensor, past: Optional[Tensor], e) -> tuple[Tensor, Tensor]:
+    def _convolve(self, x: Tensor, past: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         """u (M, B, T, d_in) and the last K-1 inputs (M, B, K-1, d_in), the convolution's next state."""
         M, B, T, D = x.shape
         K = self.conv
@@ -94,16 +96,14 @@ class HawkLayer(Layer):
         W = self.w("W_conv")                                                        # (M, K, D)
         u = self.w("b_conv")[:, None, None, :] + sum(
             W[:, k, None, None, :] * padded[:, :, K - 1 - k: K - 1 - k + T] for k in range(K))  # (M, B, T, D)
-        u = self.hooked(self.hook_conv, edit_trajectory(e.get("hook_conv"), u, self.ensemble))
-        return u, padded[:, :, T:]
+        return self.hooked(self.hook_conv, u), padded[:, :, T:]
 
-    def forward(self, x: Tensor, state=None, edits: Optional[StepEdits] = None):
-        e, ens = edits or {}, self.ensemble
+    def prepare(self, x: Tensor, state) -> SimpleNamespace:
         M, B, T, _ = x.shape
-        x_out = x                                                                   # the output gate's input
+        x_out, past = x, None                                                       # the output gate's input
         if self.conv:
             h0, past = state if state is not None else (None, None)
-            x, past = self._convolve(x, past, e)                                    # (M, B, T, d_in)
+            x, past = self._convolve(x, past)                                       # (M, B, T, d_in)
         else:
             h0 = state
         if self.decay == "input":
@@ -111,17 +111,32 @@ class HawkLayer(Layer):
             a = torch.exp(-self.c * F.softplus(-self.w("Lambda"))[:, None, None, :] * r)  # σ(Λ)^(c r)
         else:
             a = self.w("Lambda")[:, None, None, :].expand(M, B, T, self.hidden)
-        a = self.hooked(self.hook_a, edit_trajectory(e.get("hook_a"), a, ens))
+        a = self.hooked(self.hook_a, a)
         gx = linear(x, self.w("W_gx"), self.w("b_gx"))
-        gx = torch.sigmoid(gx) if self.gates == "sigmoid" else gx
-        gx = self.hooked(self.hook_gate_x, edit_trajectory(e.get("hook_gate_x"), gx, ens))
+        gx = self.hooked(self.hook_gate_x, torch.sigmoid(gx) if self.gates == "sigmoid" else gx)
         b = gx * linear(x, self.w("W_x"))                                           # (M, B, T, H)
         if self.normalize:
             b = b * torch.sqrt((1 - a * a).clamp_min(1e-12))
-        h = scan_with_state_edits(a, b, h0, e.get("hook_h"), ens)
-        h = self.hooked(self.hook_h, h)                                             # (M, B, T, H)
-        go = linear(x_out, self.w("W_go"), self.w("b_go"))
-        go = F.gelu(go) if self.gates == "sigmoid" else go
-        go = self.hooked(self.hook_gate_out, edit_trajectory(e.get("hook_gate_out"), go, ens))
-        final = (h[:, :, -1], past) if self.conv else h[:, :, -1]
+        return SimpleNamespace(M=M, B=B, T=T, state=h0, a=a, b=b, x_out=x_out, past=past)
+
+    def run(self, prep, h: Optional[Tensor], start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
+        from probe.scan import linear_scan
+        # slice only when needed: a slice's backward is a zero-filled copy of the whole trajectory
+        a, b = (prep.a, prep.b) if not start else (prep.a[:, :, start:], prep.b[:, :, start:])
+        if taps:  # dL/db_t is the total derivative at h_t (b_t enters h_t alone, with weight 1)
+            b = Join.apply(b, taps["hook_h"])
+        return {"hook_h": linear_scan(a, b, h)}                  # (M, B, T, H)
+
+    def step(self, prep, h: Optional[Tensor], t: int, visit: Callable) -> Tensor:
+        b = at(prep, "b", t, 2)
+        return visit("hook_h", b if h is None else at(prep, "a", t, 2) * h + b)         # (M, B, H)
+
+    def state_at(self, values: dict, i: int) -> Tensor:
+        return values["hook_h"][:, :, i]
+
+    def finish(self, prep, carried: dict):
+        h = carried["hook_h"]                                                       # (M, B, T, H)
+        go = linear(prep.x_out, self.w("W_go"), self.w("b_go"))
+        go = self.hooked(self.hook_gate_out, F.gelu(go) if self.gates == "sigmoid" else go)
+        final = (h[:, :, -1], prep.past) if self.conv else h[:, :, -1]
         return linear(go * h, self.w("W_out")), final

@@ -12,14 +12,16 @@ complex λ (broadcast over steps) and γ ⊙ B x_t (B, T, N).
 from __future__ import annotations
 
 import math
-from typing import Optional
+from types import SimpleNamespace
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, edit_trajectory, linear, normal, scan_with_state_edits
+from probe.models.base import Layer, linear, normal
+from probe.models.recurrence import Join, at
 
 
 def _ring_nu(r_min: float, r_max: float):
@@ -70,18 +72,32 @@ class LRULayer(Layer):
     def _real(self, h: Tensor) -> Tensor:
         return torch.cat([h.real, h.imag], -1)
 
-    def forward(self, x: Tensor, state: Optional[Tensor] = None, edits: Optional[StepEdits] = None):
+    def prepare(self, x: Tensor, state: Optional[Tensor]) -> SimpleNamespace:
         M, B, T, _ = x.shape
-        e, ens = edits or {}, self.ensemble
         lam = torch.exp(torch.complex(-torch.exp(self.w("nu_log")), torch.exp(self.w("theta_log"))))  # (M, N)
-        a = lam[:, None, None, :].expand(M, B, T, self.N)                           # (M, B, T, N)
-        a = self.hooked(self.hook_a, edit_trajectory(e.get("hook_a"), a, ens))
+        a = self.hooked(self.hook_a, lam[:, None, None, :].expand(M, B, T, self.N))  # (M, B, T, N)
         Bx = torch.complex(linear(x, self.w("B_re")), linear(x, self.w("B_im")))  # (M, B, T, N)
-        b = torch.exp(self.w("gamma_log"))[:, None, None, :] * Bx
-        b = self.hooked(self.hook_b, edit_trajectory(e.get("hook_b"), b, ens))
-        h0 = None if state is None else self._complex(state)
-        h = scan_with_state_edits(a, b, h0, e.get("hook_h"), ens, view=self._real, unview=self._complex)
-        hr = self.hooked(self.hook_h, self._real(h))                                # (M, B, T, 2N)
+        b = self.hooked(self.hook_b, torch.exp(self.w("gamma_log"))[:, None, None, :] * Bx)
+        h0 = None if state is None else self._complex(state)                       # (M, B, N) complex
+        return SimpleNamespace(M=M, B=B, T=T, state=h0, a=a, b=b, x=x)
+
+    def run(self, prep, h: Optional[Tensor], start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
+        from probe.scan import linear_scan
+        # slice only when needed: a slice's backward is a zero-filled copy of the whole trajectory
+        a, b = (prep.a, prep.b) if not start else (prep.a[:, :, start:], prep.b[:, :, start:])
+        if taps:  # dL/db_t is the total derivative at h_t; as real numbers, [Re, Im]
+            b = Join.apply(b, taps["hook_h"], self._real)
+        return {"hook_h": self._real(linear_scan(a, b, h))}     # (M, B, T, 2N)
+
+    def step(self, prep, h: Optional[Tensor], t: int, visit: Callable) -> Tensor:
+        b = at(prep, "b", t, 2)
+        return self._complex(visit("hook_h", self._real(b if h is None else at(prep, "a", t, 2) * h + b)))
+
+    def state_at(self, values: dict, i: int) -> Tensor:
+        return self._complex(values["hook_h"][:, :, i])
+
+    def finish(self, prep, carried: dict):
+        hr = carried["hook_h"]                                                      # (M, B, T, 2N)
         C = torch.cat([self.w("C_re"), -self.w("C_im")], -1)                        # Re(C h) = C_re h_re - C_im h_im
-        y = F.gelu(linear(hr, C) + linear(x, self.w("D")))                          # (M, B, T, H)
+        y = F.gelu(linear(hr, C) + linear(prep.x, self.w("D")))                     # (M, B, T, H)
         return y, hr[:, :, -1]

@@ -7,49 +7,51 @@
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
     h_t = o_t ⊙ tanh(c_t)
 
-The state is the pair (h, c); ``state_size`` counts both. As for the GRU, :func:`_lstm_steps` is
-the reference recurrence (the one that takes step edits) and :class:`_LSTMScan` the same equations
-with a hand-written backward; the tests check that they agree.
+The state is the pair (h, c); ``state_size`` counts both. As for the GRU, :func:`_lstm_step` is
+the reference step (the one through which hooks and edits change values) and :class:`_LSTMScan`
+the same operations with a hand-written backward; the tests check that they agree.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from types import SimpleNamespace
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, StepEdits, edit_at, project, uniform
+from probe.models.base import Layer, project, uniform
+from probe.models.recurrence import at
+
+_POINTS = ("hook_i", "hook_f", "hook_g", "hook_o", "hook_c", "hook_h")
 
 
-def _lstm_steps(gi: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, e: StepEdits, ens: bool):
-    """Reference recurrence. gi (T, M, B, 4H) (a view), biases included -> gates (M, T, B, 4H), c, h."""
-    W_hh_T = W_hh.transpose(1, 2)
-    gates, cs, hs = [], [], []
-    for t, gi_t in enumerate(gi.unbind(0)):
-        p_i, p_f, p_g, p_o = torch.baddbmm(gi_t, h, W_hh_T).chunk(4, -1)            # (M, B, H) each
-        i = edit_at(e.get("hook_i"), t, torch.sigmoid(p_i), ens)
-        f = edit_at(e.get("hook_f"), t, torch.sigmoid(p_f), ens)
-        g = edit_at(e.get("hook_g"), t, torch.tanh(p_g), ens)
-        o = edit_at(e.get("hook_o"), t, torch.sigmoid(p_o), ens)
-        c = edit_at(e.get("hook_c"), t, f * c + i * g, ens)
-        h = edit_at(e.get("hook_h"), t, o * torch.tanh(c), ens)
-        gates.append(torch.cat([i, f, g, o], -1)); cs.append(c); hs.append(h)
-    return torch.stack(gates, 1), torch.stack(cs, 1), torch.stack(hs, 1)
+def _lstm_step(gi_t: Tensor, h: Tensor, c: Tensor, W_hh_T: Tensor, visit: Callable) -> tuple[Tensor, Tensor]:
+    """One reference step: gi_t (M, B, 4H) with both biases, h, c (M, B, H) -> h, c.
+
+    The operations are those of :meth:`_LSTMScan.forward`, on the same slices.
+    """
+    H = h.shape[-1]
+    p = torch.baddbmm(gi_t, h, W_hh_T)                                              # (M, B, 4H)
+    act = torch.cat([p[..., :2 * H].sigmoid(), p[..., 2 * H:3 * H].tanh(), p[..., 3 * H:].sigmoid()], -1)
+    i, f, g, o = (visit(name, act[..., k * H:(k + 1) * H]) for k, name in enumerate(_POINTS[:4]))
+    c = visit("hook_c", torch.addcmul(f * c, i, g))
+    return visit("hook_h", torch.mul(o, torch.tanh(c))), c
 
 
 class _LSTMScan(torch.autograd.Function):
-    """The recurrence without edits: (gi (T, M, B, 4H), h0, c0 (M, B, H), W_hh) -> gates, c, h.
+    """The recurrence without edits: (gi (T, M, B, 4H), h0, c0 (M, B, H), W_hh, taps) -> gates, c, h.
 
     As in :class:`probe.models.gru._GRUScan`: ``gi`` is indexed by step first in any memory
     layout and gets its gradient in that layout; outputs are time-first ((T, M, B, 4H) and
     (T, M, B, H)) so per-step writes are contiguous; the backward accumulates dW_hh step by step
-    instead of concatenating and transposing whole trajectories.
+    instead of concatenating and transposing whole trajectories. The six optional ``taps``
+    (M, B, T, H), for i, f, g, o, c, h, receive the total derivatives of the loss at each step.
     """
 
     @staticmethod
-    def forward(ctx, gi, h0, c0, W_hh):
+    def forward(ctx, gi, h0, c0, W_hh, *taps):
         T, M, B, H4 = gi.shape
         H = H4 // 4
         gates, tcs = h0.new_empty(T, M, B, H4), h0.new_empty(T, M, B, H)
@@ -69,6 +71,8 @@ class _LSTMScan(torch.autograd.Function):
     def backward(ctx, dgates, dcs, dhs):
         gi, W_hh, gates, cs, tcs, hs = ctx.saved_tensors
         T, M, B, H = tcs.shape
+        dtap = [tcs.new_empty(T, M, B, H) if need else None for need in ctx.needs_input_grad[4:]]
+        tapped = any(d is not None for d in dtap)
         dgi = torch.empty_like(gi)                           # gi's own layout
         dW_hh = W_hh.new_zeros(M, 4 * H, H)
         p = tcs.new_empty(M, B, 4 * H)                       # d(gate pre-activations) of one step
@@ -84,6 +88,10 @@ class _LSTMScan(torch.autograd.Function):
             d_i, d_f, d_g, d_o = dc * g, dc * c_prev, dc * i, dh * tc
             if dgates is not None:
                 d_i, d_f, d_g, d_o = (d + dd for d, dd in zip((d_i, d_f, d_g, d_o), dgates[t].chunk(4, -1)))
+            if tapped:
+                for tap, d in zip(dtap, (d_i, d_f, d_g, d_o, dc, dh)):
+                    if tap is not None:
+                        tap[t] = d
             torch.mul(d_i, i * (1 - i), out=p[..., :H])
             torch.mul(d_f, f * (1 - f), out=p[..., H:2 * H])
             torch.mul(d_g, 1 - g * g, out=p[..., 2 * H:3 * H])
@@ -92,11 +100,13 @@ class _LSTMScan(torch.autograd.Function):
             dW_hh.baddbmm_(p.transpose(1, 2), hs[t])                                  # (M, 4H, H)
             dc = dc * f
             dh = torch.bmm(p, W_hh)                                                   # (M, B, H)
-        return dgi, dh, dc, dW_hh
+        taps = (None if d is None else d.permute(1, 2, 0, 3) for d in dtap)          # (M, B, T, H)
+        return dgi, dh, dc, dW_hh, *taps
 
 
 class LSTMLayer(Layer):
     takes_tokens = True  # its input map may be a per-token table lookup (base.Tokens)
+    points = _POINTS
 
     def __init__(self, d_in: int, hidden: int, members: int):
         super().__init__(members)
@@ -116,18 +126,25 @@ class LSTMLayer(Layer):
     def initial_state(self, M: int, B: int, like: Tensor) -> tuple[Tensor, Tensor]:
         return like.new_zeros(M, B, self.hidden), like.new_zeros(M, B, self.hidden)
 
-    def forward(self, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = None,
-                edits: Optional[StepEdits] = None, fused: bool = True):
+    def prepare(self, x, state: Optional[tuple[Tensor, Tensor]]) -> SimpleNamespace:
         M, B, T, _ = x.shape
-        h0, c0 = self.initial_state(M, B, x) if state is None else state             # (M, B, H) each
+        state = self.initial_state(M, B, x) if state is None else state              # (h0, c0) (M, B, H)
         bias = self.w("b_ih") + self.w("b_hh")
-        gi = project(x, self.w("W_ih"), bias)                                        # (T, M, B, 4H) view
-        if edits or not fused:
-            gates, c, h = _lstm_steps(gi, h0, c0, self.w("W_hh"), edits or {}, self.ensemble)
-        else:
-            gates, c, h = (v.transpose(0, 1) for v in _LSTMScan.apply(gi, h0, c0, self.w("W_hh")))
-        for hook, v in zip((self.hook_i, self.hook_f, self.hook_g, self.hook_o), gates.chunk(4, -1)):
-            self.hooked(hook, v.transpose(1, 2))
-        c = self.hooked(self.hook_c, c.transpose(1, 2))
-        out = self.hooked(self.hook_h, h.transpose(1, 2))                            # (M, B, T, H)
-        return out, (out[:, :, -1], c[:, :, -1])
+        return SimpleNamespace(M=M, B=B, T=T, state=state, gi=project(x, self.w("W_ih"), bias))  # (T, M, B, 4H)
+
+    def run(self, prep, state, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
+        taps = taps or {}
+        gi = prep.gi[start:] if start else prep.gi  # a slice would cost a zero-filled copy in the backward
+        gates, c, h = _LSTMScan.apply(gi, *state, self.w("W_hh"), *(taps.get(p) for p in self.points))
+        values = (*gates.chunk(4, -1), c, h)
+        return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, values)}      # (M, B, T, H) each
+
+    def step(self, prep, state, t: int, visit: Callable) -> tuple[Tensor, Tensor]:
+        return _lstm_step(at(prep, "gi", t, 0), *state, self.w("W_hh").transpose(1, 2), visit)
+
+    def state_at(self, values: dict, i: int) -> tuple[Tensor, Tensor]:
+        return values["hook_h"][:, :, i], values["hook_c"][:, :, i]
+
+    def finish(self, prep, carried: dict):
+        h, c = carried["hook_h"], carried["hook_c"]                                  # (M, B, T, H)
+        return h, (h[:, :, -1], c[:, :, -1])
