@@ -16,8 +16,9 @@ the same way and add up over thousands of steps.
 time-invariant ``a`` is ``(D,)``; ``h.sum()`` hands back a gradient with every stride 0). Each
 is passed to the kernels compacted: its own rows as an ``(Nx, Tx, D)`` array, the row that
 every output row reads, and whether it varies over time. Nothing is materialised at full
-size, and dL/da of a broadcast ``a`` is summed inside the kernel (in float64) instead of being
-written at full size and reduced by ``.sum()``.
+size, and dL/da of an ``a`` that linear_scan broadcasts is summed inside the kernel (in
+float64) instead of being written at full size and reduced by ``.sum()``. (An ``a`` that the
+caller expanded to full size itself gets its per-element gradient, as hooks on it expect.)
 
 *Backward.* lambda_t = g_t + conj(a_{t+1}) lambda_{t+1} is a reverse scan (the same kernel),
 then dL/da_t = lambda_t conj(h_{t-1}) is an elementwise pass, or a reduction when ``a`` is
@@ -39,6 +40,7 @@ says no and :mod:`probe.scan` uses the chunked backend.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
@@ -218,16 +220,12 @@ def _run(kernel, tiles: list, args: Callable[[int], tuple], after: tuple) -> Non
         f.result()
 
 
-def _own(x: Tensor) -> Tensor:
-    """x's own values: every dim that x is expanded along (stride 0) cut to size 1, but D."""
-    return x.detach()[tuple(slice(0, 1) if s == 0 else slice(None) for s in x.stride()[:-1])]
-
-
 def _operand(x: Tensor) -> tuple["np.ndarray", "np.ndarray", int]:
     """A (..., T, D) tensor, maybe an expanded view, as (x (Nx, Tx, D), rows (N,), tstep): its
     own values once (a broadcast D materialised), the row of x each of the N output rows
     reads, and 1 if x varies over time, else 0."""
-    c = _own(x).resolve_conj().resolve_neg().contiguous()  # (..., Tx, D), 1 where broadcast
+    own = tuple(slice(0, 1) if s == 0 else slice(None) for s in x.stride()[:-1])
+    c = x.detach()[own].resolve_conj().resolve_neg().contiguous()  # (..., Tx, D), 1 where expanded
     rows = torch.arange(c[..., 0, 0].numel()).reshape(c.shape[:-2]).expand(x.shape[:-2])
     return (c.reshape((-1,) + c.shape[-2:]).numpy(), rows.reshape(-1).numpy(),
             int(c.shape[-2] > 1))
@@ -256,32 +254,37 @@ def forward(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bo
          (reverse,))
 
 
-def backward(a: Tensor, g: Tensor, h: Tensor, h0: Optional[Tensor], want_ga: bool,
+def backward(a: Tensor, g: Tensor, h: Tensor, h0: Optional[Tensor], a_shape: Optional[torch.Size],
              empty) -> tuple[Tensor, Optional[Tensor]]:
-    """lambda (= dL/db) and, if want_ga, dL/da for the forward scan h of (a, ·) from h0.
+    """lambda (= dL/db) and, unless a_shape is None, dL/da for the forward scan h of (a, ·) from h0.
 
     ``a`` is broadcast to h's shape (..., T, D), typically an expanded view; ``g`` = dL/dh in h's
     dtype, any strides; h0 is (..., D) or None. lambda is a fresh contiguous tensor of h's
-    shape from ``empty(shape, dtype, device)``. dL/da is one too when ``a`` is full-size;
-    when ``a`` is broadcast it is summed over the broadcast dims instead: shape (..., Tx, D)
-    with 1 in every dim where ``a`` was expanded, in float64 (complex128), which the caller
-    reduces to ``a``'s own shape and dtype.
+    shape from ``empty(shape, dtype, device)``. ``a_shape`` is the shape of the caller's ``a``
+    before linear_scan broadcast it: if that is h's shape, dL/da is a fresh tensor like lambda
+    (even if ``a`` was an expanded view already: its gradient is then still per element);
+    else it is summed over the broadcast dims, in float64 (complex128), with a's own shape
+    but for D, which the caller reduces to ``a``'s shape and dtype.
     """
     lam = empty(h.shape, h.dtype, h.device)  # (..., T, D)
     lam3 = lam.view((-1,) + tuple(h.shape[-2:])).numpy()
     N, T, D = lam3.shape
-    a_own = _own(a)
-    full = a_own.shape == h.shape  # else dL/da is summed over a's broadcast dims
     wide = torch.complex128 if h.is_complex() else torch.float64
+    full = a_shape is not None and torch.Size(a_shape) == h.shape
+    if a_shape is not None and not full:  # summed over the dims linear_scan broadcast a along
+        sum_shape = (1,) * (h.dim() - len(a_shape)) + tuple(a_shape[:-1]) + (D,)  # (..., Tx, D)
+        rows = torch.arange(math.prod(sum_shape[:-2])).reshape(sum_shape[:-2]).expand(h.shape[:-2])
+        rows, tstep = rows.reshape(-1).numpy(), int(sum_shape[-2] > 1)
     if T == 0 or N == 0 or D == 0:
-        ga = torch.zeros(h.shape if full else a_own.shape, dtype=h.dtype if full else wide)
-        return lam, ga if want_ga else None
+        ga = None if a_shape is None else torch.zeros(h.shape if full else sum_shape,
+                                                       dtype=h.dtype if full else wide)
+        return lam, ga
     tiles = _tiles(N, D, h.numel())
     zero, _ = _state(None, N, h.dtype)
     a_op, g_op = _operand(a), _operand(g)
     # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}: a reverse scan of (conj(a) shifted by one, g)
     _run(_scan_kernel, tiles, lambda i: (a_op, g_op, zero, False, lam3, True, 1), (True,))
-    if not want_ga:
+    if a_shape is None:
         return lam, None
     h3 = h.detach().view(N, T, D).numpy()
     h0_2, has_h0 = _state(h0, N, h.dtype)
@@ -290,9 +293,8 @@ def backward(a: Tensor, g: Tensor, h: Tensor, h0: Optional[Tensor], want_ga: boo
         ga3 = ga.view(N, T, D).numpy()
         _run(_grad_a_kernel, tiles, lambda i: (lam3, h3, h0_2, has_h0, ga3, a_op[1], 1, False), ())
         return lam, ga
-    # broadcast a: every thread sums into its own float64 copy of a's own values, then we add
-    parts = torch.zeros((len(tiles),) + a_op[0].shape, dtype=wide)  # (tiles, Nx, Tx, D)
-    parts_np = parts.numpy()
-    _run(_grad_a_kernel, tiles,
-         lambda i: (lam3, h3, h0_2, has_h0, parts_np[i], a_op[1], a_op[2], True), ())
-    return lam, (parts[0] if len(tiles) == 1 else parts.sum(0)).reshape(a_own.shape)
+    # every thread sums into its own float64 copy of a's shape, then we add those
+    parts = torch.zeros((len(tiles), math.prod(sum_shape[:-2])) + sum_shape[-2:], dtype=wide)
+    parts_np = parts.numpy()  # (tiles, Nx, Tx, D)
+    _run(_grad_a_kernel, tiles, lambda i: (lam3, h3, h0_2, has_h0, parts_np[i], rows, tstep, True), ())
+    return lam, (parts[0] if len(tiles) == 1 else parts.sum(0)).reshape(sum_shape)

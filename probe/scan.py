@@ -222,8 +222,8 @@ class _LinearScan(torch.autograd.Function):
             # there over a's broadcast dims, so ga may already have a's shape)
             if h0 is not None:
                 h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
-            lam, ga = _scan_fused.backward(a.expand(shape), g.to(dtype), h, h0, ctx.needs_input_grad[0],
-                                           empty=_empty)
+            lam, ga = _scan_fused.backward(a.expand(shape), g.to(dtype), h, h0,
+                                           ctx.shapes[0] if ctx.needs_input_grad[0] else None, _empty)
             return _gradients(ctx, a, lam, ga, shape, dtype)
         a_conj = a.conj().resolve_conj()  # materialised once: ops on conj views are slow
         a_full = a_conj.expand(shape)  # (..., T, D)

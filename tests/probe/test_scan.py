@@ -96,6 +96,23 @@ def test_real_a_with_complex_b_promotes_and_keeps_real_gradients(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_expanded_by_the_caller_gets_its_gradient(backend):
+    # models expand their decays to (M, B, T, N) and hook them there: the scan must hand back
+    # the per-element dL/da of that view (a gradient hook sees it), which expand's backward sums
+    lam, b, h0 = random_inputs((2, 3, 7, 4), torch.complex128, seed=15, a_shape=(2, 1, 1, 4))
+    lam, b, h0 = (x.requires_grad_() for x in (lam, b, h0))
+    seen = {}
+    for name, scan in (("ours", lambda a, b, h0: linear_scan(a, b, h0, backend=backend)),
+                       ("loop", loop_scan)):
+        a = lam.expand(2, 3, 7, 4)
+        a.register_hook(lambda grad, name=name: seen.__setitem__(name, grad))
+        scan(a, b, h0).abs().sum().backward()
+    torch.testing.assert_close(seen["ours"], seen["loop"])
+    scan = lambda lam, b, h0: linear_scan(lam.expand(2, 3, 7, 4), b, h0, backend=backend)  # noqa: E731
+    assert torch.autograd.gradcheck(scan, (lam, b, h0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_broadcast_b_and_expanded_gradients_match_the_loop(backend):
     # b shared across the batch, and the all-zero-stride gradient that h.sum() hands back
     a, _, h0 = random_inputs((2, 3, 50, 4), torch.float64, seed=12)
