@@ -20,13 +20,14 @@ size, and dL/da of an ``a`` that linear_scan broadcasts is summed inside the ker
 float64) instead of being written at full size and reduced by ``.sum()``. (An ``a`` that the
 caller expanded to full size itself gets its per-element gradient, as hooks on it expect.)
 
-*Backward.* lambda_t = g_t + conj(a_{t+1}) lambda_{t+1} is a reverse scan (the same kernel),
-then dL/da_t = lambda_t conj(h_{t-1}) is an elementwise pass, or a reduction when ``a`` is
-broadcast. Two passes rather than one because of the memory direction: a reverse pass that
-reads three streams and writes two ran at under half the speed of the two separate passes on
-the AMD EPYC this was measured on (benchmarks/NOTES.md). Reverse passes also walk D from the
-top, so that every stream descends through memory: mixing a descending time order with
-ascending rows halved the bandwidth there.
+*Backward.* lambda_t = g_t + conj(a_{t+1}) lambda_{t+1} is a reverse scan, and dL/da_t =
+lambda_t conj(h_{t-1}) an elementwise product, or a reduction when ``a`` is broadcast. One
+kernel does both, in blocks of time, last block first: lambda descends through the block, then
+dL/da ascends through it while the block's lambda is still in cache. On the AMD EPYC this was
+measured on (benchmarks/NOTES.md) a reverse pass that read three streams and wrote two in one
+sweep ran at under half the speed of two separate passes, and the blocked kernel beats the two
+passes by another ~25%. Reverse passes also walk D from the top, so that every stream descends
+through memory: mixing a descending time order with ascending rows halved the bandwidth there.
 
 Work is split over ``torch.get_num_threads()`` Python threads, each running the compiled loop
 with the GIL released on its own rows (or, for few rows, its own block of D). We use plain
@@ -92,7 +93,7 @@ if numba is not None:
         return lambda n, like: np.zeros(n, np.float64)
 
     def _muladd(a, h, b):  # pragma: no cover
-        """(conj-free) a * h + b for a wide h, each real product fused with its addition."""
+        """a * h + b for a wide h, each real product fused with its addition."""
 
     @overload(_muladd, inline="always")
     def _muladd_impl(a, h, b):
@@ -105,15 +106,6 @@ if numba is not None:
             return complex_muladd
         return lambda a, h, b: _fma(np.float64(a), h, np.float64(b))
 
-    def _conj_if(x, flag):  # pragma: no cover
-        """conj(x) if flag; a no-op for real x."""
-
-    @overload(_conj_if, inline="always")
-    def _conj_if_impl(x, flag):
-        if isinstance(x, types.Complex):
-            return lambda x, flag: np.conj(x) if flag else x
-        return lambda x, flag: x
-
     # -- kernels --------------------------------------------------------------------------------
     # Each works on the tile rows n0:n1, units d0:d1 of (N, T, D) outputs. An operand is a tuple
     # (x, rows, tstep): x is (Nx, Tx, D) C-contiguous, output row n reads x[rows[n], t * tstep].
@@ -122,9 +114,8 @@ if numba is not None:
     # the machine code between processes (in __pycache__, or numba's user cache when the
     # package folder is read-only).
     @numba.njit(nogil=True, cache=True)
-    def _scan_kernel(a, b, h0, has_h0, out, conj_a, a_shift, n0, n1, d0, d1, reverse):  # pragma: no cover
-        # h_t = conj?(a_{t + a_shift}) h_{t-1} + b_t (h_{t+1} when reverse); without h0 the
-        # first step is h = b, which also covers a_shift pointing past the end there
+    def _scan_kernel(a, b, h0, has_h0, out, n0, n1, d0, d1, reverse):  # pragma: no cover
+        # h_t = a_t h_{t-1} + b_t (h_{t+1} when reverse); without h0 the first step is h = b
         (ax, arows, ats), (bx, brows, bts) = a, b
         T = out.shape[1]
         state = _wide_zeros(d1 - d0, out)
@@ -142,49 +133,69 @@ if numba is not None:
                 if i == 0:
                     for d in range(W):
                         state[d] = _wide(h0[n, d0 + d])
-                at = ax[ar, (t + a_shift) * ats, d0:d1]
+                at = ax[ar, t * ats, d0:d1]
                 if reverse:  # descend through D too: every stream then walks memory downwards
                     for d in range(W - 1, -1, -1):
-                        x = _muladd(_conj_if(at[d], conj_a), state[d], bt[d])
+                        x = _muladd(at[d], state[d], bt[d])
                         state[d] = x
                         o[d] = x
                 else:
                     for d in range(W):
-                        x = _muladd(_conj_if(at[d], conj_a), state[d], bt[d])
+                        x = _muladd(at[d], state[d], bt[d])
                         state[d] = x
                         o[d] = x
 
     @numba.njit(nogil=True, cache=True)
-    def _grad_a_kernel(lam, h, h0, has_h0, out, rows, tstep, accumulate, n0, n1, d0, d1):  # pragma: no cover
-        # dL/da_t = lambda_t conj(h_{t-1}), h_{-1} = h0 (or 0). Written out elementwise, or
-        # (accumulate) summed into out[rows[n], t * tstep], out being float64/complex128;
-        # over time in registers first when tstep = 0.
+    def _backward_kernel(a, g, h, h0, has_h0, lam, out, rows, tstep, mode, n0, n1, d0, d1, block):  # pragma: no cover
+        # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}, then dL/da_t = lambda_t conj(h_{t-1})
+        # (h_{-1} = h0, or 0): mode 0 skips it, 1 writes it to out elementwise, 2 sums it into
+        # out[rows[n], t * tstep] (float64/complex128; over time in registers when tstep = 0).
+        # Time runs in blocks of `block` steps, last block first: lambda descends through the
+        # block, then dL/da ascends through it while the block's lambda is still in cache.
+        (ax, arows, ats), (gx, grows, gts) = a, g
         T = lam.shape[1]
+        state = _wide_zeros(d1 - d0, lam)
         acc = _wide_zeros(d1 - d0, lam)
         for n in range(n0, n1):
-            r = rows[n]
-            for t in range(T):
-                lt = lam[n, t, d0:d1]
-                W = len(lt)
-                if t == 0 and not has_h0:
-                    if not accumulate:
-                        o = out[n, 0, d0:d1]
+            ar, gr, r = arows[n], grows[n], rows[n]
+            hi = T
+            while hi > 0:
+                lo = max(0, hi - block)
+                for t in range(hi - 1, lo - 1, -1):
+                    o, gt = lam[n, t, d0:d1], gx[gr, t * gts, d0:d1]
+                    W = len(o)  # (not d1 - d0: LLVM vectorises a loop bounded by the slice's length)
+                    if t == T - 1:
+                        for d in range(W):
+                            state[d] = _wide(gt[d])
+                            o[d] = gt[d]
+                        continue
+                    at = ax[ar, (t + 1) * ats, d0:d1]
+                    for d in range(W - 1, -1, -1):  # descend through D too (module docstring)
+                        x = _muladd(np.conj(at[d]), state[d], gt[d])
+                        state[d] = x
+                        o[d] = x
+                for t in range(lo, hi if mode else lo):
+                    lt = lam[n, t, d0:d1]
+                    if t == 0 and not has_h0:
+                        if mode == 1:
+                            o = out[n, 0, d0:d1]
+                            for d in range(len(o)):
+                                o[d] = 0
+                        continue
+                    hp = h0[n, d0:d1] if t == 0 else h[n, t - 1, d0:d1]
+                    if mode == 1:
+                        o = out[n, t, d0:d1]
                         for d in range(len(o)):
-                            o[d] = 0
-                    continue
-                hp = h0[n, d0:d1] if t == 0 else h[n, t - 1, d0:d1]
-                if not accumulate:
-                    o = out[n, t, d0:d1]
-                    for d in range(len(o)):
-                        o[d] = lt[d] * np.conj(hp[d])
-                elif tstep == 0:
-                    for d in range(W):
-                        acc[d] += _wide(lt[d]) * np.conj(_wide(hp[d]))
-                else:
-                    o = out[r, t, d0:d1]
-                    for d in range(len(o)):
-                        o[d] += _wide(lt[d]) * np.conj(_wide(hp[d]))
-            if accumulate and tstep == 0:
+                            o[d] = lt[d] * np.conj(hp[d])
+                    elif tstep == 0:
+                        for d in range(len(lt)):
+                            acc[d] += _wide(lt[d]) * np.conj(_wide(hp[d]))
+                    else:
+                        o = out[r, t, d0:d1]
+                        for d in range(len(o)):
+                            o[d] += _wide(lt[d]) * np.conj(_wide(hp[d]))
+                hi = lo
+            if mode == 2 and tstep == 0:
                 o = out[r, 0, d0:d1]
                 for d in range(len(o)):
                     o[d] += acc[d]
@@ -250,7 +261,7 @@ def forward(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bo
         return
     h, has_h0 = _state(h0, N, out.dtype)
     ops = (_operand(a), _operand(b))
-    _run(_scan_kernel, _tiles(N, D, out.numel()), lambda i: (*ops, h, has_h0, o3, False, 0),
+    _run(_scan_kernel, _tiles(N, D, out.numel()), lambda i: (*ops, h, has_h0, o3),
          (reverse,))
 
 
@@ -280,21 +291,20 @@ def backward(a: Tensor, g: Tensor, h: Tensor, h0: Optional[Tensor], a_shape: Opt
                                                        dtype=h.dtype if full else wide)
         return lam, ga
     tiles = _tiles(N, D, h.numel())
-    zero, _ = _state(None, N, h.dtype)
     a_op, g_op = _operand(a), _operand(g)
-    # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}: a reverse scan of (conj(a) shifted by one, g)
-    _run(_scan_kernel, tiles, lambda i: (a_op, g_op, zero, False, lam3, True, 1), (True,))
-    if a_shape is None:
-        return lam, None
     h3 = h.detach().view(N, T, D).numpy()
     h0_2, has_h0 = _state(h0, N, h.dtype)
-    if full:
-        ga = empty(h.shape, h.dtype, h.device)  # (..., T, D)
-        ga3 = ga.view(N, T, D).numpy()
-        _run(_grad_a_kernel, tiles, lambda i: (lam3, h3, h0_2, has_h0, ga3, a_op[1], 1, False), ())
+    # a block's lambda (W units of each of its steps) fills 512 KiB: it stays in L2 for dL/da
+    block = max(16, (512 << 10) // (lam3.itemsize * (tiles[0][3] - tiles[0][2])))
+    if a_shape is None or full:
+        ga = empty(h.shape, h.dtype, h.device) if full else None  # (..., T, D)
+        out = lam3 if ga is None else ga.view(N, T, D).numpy()  # (never written in mode 0)
+        _run(_backward_kernel, tiles, lambda i: (a_op, g_op, h3, h0_2, has_h0, lam3, out, a_op[1],
+                                                 1, 1 if full else 0), (block,))
         return lam, ga
     # every thread sums into its own float64 copy of a's shape, then we add those
     parts = torch.zeros((len(tiles), math.prod(sum_shape[:-2])) + sum_shape[-2:], dtype=wide)
     parts_np = parts.numpy()  # (tiles, Nx, Tx, D)
-    _run(_grad_a_kernel, tiles, lambda i: (lam3, h3, h0_2, has_h0, parts_np[i], rows, tstep, True), ())
+    _run(_backward_kernel, tiles, lambda i: (a_op, g_op, h3, h0_2, has_h0, lam3, parts_np[i], rows,
+                                             tstep, 2), (block,))
     return lam, (parts[0] if len(tiles) == 1 else parts.sum(0)).reshape(sum_shape)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from probe.scan import BACKENDS, choose_backend, linear_scan
+from probe.scan import _KERNELS, BACKENDS, choose_backend, linear_scan
 
 DTYPES = [torch.float64, torch.complex128]
 
@@ -40,6 +40,16 @@ def test_backends_match_the_loop(backend, dtype, T, with_h0):
     a, b, h0 = random_inputs((2, 3, T, 4), dtype)
     h0 = h0 if with_h0 else None
     torch.testing.assert_close(linear_scan(a, b, h0, backend=backend), loop_scan(a, b, h0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("a_shape", [None, (4,)])
+def test_kernels_scan_in_reverse_as_the_loop_does_on_flipped_time(backend, a_shape):
+    a, b, h0 = random_inputs((2, 3, 37, 4), torch.complex128, seed=16, a_shape=a_shape)
+    a_full = a.expand(b.shape)  # kernels take a broadcast to b's shape, as linear_scan passes it
+    out = torch.empty_like(b)
+    _KERNELS[backend](a_full, b, h0, out, reverse=True)
+    torch.testing.assert_close(out, loop_scan(a_full.flip(-2), b.flip(-2), h0).flip(-2))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
