@@ -207,9 +207,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe-scan")
 
 
+@functools.cache
+def _cpus() -> int:
+    return os.cpu_count() or 1
+
+
 def _tiles(N: int, D: int, elements: int) -> list[tuple[int, int, int, int]]:
     """(n0, n1, d0, d1) per thread: rows split when there are enough, else blocks of D."""
-    workers = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    workers = max(1, min(torch.get_num_threads(), _cpus()))
     if workers == 1 or elements < _MIN_SPLIT:
         return [(0, N, 0, D)]
     if N >= workers:
@@ -231,21 +236,40 @@ def _run(kernel, tiles: list, args: Callable[[int], tuple], after: tuple) -> Non
         f.result()
 
 
+def _rows(x: Tensor) -> Tensor:
+    """A contiguous (..., T, D) tensor as an (N, T, D) view."""
+    return x.view((math.prod(x.shape[:-2]),) + x.shape[-2:])
+
+
+@functools.lru_cache(maxsize=64)
+def _arange(n: int) -> "np.ndarray":
+    return np.arange(n)
+
+
+@functools.cache
+def _dummy(dtype: torch.dtype) -> "np.ndarray":
+    return np.zeros((1, 1), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+
+
 def _operand(x: Tensor) -> tuple["np.ndarray", "np.ndarray", int]:
     """A (..., T, D) tensor, maybe an expanded view, as (x (Nx, Tx, D), rows (N,), tstep): its
     own values once (a broadcast D materialised), the row of x each of the N output rows
     reads, and 1 if x varies over time, else 0."""
+    x = x.detach().resolve_conj().resolve_neg()
+    if x.is_contiguous():  # the common case, kept cheap: scans of short sequences are many
+        x3 = _rows(x).numpy()  # (N, T, D)
+        return x3, _arange(x3.shape[0]), 1
     own = tuple(slice(0, 1) if s == 0 else slice(None) for s in x.stride()[:-1])
-    c = x.detach()[own].resolve_conj().resolve_neg().contiguous()  # (..., Tx, D), 1 where expanded
-    rows = torch.arange(c[..., 0, 0].numel()).reshape(c.shape[:-2]).expand(x.shape[:-2])
-    return (c.reshape((-1,) + c.shape[-2:]).numpy(), rows.reshape(-1).numpy(),
-            int(c.shape[-2] > 1))
+    c = x[own].contiguous()  # (..., Tx, D), 1 where x is expanded
+    rows = np.arange(math.prod(c.shape[:-2])).reshape(c.shape[:-2])
+    rows = np.broadcast_to(rows, x.shape[:-2]).reshape(-1)  # (N,)
+    return _rows(c).numpy(), rows, int(c.shape[-2] > 1)
 
 
 def _state(x: Optional[Tensor], N: int, dtype: torch.dtype) -> tuple["np.ndarray", bool]:
     """h0 (..., D) as an (N, D) array and True, or a dummy and False."""
     if x is None:
-        return np.zeros((1, 1), dtype=torch.empty(0, dtype=dtype).numpy().dtype), False
+        return _dummy(dtype), False
     return x.detach().resolve_conj().resolve_neg().reshape(N, x.shape[-1]).numpy(), True
 
 
@@ -255,7 +279,7 @@ def forward(a: Tensor, b: Tensor, h0: Optional[Tensor], out: Tensor, reverse: bo
     ``a`` and ``b`` are (..., T, D) like ``out``, possibly expanded views; h0 is (..., D) or None.
     """
     # out is written through, so it must be a view: .view raises where reshape would copy
-    o3 = out.detach().view((-1,) + tuple(out.shape[-2:])).numpy()
+    o3 = _rows(out.detach()).numpy()
     N, T, D = o3.shape
     if T == 0 or N == 0 or D == 0:
         return
@@ -278,14 +302,14 @@ def backward(a: Tensor, g: Tensor, h: Tensor, h0: Optional[Tensor], a_shape: Opt
     but for D, which the caller reduces to ``a``'s shape and dtype.
     """
     lam = empty(h.shape, h.dtype, h.device)  # (..., T, D)
-    lam3 = lam.view((-1,) + tuple(h.shape[-2:])).numpy()
+    lam3 = _rows(lam).numpy()
     N, T, D = lam3.shape
     wide = torch.complex128 if h.is_complex() else torch.float64
     full = a_shape is not None and torch.Size(a_shape) == h.shape
     if a_shape is not None and not full:  # summed over the dims linear_scan broadcast a along
         sum_shape = (1,) * (h.dim() - len(a_shape)) + tuple(a_shape[:-1]) + (D,)  # (..., Tx, D)
-        rows = torch.arange(math.prod(sum_shape[:-2])).reshape(sum_shape[:-2]).expand(h.shape[:-2])
-        rows, tstep = rows.reshape(-1).numpy(), int(sum_shape[-2] > 1)
+        rows = np.arange(math.prod(sum_shape[:-2])).reshape(sum_shape[:-2])
+        rows, tstep = np.broadcast_to(rows, h.shape[:-2]).reshape(-1), int(sum_shape[-2] > 1)
     if T == 0 or N == 0 or D == 0:
         ga = None if a_shape is None else torch.zeros(h.shape if full else sum_shape,
                                                        dtype=h.dtype if full else wide)

@@ -218,6 +218,8 @@ class _LinearScan(torch.autograd.Function):
         shape, dtype = h.shape, h.dtype
         T = shape[-2]
         a = a.to(dtype)
+        if not h.numel():
+            return _gradients(ctx, a, torch.zeros_like(h), torch.zeros_like(h), shape, dtype)
         if ctx.backend == "fused":  # a reverse scan for lambda, one pass for dL/da (summed
             # there over a's broadcast dims, so ga may already have a's shape)
             if h0 is not None:
@@ -259,7 +261,10 @@ def _gradients(ctx, a: Tensor, lam: Tensor, ga: Optional[Tensor], shape: torch.S
     if ctx.needs_input_grad[1]:
         grad_b = _reduce_to(lam, ctx.shapes[1], ctx.dtypes[1])
     if ctx.needs_input_grad[2]:
-        gh0 = a.expand(shape)[..., 0, :].conj() * lam[..., 0, :]  # (..., D)
+        if shape[-2]:
+            gh0 = a.expand(shape)[..., 0, :].conj() * lam[..., 0, :]  # (..., D)
+        else:  # T = 0: h0 reaches no output
+            gh0 = torch.zeros(shape[:-2] + shape[-1:], dtype=dtype, device=lam.device)
         grad_h0 = _reduce_to(gh0, ctx.shapes[2], ctx.dtypes[2])
     return grad_a, grad_b, grad_h0, None, None, None
 
@@ -273,7 +278,8 @@ def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: 
     if h0 is not None:
         h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
     out = _empty(shape, dtype, b.device)  # (..., T, D)
-    _KERNELS[backend](a, b, h0, out, reverse=False)
+    if out.numel():
+        _KERNELS[backend](a, b, h0, out, reverse=False)
     return out
 
 

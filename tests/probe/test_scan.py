@@ -253,6 +253,17 @@ def test_fused_float32_scan_of_8192_gates_near_1_is_rounded_once(a_shape):
         assert fused.max() <= sequential.max()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(2, 0, 3), (0, 4, 3), (2, 4, 0)])
+def test_empty_scans_give_empty_states_and_zero_gradients(backend, shape):
+    a, b, h0 = (torch.rand(s, requires_grad=True) for s in (shape, shape, shape[:1] + shape[2:]))
+    h = linear_scan(a, b, h0, backend=backend)
+    assert h.shape == shape
+    h.sum().backward()
+    assert a.grad.shape == shape and b.grad.shape == shape and h0.grad.shape == h0.shape
+    assert not h0.grad.any()
+
+
 def test_no_grad_builds_no_graph():
     a, b, h0 = (x.requires_grad_() for x in random_inputs((2, 100, 4), torch.float64))
     with torch.no_grad():
