@@ -15,15 +15,15 @@ Backends (all compute the same thing; ``reverse=True`` runs h_t = a_t * h_{t+1} 
   sqrt(T) Python-level ops moving 5/3 the bytes of one elementwise op (a and b read twice, h
   written once); as each op reads scattered rows of D values, it takes 3-4x the time of one.
 - ``fused``: for CPUs, the default there. A loop compiled with numba walks each sequence
-  once, state in registers, so it moves the bytes of one elementwise op; its backward is a
-  reverse pass of the same kernel and one elementwise pass for dL/da, about twice the
-  forward (see ``probe._scan_fused``). It carries the state in float64 with fused
-  multiply-adds, so a float32 scan is rounded once per output instead of accumulating
-  roundings (over thousands of gates near 1 those add up: the other backends' float32
-  error grows with T, the fused one's stays at half an ulp). A broadcast ``a`` (or ``b``, or
-  gradient) is read without being expanded, and dL/da of a broadcast ``a`` is summed inside
-  the kernel. Needs numba and a float32/64 or complex64/128 dtype; otherwise "auto" falls
-  back to ``chunked``.
+  once, state in registers, so it moves the bytes of one elementwise op; its backward is
+  one such kernel too, the reverse scan for lambda with dL/da computed block by block behind
+  it, about twice the forward (see ``probe._scan_fused``). It carries the state in float64
+  with fused multiply-adds, so a float32 scan is rounded once per output instead of
+  accumulating roundings (over thousands of gates near 1 those add up: the other backends'
+  float32 error grows with T, the fused one's stays at half an ulp). A broadcast ``a`` (or
+  ``b``, or gradient) is read without being expanded, and dL/da of an ``a`` that linear_scan
+  broadcasts is summed inside the kernel. Needs numba and a float32/64 or complex64/128
+  dtype; otherwise "auto" falls back to ``chunked``.
 - ``parallel``: Hillis-Steele scan in log2(T) whole-tensor steps, for GPUs, where per-op
   launch cost dominates and the extra O(T log T) work is cheap. Correct on CPU too.
 
@@ -220,8 +220,8 @@ class _LinearScan(torch.autograd.Function):
         a = a.to(dtype)
         if not h.numel():
             return _gradients(ctx, a, torch.zeros_like(h), torch.zeros_like(h), shape, dtype)
-        if ctx.backend == "fused":  # a reverse scan for lambda, one pass for dL/da (summed
-            # there over a's broadcast dims, so ga may already have a's shape)
+        if ctx.backend == "fused":  # one kernel for lambda and dL/da (summed there over the
+            # dims linear_scan broadcast a along, so ga may already have a's shape)
             if h0 is not None:
                 h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
             lam, ga = _scan_fused.backward(a.expand(shape), g.to(dtype), h, h0,
