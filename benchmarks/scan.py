@@ -6,9 +6,10 @@
 Two cases, B=16 D=256 float32, ``a`` and ``b`` leaf tensors that require grad: ``a`` full-size
 (B, T, D), as Hawk's and minGRU's gates are, and ``a`` of shape (D,) broadcast over batch and
 time, as LRU's decay is. Forward+backward is ``linear_scan(a, b).backward(g)`` with a given
-``g``; the loop is autograd through a Python loop over ``unbind``-ed steps. The same code runs
-on CUDA, where accelerated-scan's fused kernel (``accelerated_scan.warp``, else the Triton
-``accelerated_scan.scalar``) is timed too when it imports.
+``g`` (the gradients of the call before are cleared untimed); the loop is autograd through a
+Python loop over ``unbind``-ed steps. The same code runs on CUDA, where accelerated-scan's fused
+kernel (``accelerated_scan.warp``, else the Triton ``accelerated_scan.scalar``) is timed too
+when it imports.
 
 Every contender of a row is timed in this process, interleaved round by round (as medians, or
 minima with ``--stat min``, after a warm-up), so a change in the machine's load hits them alike
@@ -47,19 +48,24 @@ def fused_accelerated_scan(device: torch.device):
     return None
 
 
-def measure(fns: dict, device: torch.device, repeats: int, stat: str, slow: dict) -> dict:
+def measure(fns: dict, device: torch.device, repeats: int, stat: str, slow: dict,
+            before=lambda: None) -> dict:
     """ms per call of each fns[name](), interleaved round by round after one warm-up call each;
-    a name in ``slow`` runs only in the first slow[name] rounds (the autograd loop at large T)."""
+    a name in ``slow`` runs only in the first slow[name] rounds (the autograd loop at large T).
+    ``before()`` runs untimed before every call."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     reduce = statistics.median if stat == "median" else min
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
+        before()
         fn()
         sync()
     for i in range(repeats):
         for name, fn in fns.items():
             if i >= slow.get(name, repeats):
                 continue
+            before()
+            sync()
             start = time.perf_counter()
             fn()
             sync()
@@ -79,7 +85,6 @@ def loop_scan(a, b):
 
 
 def forward_backward(scan, a, b, g):
-    a.grad = b.grad = None
     scan(a, b).backward(g)
 
 
@@ -107,8 +112,6 @@ def row(T: int, case: str, device: torch.device, args, accelerated) -> dict:
            "fwd": lambda: linear_scan(a.detach(), b.detach()),
            "fb": lambda: forward_backward(linear_scan, a, b, g),
            "loop": lambda: forward_backward(loop_scan, a, b, g)}
-    if device.type == "cpu":
-        fns["no_pool"] = without_pool(fns["fb"])
     if case == "full":
         # accelerated-scan wants (B, D, T) contiguous; transpose once, outside the timing
         assert T & (T - 1) == 0, "accelerated-scan's reference scan pads T to a power of two"
@@ -122,7 +125,18 @@ def row(T: int, case: str, device: torch.device, args, accelerated) -> dict:
             fns["acc_fb"] = lambda: forward_backward(fused, a_ref, b_ref, g_ref)
     # the autograd loop takes seconds at large T on a CPU: one timed run shows the ratio
     slow = {"loop": 1 if T >= 4096 and device.type == "cpu" else 3, "ref": 3}
-    r = measure(fns, device, args.repeats, args.stat, slow)
+    leaves = [a, b] + ([a_ref, b_ref] if case == "full" else [])
+
+    def clear_grads():
+        # untimed: freeing the last contender's 64 MiB gradients (munmap, for the loop's) is no
+        # part of the next one's forward+backward
+        for x in leaves:
+            x.grad = None
+
+    r = measure(fns, device, args.repeats, args.stat, slow, before=clear_grads)
+    if device.type == "cpu":  # on its own: it leaves the pool empty for whoever runs next
+        r.update(measure({"no_pool": without_pool(fns["fb"])}, device, args.repeats, args.stat, {},
+                         before=clear_grads))
     return {"T": T, "case": case, "backend": choose_backend(device, T), **r}
 
 
