@@ -146,7 +146,8 @@ if numba is not None:
                         o[d] = x
 
     @numba.njit(nogil=True, cache=True)
-    def _backward_kernel(a, g, h, h0, has_h0, lam, out, rows, tstep, mode, n0, n1, d0, d1, block):  # pragma: no cover
+    def _backward_kernel(a, g, h, h0, has_h0, lam, out, rows, tstep, mode,
+                         n0, n1, d0, d1, block):  # pragma: no cover
         # lambda_t = g_t + conj(a_{t+1}) lambda_{t+1}, then dL/da_t = lambda_t conj(h_{t-1})
         # (h_{-1} = h0, or 0): mode 0 skips it, 1 writes it to out elementwise, 2 sums it into
         # out[rows[n], t * tstep] (float64/complex128; over time in registers when tstep = 0).
