@@ -15,9 +15,15 @@ Backends (all compute the same thing; ``reverse=True`` runs h_t = a_t * h_{t+1} 
   sqrt(T) Python-level ops moving 5/3 the bytes of one elementwise op (a and b read twice, h
   written once); as each op reads scattered rows of D values, it takes 3-4x the time of one.
 - ``fused``: for CPUs, the default there. A loop compiled with numba walks each sequence
-  once, state in a register, so it moves the bytes of one elementwise op; its backward is one
-  fused reverse pass too (see ``probe._scan_fused``). Needs numba and a float32/64 or
-  complex64/128 dtype; otherwise "auto" falls back to ``chunked``.
+  once, state in registers, so it moves the bytes of one elementwise op; its backward is
+  one such kernel too, the reverse scan for lambda with dL/da computed block by block behind
+  it, about twice the forward (see ``probe._scan_fused``). It carries the state in float64
+  with fused multiply-adds, so a float32 scan is rounded once per output instead of
+  accumulating roundings (over thousands of gates near 1 those add up: the other backends'
+  float32 error grows with T, the fused one's stays at half an ulp). A broadcast ``a`` (or
+  ``b``, or gradient) is read without being expanded, and dL/da of an ``a`` that linear_scan
+  broadcasts is summed inside the kernel. Needs numba and a float32/64 or complex64/128
+  dtype; otherwise "auto" falls back to ``chunked``.
 - ``parallel``: Hillis-Steele scan in log2(T) whole-tensor steps, for GPUs, where per-op
   launch cost dominates and the extra O(T log T) work is cheap. Correct on CPU too.
 
@@ -212,11 +218,14 @@ class _LinearScan(torch.autograd.Function):
         shape, dtype = h.shape, h.dtype
         T = shape[-2]
         a = a.to(dtype)
-        if ctx.backend == "fused":  # one reverse pass writes lambda and dL/da together
+        if not h.numel():
+            return _gradients(ctx, a, torch.zeros_like(h), torch.zeros_like(h), shape, dtype)
+        if ctx.backend == "fused":  # one kernel for lambda and dL/da (summed there over the
+            # dims linear_scan broadcast a along, so ga may already have a's shape)
             if h0 is not None:
                 h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
-            lam, ga = _scan_fused.backward(a.expand(shape), g.to(dtype), h, h0, ctx.needs_input_grad[0],
-                                           empty=_empty)
+            lam, ga = _scan_fused.backward(a.expand(shape), g.to(dtype), h, h0,
+                                           ctx.shapes[0] if ctx.needs_input_grad[0] else None, _empty)
             return _gradients(ctx, a, lam, ga, shape, dtype)
         a_conj = a.conj().resolve_conj()  # materialised once: ops on conj views are slow
         a_full = a_conj.expand(shape)  # (..., T, D)
@@ -252,7 +261,10 @@ def _gradients(ctx, a: Tensor, lam: Tensor, ga: Optional[Tensor], shape: torch.S
     if ctx.needs_input_grad[1]:
         grad_b = _reduce_to(lam, ctx.shapes[1], ctx.dtypes[1])
     if ctx.needs_input_grad[2]:
-        gh0 = a.expand(shape)[..., 0, :].conj() * lam[..., 0, :]  # (..., D)
+        if shape[-2]:
+            gh0 = a.expand(shape)[..., 0, :].conj() * lam[..., 0, :]  # (..., D)
+        else:  # T = 0: h0 reaches no output
+            gh0 = torch.zeros(shape[:-2] + shape[-1:], dtype=dtype, device=lam.device)
         grad_h0 = _reduce_to(gh0, ctx.shapes[2], ctx.dtypes[2])
     return grad_a, grad_b, grad_h0, None, None, None
 
@@ -266,7 +278,8 @@ def _scan(a: Tensor, b: Tensor, h0: Optional[Tensor], shape: torch.Size, dtype: 
     if h0 is not None:
         h0 = h0.to(dtype).expand(shape[:-2] + shape[-1:])  # (..., D)
     out = _empty(shape, dtype, b.device)  # (..., T, D)
-    _KERNELS[backend](a, b, h0, out, reverse=False)
+    if out.numel():
+        _KERNELS[backend](a, b, h0, out, reverse=False)
     return out
 
 

@@ -135,3 +135,20 @@ def test_concurrent_threads_never_get_the_same_buffer(pool):
     gc.collect()
     stats = _buffers.pool_stats()
     assert stats["lent_buffers"] == 0 and 1 <= stats["idle_buffers"] <= 4
+
+
+@pytest.mark.parametrize("a_shape", [(2, 3, 50, 4), (4,)])
+def test_fused_gradients_become_grad_without_a_copy_and_reuse_memory(pool, a_shape):
+    """dL/db (and dL/da of a full-size a) are pooled buffers that autograd keeps as .grad as
+    they are; from the second step on, a training loop's scans need no fresh memory."""
+    a, b, _ = random_inputs((2, 3, 50, 4), torch.float64, seed=9, a_shape=a_shape)
+    a.requires_grad_(), b.requires_grad_()
+    g = torch.randn(b.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    for step in range(4):
+        a.grad = b.grad = None
+        linear_scan(a, b, backend="fused").backward(g)
+        gc.collect()
+        stats = _buffers.pool_stats()
+        held = 2 if len(a_shape) == 4 else 1  # dL/da of a broadcast a is small, not pooled
+        assert stats["lent_buffers"] == held  # h went back; the .grad tensors are pool memory
+        assert stats["lent_buffers"] + stats["idle_buffers"] == held + 1  # and one for h
