@@ -26,6 +26,7 @@ _DIAG_MAX_COND = 1e4    # eigenvector conditioning beyond which the diagonal pat
 
 
 class ElmanLayer(Layer):
+    PARAM_RANGES = {"gain": "(0, inf)"}  # interval notation, read by probe.models._check_arch_params
     def __init__(self, d_in: int, hidden: int, members: int,
                  nonlinearity: Literal["tanh", "relu"] = "tanh", gain: float = 1.0,
                  h0: Literal["zeros", "ones", "learned"] = "zeros"):
@@ -62,6 +63,7 @@ class ElmanLayer(Layer):
 
 
 class LinearLayer(Layer):
+    PARAM_RANGES = {"init_scale": "[0, inf)"}  # 0: W starts at zero
     def __init__(self, d_in: int, hidden: int, members: int, init_scale: float = 1.0,
                  scan: Literal["auto", "loop", "diag"] = "auto"):
         super().__init__(members)
