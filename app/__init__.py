@@ -28,6 +28,7 @@ def create_app(store: str | os.PathLike = "runs"):
                     title="probe explorer")
     app.server.config["PROBE_STORE"] = str(root.resolve())
     app.server.before_request(_refuse_traversal)
+    app.server.before_request(lambda: _check_callback_request(app))
     nav = [dcc.Link(page["name"], href=page["relative_path"], id=f"app-nav-{page['module'].split('.')[-1]}",
                     style={"marginRight": "1.2em"})
            for page in dash.page_registry.values() if page["path"] != "/404"]
@@ -54,6 +55,48 @@ def _refuse_traversal():
     if ".." in unquote(unquote(raw)) or ".." in request.path:  # a ?run=.. query is the page's to refuse
         return ('<!doctype html><title>Not found</title><h3>Not found</h3>'
                 '<div id="page-error">No such page in this explorer.</div><a href="/">back to the runs</a>', 404)
+    return None
+
+
+def _malformed(why: str):
+    return {"error": f"malformed callback request: {why}"}, 400
+
+
+def _same_props(sent, spec) -> bool:
+    # The renderer sends every Input/State of the callback, in order, as {"id", "property", "value"}.
+    return isinstance(sent, list) and len(sent) == len(spec) and all(
+        isinstance(s, dict) and s.get("id") == w.get("id") and s.get("property") == w.get("property")
+        for s, w in zip(sent, spec))
+
+
+def _check_callback_request(dash_app):
+    """A callback request whose envelope does not match a registered callback gets a 400 before
+    Dash dispatches it (Dash would raise on it, a 500). The values inside are the callbacks'
+    to check; every callback here shows a bad value in its page instead of raising."""
+    from flask import request
+
+    if request.method != "POST" or not request.path.endswith("/_dash-update-component"):
+        return None
+    if request.content_length is not None and request.content_length > 1 << 20:
+        return _malformed("body larger than 1 MB")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _malformed("the body is not a JSON object")
+    output = body.get("output")
+    spec = dash_app.callback_map.get(output) if isinstance(output, str) else None
+    if spec is None:
+        return _malformed(f"no callback for output {str(output)[:80]!r}")
+    if not _same_props(body.get("inputs"), spec["inputs"]) or not _same_props(body.get("state", []), spec["state"]):
+        return _malformed(f"inputs or state do not match the callback of {output[:80]!r}")
+    outputs = body.get("outputs")
+    outs = outputs if isinstance(outputs, list) else [outputs]
+    n_out = len(spec["output"]) if isinstance(spec["output"], (list, tuple)) else 1
+    if len(outs) != n_out or not all(isinstance(o, dict) and isinstance(o.get("id"), str)
+                                     and isinstance(o.get("property"), str) for o in outs):
+        return _malformed("outputs do not match the callback")
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return _malformed("changedPropIds is not a list of strings")
     return None
 
 

@@ -13,14 +13,16 @@ import traceback
 
 def is_cached(run, name: str, member: int = 0) -> bool:
     """Whether ``analyses.analyze(name, run, member)`` would read its cache (default parameters)."""
-    import analyses
-    from probe import _io
+    import os
 
-    path = run.path / "analyses" / analyses._cache_name(name, member, {})
-    if not path.is_file():
-        return False
+    import analyses
+    from probe import _io, _safepath
+
     try:
-        cached = _io.read_json(path)
+        path = _safepath.run_subdir(run.path, "analyses") / analyses._cache_name(name, member, {})
+        if not os.path.lexists(path):
+            return False
+        cached = _io.read_json(path)  # a link, FIFO or device is refused, not followed
     except ValueError:
         return False
     steps = run.checkpoint_steps

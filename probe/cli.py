@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
     model = probe.models.make(args.arch, task, hidden=args.hidden, layers=args.layers, members=args.members,
                               seed=args.seed, **sets["model"])
     run = probe.train(task, model, steps=args.steps, seed=args.seed, store=args.store, device=args.device,
-                      **sets["train"])
+                      from_step=args.from_step, **sets["train"])
     from probe.runs import format_runs, list_runs
 
     print(format_runs([r for r in list_runs(args.store) if r["id"] == run.id]))
@@ -222,9 +222,37 @@ def _demo_claims(store: str) -> None:
     print(f"claims report: {md}; all claims: probe verify --store {store}")
 
 
+def _check_address(host: str, port: int) -> bool:
+    """Refuse an address that cannot be served (unknown host, port in use) before the server
+    starts, as one error line; return whether it is loopback (this machine only)."""
+    import ipaddress
+    import socket
+
+    if not host or any(c.isspace() or ord(c) < 32 for c in host):
+        raise ValueError(f"--host must be an address or host name, got {host!r}")
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, OSError) as e:
+        raise ValueError(f"--host {host!r} is not an address this machine can serve on ({e})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself does
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise ValueError(f"cannot serve on {host}:{port} ({e.strerror}); pick another --port") from None
+    try:
+        return ipaddress.ip_address(addr[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def _serve(store: str, host: str, port: int) -> int:
     import app
 
+    if not _check_address(host, port):
+        print(f"probe: warning: the explorer has no authentication; on --host {host} anyone who can reach "
+              f"this machine can read the store and run models (use 127.0.0.1 to keep it local)",
+              file=sys.stderr, flush=True)
     print(f"probe explorer on http://{host}:{port}/ (store {store}); Ctrl-C to stop", flush=True)
     app.run(store, host=host, port=port)
     return 0
@@ -262,6 +290,8 @@ def _train_args(p):
                         "values are JSON, else strings; repeatable")
     _add_store(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--from-step", type=_natural, default=None, metavar="N",
+                   help="resume from the checkpoint at step N, deleting later ones (when the newest is damaged)")
 
 
 def _analyze_args(p):
@@ -335,6 +365,12 @@ def _version() -> str:
     return __version__
 
 
+def _error(text: str) -> int:
+    message = " ".join(text.split())  # one line, whatever the message held
+    print(f"probe: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probe`` console script; returns the exit status."""
     try:
@@ -342,10 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
-    except (_UsageError, ValueError) as e:
-        message = " ".join(str(e).split())  # one line, whatever the message held
-        print(f"probe: error: {message}", file=sys.stderr)
-        return 2
+    except (_UsageError, ValueError, TypeError) as e:
+        return _error(str(e))
+    except OSError as e:  # the file system refused something (permissions, a full disk, a name too long)
+        return _error(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+    except RecursionError:
+        return _error("input nested too deeply")
     except KeyboardInterrupt:
         print("probe: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
