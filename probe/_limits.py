@@ -64,7 +64,7 @@ def check_fits(what: str, parts: dict[str, float]) -> None:
     need, budget = sum(parts.values()), memory_bytes()
     if need > budget:
         detail = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in parts.items() if v)
-        source = "PROBE_MEMORY_BYTES" if os.environ.get("PROBE_MEMORY_BYTES", "").strip() else "this machine has"
+        source = "PROBE_MEMORY_BYTES allows" if os.environ.get("PROBE_MEMORY_BYTES", "").strip() else "this machine has"
         raise ValueError(f"{what} needs about {fmt_bytes(need)} of memory ({detail}); "
                          f"{source} {fmt_bytes(budget)}")
 
@@ -78,51 +78,53 @@ def check_int(name: str, value: object, low: int, high: int, why: str = "") -> i
     return int(value)
 
 
-def _row_bytes(batch) -> tuple[int, int]:
-    """Bytes per row of a sampled batch (inputs, targets, mask, features) and its length T."""
+def _row_bytes(task, **overrides) -> tuple[int, int]:
+    """Bytes per row of a sampled batch (inputs, targets, mask, features) and its length T.
+
+    Lengths vary from row to row in some tasks and a batch is as long as its longest row, so
+    the sample has up to 64 rows (fewer when rows are large; tasks bound a row's size).
+    """
     import torch
 
-    tensors = [batch.inputs, batch.targets, batch.mask, *batch.features.values()]
-    total = sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
-    return total // max(1, batch.inputs.shape[0]), int(batch.inputs.shape[1])
+    def measure(n):
+        batch = task.sample(n=n, seed=0, **overrides)
+        tensors = [batch.inputs, batch.targets, batch.mask, *batch.features.values()]
+        total = sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+        return total // n, int(batch.inputs.shape[1])
+
+    row, T = measure(1)
+    n = max(1, min(64, (32 << 20) // max(row, 1)))  # at most 32 MB of sample
+    return measure(n) if n > 1 else (row, T)
 
 
-def _numbers_per_step(model) -> int:
-    """Numbers one member computes per row and time step: the embedding, every hook of every
-    layer (gates, states) and the outputs."""
-    total = model.layers[0].d_in + model.config["d_output"]
-    for i, layer in enumerate(model.layers):
-        for name in model.hook_dict:
-            if name.startswith(f"layers.{i}."):
-                total += layer.width(name.split(".", 2)[2])
-    return total
-
-
-def check_training_fits(task, model, cfg, long_after: int) -> None:
-    """``ValueError`` if training ``model`` on ``task`` with ``cfg`` (a TrainConfig) would not fit
-    in memory: weights, gradients and optimizer state, plus the larger of one training step
-    and one evaluation, plus the evaluation batches kept for the whole run.
-
-    The task is sampled one row per split to measure rows; ``long_after`` is the trainer's
-    length beyond which an evaluation batch shrinks.
+def check_training_fits(task, model_config: dict, cfg, long_after: int) -> None:
+    """``ValueError`` if training the model of ``model_config`` on ``task`` with ``cfg`` (a
+    TrainConfig) would not fit in memory: weights, gradients and optimizer state, plus the
+    larger of one training step and one evaluation, plus the evaluation batches kept for the
+    whole run. Nothing is built: parameters and activations are counted from shapes
+    (:func:`probe.models.parameter_count`, :func:`probe.models.step_numbers`) and the task is
+    sampled one row per split. ``long_after`` is the trainer's length beyond which an evaluation
+    batch shrinks.
     """
-    M = int(getattr(model, "members", 1))
-    params = sum(p.numel() for p in model.parameters())
-    per_step = _numbers_per_step(model)
-    row, T = _row_bytes(task.sample(n=1, seed=0))
+    from probe.models import parameter_count, step_numbers
+
+    M = int(model_config["members"])
+    params = parameter_count(model_config) * M
+    per_step = step_numbers(model_config)
+    row, T = _row_bytes(task)
     rows = cfg.batch_size * (1 if cfg.shared_batches else M)
     step = 4 * ACTIVATION_COPIES * M * cfg.batch_size * T * per_step + rows * row
     kept, evaluation = 0, 0
     for split, over in task.splits().items():
         if cfg.eval_splits is not None and split not in cfg.eval_splits:
             continue
-        srow, sT = _row_bytes(task.sample(n=1, seed=0, **over)) if over else (row, T)
+        srow, sT = _row_bytes(task, **over) if over else (row, T)
         length = int(over.get("length") or 0)
         n = cfg.eval_n if length <= long_after else max(16, cfg.eval_n * long_after // length)
         kept += n * srow
         evaluation = max(evaluation, 4 * 2 * M * n * sT * per_step)
     what = (f"training with batch_size={cfg.batch_size}, eval_n={cfg.eval_n} and {M} member(s) of "
-            f"{params // M:,} weights on sequences of length {T}")
+            f"{params // M:,} weights on sequences of length up to about {T}")
     check_fits(what, {"weights, gradients and optimizer state": BYTES_PER_PARAM_TRAINED * params,
                       ("a training step" if step >= evaluation else "an evaluation"): max(step, evaluation),
                       "evaluation batches": kept})

@@ -125,10 +125,15 @@ def cmd_train(args) -> int:
         raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(tasks.names())}")
     if args.arch not in probe.models.names():
         raise ValueError(f"unknown arch {args.arch!r}; valid archs: {', '.join(probe.models.names())}")
+    from probe.training import TrainConfig, check_fits
+
     sets = resolve_sets(args.set or [], args.task, args.arch)
     task = tasks.make(args.task, **sets["task"])
-    model = probe.models.make(args.arch, task, hidden=args.hidden, layers=args.layers, members=args.members,
-                              seed=args.seed, **sets["model"])
+    config = probe.models.make_config(args.arch, task, hidden=args.hidden, layers=args.layers, members=args.members,
+                                      seed=args.seed, **sets["model"])
+    # Everything the run would need is checked before its weights are drawn (a minute for a big model).
+    check_fits(task, config, TrainConfig(steps=args.steps, seed=args.seed, **sets["train"]))
+    model = probe.models.from_config(config)
     run = probe.train(task, model, steps=args.steps, seed=args.seed, store=args.store, device=args.device,
                       from_step=args.from_step, **sets["train"])
     from probe.runs import format_runs, list_runs

@@ -176,6 +176,12 @@ def _readable(file, path) -> bool:
         return False
 
 
+def check_fits(task, model_config: dict, cfg: TrainConfig) -> None:
+    """``ValueError`` (saying how much) if this training would not fit in memory; see
+    :func:`probe._limits.check_training_fits`. The command line calls it before building the model."""
+    _limits.check_training_fits(task, model_config, cfg, _LONG)
+
+
 def _check_interface(task, model) -> None:
     # A model built for another task fails deep inside its first forward pass; say it here.
     cfg = getattr(model, "config", None)
@@ -311,7 +317,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
     info = _read_info(path)
     if info is not None and info.get("config") != config:
         raise ValueError(f"run folder {path} holds a different config (hash collision?); move it away")
-    _limits.check_training_fits(task, model, cfg, _LONG)
+    check_fits(task, model.config, cfg)
     tr = Trainer(task, model.to(dev), cfg, path, dev)  # before touching the store: may fail
     made = [p for p in (root, path) if not p.exists()]
     store_dir(store, create=True)

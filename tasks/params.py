@@ -22,7 +22,16 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
-__all__ = ["param", "bad_param", "build_params", "stable_hash", "describe_type", "doc_table"]
+__all__ = ["param", "bad_param", "build_params", "check_row", "stable_hash", "describe_type", "doc_table",
+           "MAX_INT", "MAX_ROW_NUMBERS"]
+
+# Every int parameter has an upper bound: its own ``le`` / ``lt``, else this one (seeds and counts
+# must fit the 64-bit integers numpy and torch generators take).
+MAX_INT = 2**63 - 1
+# Numbers one sampled row may hold, intermediates included (a teacher's running memory, a
+# regular-language row of strings): 2^24, 128 MB in float64. Bounds on single parameters cannot
+# catch a product of several; tasks whose rows grow with one call :func:`check_row` from ``_check``.
+MAX_ROW_NUMBERS = 1 << 24
 
 
 def param(default: Any, *, ge: float | None = None, gt: float | None = None,
@@ -35,6 +44,17 @@ def param(default: Any, *, ge: float | None = None, gt: float | None = None,
 def bad_param(task: str, name: str, value: Any, allowed: str) -> ValueError:
     """The one error message shape for a parameter the task cannot take."""
     return ValueError(f"{task}: parameter {name!r} = {value!r} is not allowed; expected {allowed}")
+
+
+def check_row(task: str, name: str, value: Any, numbers: int, what: str) -> None:
+    """``bad_param`` if one row would hold more than :data:`MAX_ROW_NUMBERS` numbers.
+
+    ``name`` and ``value`` are the parameter named in the message, ``what`` the product that
+    makes ``numbers`` (e.g. ``"(n_examples + n_queries) * (d_x + d_y + 1)"``).
+    """
+    if numbers > MAX_ROW_NUMBERS:
+        raise bad_param(task, name, value, f"a value for which one row holds at most {MAX_ROW_NUMBERS:,} numbers; "
+                                           f"{what} = {numbers:,}")
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -116,7 +136,9 @@ def build_params(cls: type, task: str, values: dict[str, Any]) -> Any:
         ok, value = _coerce(value, hints[name])
         if not ok:
             raise bad_param(task, name, values.get(name, f.default), describe_type(hints[name]))
-        meta = f.metadata
+        meta = dict(f.metadata)
+        if isinstance(value, int) and not isinstance(value, bool) and meta.get("le") is None and meta.get("lt") is None:
+            meta["le"] = MAX_INT
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if ((meta.get("ge") is not None and value < meta["ge"])
                     or (meta.get("gt") is not None and value <= meta["gt"])

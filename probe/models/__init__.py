@@ -161,6 +161,26 @@ def parameter_count(config: Mapping[str, Any]) -> int:
     return embed + first + (config["layers"] - 1) * rest + config["d_output"] * (hidden + 1)
 
 
+def step_numbers(config: Mapping[str, Any]) -> int:
+    """Numbers one member computes per row and time step: its input to the first layer, every
+    hook of every layer (states and gates) and its outputs. Counted from shapes, like
+    :func:`parameter_count`."""
+    import torch
+    from transformer_lens.hook_points import HookPoint
+
+    source = config["vocab_size"] if config["input_kind"] == "tokens" else config["d_input"]
+    hidden = config["hidden"]
+    d_in = source if config["embedding"] == "onehot" else (config.get("d_embed") or hidden)
+    total = d_in + config["d_output"]
+    Layer_ = ARCHITECTURES[config["arch"]]
+    with torch.device("meta"):
+        for i, width_in in enumerate([d_in] + [hidden] * min(config["layers"] - 1, 1)):
+            layer = Layer_(width_in, hidden, 1, **config["arch_params"])
+            widths = sum(layer.width(n) for n, m in layer.named_modules() if isinstance(m, HookPoint))
+            total += widths * (1 if i == 0 else config["layers"] - 1)
+    return total
+
+
 def _check_memory(config: Mapping[str, Any]) -> None:
     n = parameter_count(config) * config["members"]
     sizes = ", ".join(f"{k}={config[k]}" for k in ("hidden", "layers", "members", "d_embed") if config.get(k) is not None)
@@ -196,7 +216,7 @@ def check_config(config: Any) -> dict[str, Any]:
 def make(arch: str, task_or_dims: Any, hidden: int = 64, layers: int = 1, members: int = 1, seed: int = 0,
          embedding: Literal["learned", "onehot"] = "learned", d_embed: Optional[int] = None,
          **arch_params: Any) -> RecurrentModel:
-    """Build a model for a task.
+    """Build a model for a task (``from_config(make_config(...))``).
 
     Parameters
     ----------
@@ -219,6 +239,15 @@ def make(arch: str, task_or_dims: Any, hidden: int = 64, layers: int = 1, member
         For an unknown choice, a value of the wrong type or out of range (NaN and infinities
         included), or a model whose weights would not fit in memory (the message says how much).
     """
+    return from_config(make_config(arch, task_or_dims, hidden, layers, members, seed, embedding, d_embed,
+                                   **arch_params))
+
+
+def make_config(arch: str, task_or_dims: Any, hidden: int = 64, layers: int = 1, members: int = 1, seed: int = 0,
+                embedding: Literal["learned", "onehot"] = "learned", d_embed: Optional[int] = None,
+                **arch_params: Any) -> dict[str, Any]:
+    """The checked ``model.config`` that :func:`make` builds, without building it (to check what
+    a run would need before anything is allocated)."""
     _check_choice("arch", arch, names())
     config = {
         "arch": arch,
@@ -232,7 +261,7 @@ def make(arch: str, task_or_dims: Any, hidden: int = 64, layers: int = 1, member
         "arch_params": _check_arch_params(arch, arch_params),
     }
     _check_choice("embedding", embedding, EMBEDDINGS)
-    return from_config(config)
+    return check_config(config)
 
 
 def from_config(config: Mapping[str, Any]) -> RecurrentModel:
@@ -267,4 +296,4 @@ def stack(models: list[RecurrentModel]) -> RecurrentModel:
 
 
 __all__ = ["ARCHITECTURES", "RecurrentModel", "arch_params", "check_config", "from_config", "make", "member_seed",
-           "names", "parameter_count", "stack"]
+           "make_config", "names", "parameter_count", "stack", "step_numbers"]
