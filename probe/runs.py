@@ -82,9 +82,13 @@ def read_checkpoint(path: Path, run_path: Path | None = None) -> tuple[dict, dic
     return tensors, meta
 
 
-def _check_info(info: dict, where: Path) -> dict:
-    # Enough structure that listing, opening and resuming cannot trip over a damaged run.json;
-    # the model config itself is checked in full when a model is built (probe.models.check_config).
+def check_info(info: dict, where: Path) -> dict:
+    """``info`` (a parsed ``run.json``) if it has the structure the store relies on, else
+    ``ValueError`` naming ``where``.
+
+    Enough that listing, opening and resuming cannot trip over a damaged file; the model config
+    itself is checked in full when a model is built (:func:`probe.models.check_config`).
+    """
     def need(ok: bool, what: str) -> None:
         if not ok:
             raise ValueError(f"{where} is not a probe run ({what})")
@@ -132,7 +136,7 @@ class Run:
     def __init__(self, path: str | os.PathLike):
         self.path = _safepath.check_run_dir(path)
         file = _safepath.under(self.path, self.path / "run.json", "file")
-        self.info = _check_info(_io.read_json(file), file)
+        self.info = check_info(_io.read_json(file), file)
         self.id = self.info.get("id", self.path.name)
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 import probe
 from probe import _io, _limits, _safepath
 from probe._trainer import _LONG, Trainer, derive_seed
-from probe.runs import Run, ckpt_path, ckpt_steps, read_checkpoint, run_id, store_dir
+from probe.runs import Run, check_info, ckpt_path, ckpt_steps, read_checkpoint, run_id, store_dir
 
 Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["constant", "cosine"]
@@ -321,7 +321,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
     tr = Trainer(task, model.to(dev), cfg, path, dev)  # before touching the store: may fail
     made = [p for p in (root, path) if not p.exists()]
     store_dir(store, create=True)
-    _safepath.run_subdir(_make_dir(path), "ckpt", create=True)
+    _make_dir(path)
     progress = sys.stderr.isatty() if progress is None else progress
     with _io.Lock(path / ".lock", f"run {rid}"), torch.random.fork_rng(
             devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
@@ -342,7 +342,7 @@ def _read_info(path) -> dict | None:
     file = path / "run.json"
     if not os.path.lexists(file):
         return None
-    return _io.read_json(_safepath.under(path, file, "file"))
+    return check_info(_io.read_json(_safepath.under(path, file, "file")), file)
 
 
 def _make_dir(path):
@@ -356,8 +356,9 @@ def _make_dir(path):
 def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, seed: int, dev, progress: bool,
                   from_step: int | None) -> Run:
     # Only the lock holder writes here, so a temporary file left by a killed writer is stale.
-    for folder in (path, path / "ckpt"):
-        _safepath.clean_stale_tmp(folder)
+    _safepath.clean_stale_tmp(path)
+    if _safepath.under(path, path / "ckpt", "dir", missing_ok=True) is not None:  # a link there is refused
+        _safepath.clean_stale_tmp(path / "ckpt")
     # Re-read under the lock: another process may have finished this run meanwhile.
     info = _read_info(path)
     points = _resume_points(path)
@@ -379,6 +380,7 @@ def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, s
         if from_step is not None:
             raise ValueError(f"run {rid} has not started: there is no checkpoint at step {from_step} to resume from")
         start = 0
+        _safepath.run_subdir(path, "ckpt", create=True)
         info = {"id": rid, "config": config, "seed": seed, "created": time.time(), "step": 0,
                 "diverged": {}, "final": {}}
         torch.manual_seed(derive_seed(seed, "torch"))

@@ -154,10 +154,14 @@ def parameter_count(config: Mapping[str, Any]) -> int:
     d_in = source if config["embedding"] == "onehot" else (config.get("d_embed") or hidden)
     embed = 0 if config["embedding"] == "onehot" else source * d_in
     Layer_ = ARCHITECTURES[config["arch"]]
-    with torch.device("meta"):
-        first = sum(p.numel() for p in Layer_(d_in, hidden, 1, **config["arch_params"]).parameters())
-        rest = sum(p.numel() for p in Layer_(hidden, hidden, 1, **config["arch_params"]).parameters()) \
-            if config["layers"] > 1 else 0
+    try:
+        with torch.device("meta"):
+            first = sum(p.numel() for p in Layer_(d_in, hidden, 1, **config["arch_params"]).parameters())
+            rest = sum(p.numel() for p in Layer_(hidden, hidden, 1, **config["arch_params"]).parameters()) \
+                if config["layers"] > 1 else 0
+    except (RuntimeError, OverflowError):  # a shape whose size does not fit in 64 bits
+        raise ValueError(f"a {config['arch']} model with hidden={hidden} and input width {d_in} is too large "
+                         f"to build: its weights' sizes overflow") from None
     return embed + first + (config["layers"] - 1) * rest + config["d_output"] * (hidden + 1)
 
 
