@@ -84,10 +84,18 @@ def _check_callback_request(dash_app):
         return _malformed("the body is not a JSON object")
     output = body.get("output")
     spec = dash_app.callback_map.get(output) if isinstance(output, str) else None
-    if spec is None:
-        return _malformed(f"no callback for output {str(output)[:80]!r}")
+    if spec is None or "callback" not in spec:  # clientside callbacks have no server side to call
+        return _malformed(f"no server callback for output {str(output)[:80]!r}")
     if not _same_props(body.get("inputs"), spec["inputs"]) or not _same_props(body.get("state", []), spec["state"]):
         return _malformed(f"inputs or state do not match the callback of {output[:80]!r}")
+    # Dash's own page router reads the URL parts as text and a path as starting at the app's
+    # prefix, as a browser sends them; our callbacks check their own values
+    prefix = dash_app.config.requests_pathname_prefix
+    for p in body["inputs"] + body.get("state", []):
+        value = p.get("value")
+        if p["id"] == "_pages_location" and not (value is None or isinstance(value, str) and (
+                p["property"] != "pathname" or value.startswith(prefix))):
+            return _malformed(f"URL {p['property']} {str(value)[:80]!r}")
     outputs = body.get("outputs")
     outs = outputs if isinstance(outputs, list) else [outputs]
     n_out = len(spec["output"]) if isinstance(spec["output"], (list, tuple)) else 1
