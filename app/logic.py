@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -356,12 +357,16 @@ def counterfactual(model, task, inputs, hook: str, step: Any, units: list[int] |
 
 def load_claims(store) -> tuple[list[dict], str]:
     """Rows of ``<store>/claims.json`` (written by ``probe verify``) and a one-line header."""
+    from probe import _io, _safepath
+
     path = Path(store) / "claims.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return [], "No claims report in this store yet: run `probe verify --store <store>`."
     try:
-        data = json.loads(path.read_text())
+        data = _io.read_json(_safepath.under(Path(store), path, "file"))  # no link followed, size bounded
         claims = data["claims"]
+        if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+            raise TypeError("'claims' is not a list of objects")
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise ValueError(f"claims report {path.name} cannot be read: {e}") from None
     rows = []
@@ -370,6 +375,8 @@ def load_claims(store) -> tuple[list[dict], str]:
         rows.append({"id": c.get("id"), "source": c.get("source"), "statement": c.get("statement"),
                      "measured": cell(c.get("measured")), "expected": cell(c.get("expected")),
                      "result": "PASS" if c.get("passed") else "FAIL", "seconds": c.get("seconds")})
-    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data.get("created", 0)))
+    created = data.get("created", 0)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(created if isinstance(created, (int, float))
+                                                       and 0 <= created < 1e11 else 0))
     passed = sum(r["result"] == "PASS" for r in rows)
     return rows, f"{passed}/{len(rows)} claims pass ({data.get('profile', '?')} profile, {when} UTC)."

@@ -262,8 +262,8 @@ def _read_row(root: Path, name: str) -> dict[str, Any] | None:
     path = root / name
     try:
         mode = os.lstat(path).st_mode
-        if stat.S_ISLNK(mode):  # a link to a run folder elsewhere is not a run of this store
-            return unreadable_row(name, "a symbolic link (the store follows no links)")
+        if stat.S_ISLNK(mode):  # a link to a folder elsewhere is not a run of this store: say so
+            return unreadable_row(name, "a symbolic link (the store follows no links)") if path.is_dir() else None
         if not stat.S_ISDIR(mode) or not os.path.lexists(path / "run.json"):
             return None  # not a run folder at all (a claims report, a scratch folder)
         run = Run(path)

@@ -144,3 +144,28 @@ def test_a_huge_unit_range_is_refused_before_it_is_expanded(client, callbacks, p
     r = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
     took = time.perf_counter() - t0
     assert r.status_code == 200 and "out of range" in r.get_data(as_text=True) and took < 5, took
+
+
+def test_a_corrupt_run_or_claims_report_is_one_bad_row_on_the_runs_page(tmp_path, store, parity_id):
+    import shutil
+
+    import app
+
+    shutil.copytree(store / parity_id, tmp_path / parity_id)
+    for name, text in [("model-a-string", '{"config": {"task": {"name": "parity", "params": {}}, "model": "gru", '
+                                           '"train": {}}}'), ("deep", "[" * 100000)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(text)
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "run.json")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.json"
+    outside.write_text(json.dumps({"claims": [{"id": "leak.marker", "passed": True}]}))
+    os.symlink(outside, tmp_path / "claims.json")
+    client = app.create_app(tmp_path).server.test_client()
+    assert client.get("/").status_code == 200
+    cb = next(c for c in client.get("/_dash-dependencies").get_json() if c["output"].startswith(".._pages_content"))
+    body = _body(cb, parity_id)
+    r = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Runs (4)" in page and page.count("unreadable: ") == 3 and parity_id in page
+    assert "symbolic link" in page and "leak.marker" not in page
