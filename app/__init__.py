@@ -108,6 +108,31 @@ def _check_callback_request(dash_app):
     return None
 
 
+def check_address(host: str, port: int) -> bool:
+    """``ValueError`` for an address that cannot be served (not a host, unknown, port in use),
+    checked before the server starts (whose own failure is a traceback); returns whether the
+    address is loopback, reachable from this machine only (the explorer has no authentication)."""
+    import ipaddress
+    import socket
+
+    if not host or any(c.isspace() or ord(c) < 32 for c in host):
+        raise ValueError(f"--host must be an address or host name, got {host!r}")
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, OSError) as e:
+        raise ValueError(f"--host {host!r} is not an address this machine can serve on ({e})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself does
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise ValueError(f"cannot serve on {host}:{port} ({e.strerror}); pick another --port") from None
+    try:
+        return ipaddress.ip_address(addr[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def run(store: str | os.PathLike = "runs", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
     """Serve the explorer over ``store`` at ``http://host:port`` (127.0.0.1 by default: local only)."""
     create_app(store).run(host=host, port=port, debug=debug)

@@ -227,34 +227,10 @@ def _demo_claims(store: str) -> None:
     print(f"claims report: {md}; all claims: probe verify --store {store}")
 
 
-def _check_address(host: str, port: int) -> bool:
-    """Refuse an address that cannot be served (unknown host, port in use) before the server
-    starts, as one error line; return whether it is loopback (this machine only)."""
-    import ipaddress
-    import socket
-
-    if not host or any(c.isspace() or ord(c) < 32 for c in host):
-        raise ValueError(f"--host must be an address or host name, got {host!r}")
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError, OSError) as e:
-        raise ValueError(f"--host {host!r} is not an address this machine can serve on ({e})") from None
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself does
-        try:
-            sock.bind(addr)
-        except OSError as e:
-            raise ValueError(f"cannot serve on {host}:{port} ({e.strerror}); pick another --port") from None
-    try:
-        return ipaddress.ip_address(addr[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def _serve(store: str, host: str, port: int) -> int:
     import app
 
-    if not _check_address(host, port):
+    if not app.check_address(host, port):
         print(f"probe: warning: the explorer has no authentication; on --host {host} anyone who can reach "
               f"this machine can read the store and run models (use 127.0.0.1 to keep it local)",
               file=sys.stderr, flush=True)

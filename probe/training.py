@@ -14,9 +14,7 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -28,8 +26,9 @@ from tqdm import tqdm
 
 import probe
 from probe import _io, _limits, _safepath
+from probe._resume import load_latest, make_run_dir, read_info, resume_points
 from probe._trainer import _LONG, Trainer, derive_seed
-from probe.runs import Run, check_info, ckpt_path, ckpt_steps, read_checkpoint, run_id, store_dir
+from probe.runs import Run, ckpt_path, run_id, store_dir
 
 Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["constant", "cosine"]
@@ -131,49 +130,6 @@ def _device(device: str) -> torch.device:
         raise ValueError("device 'cuda' requested but no CUDA device is available; use auto or cpu")
     return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                         "cpu" if device == "auto" else device)
-
-
-def _resume_points(path) -> list[tuple[int, object]]:
-    # Every resume point, newest first: log-spaced checkpoints and the time-based resume file.
-    found = [(s, ckpt_path(path, s)) for s in ckpt_steps(path)]
-    try:
-        names = os.listdir(_safepath.run_subdir(path, "ckpt"))
-    except (OSError, ValueError):
-        names = []
-    found += [(int(m.group(1)), path / "ckpt" / m.group(0))
-              for m in map(re.compile(r"^resume_(\d+)\.safetensors$").match, names) if m]
-    return sorted(found, key=lambda x: -x[0])
-
-
-def _load_latest(tr: Trainer, path, rid: str, from_step: int | None) -> int:
-    """Restore the newest resume point (or step ``from_step``, dropping every later one); a
-    corrupt one is an error that names it and the last good step, changing nothing."""
-    points = _resume_points(path)
-    if from_step is not None:
-        chosen = [f for s, f in points if s == from_step and f.name.startswith("step_")]
-        if not chosen:
-            raise ValueError(f"run {rid} has no checkpoint at step {from_step}; "
-                             f"steps: {sorted(s for s, f in points if f.name.startswith('step_'))}")
-        step = tr.load(chosen[0])
-        for s, f in points:  # later states are recomputed; a damaged one must not be picked again
-            if s > from_step or f.name.startswith("resume_"):
-                f.unlink()
-        return step
-    try:
-        return tr.load(points[0][1])
-    except ValueError as e:
-        good = next((s for s, f in points[1:] if f.name.startswith("step_") and _readable(f, path)), None)
-        hint = (f"rerun with --from-step {good} (probe.train(..., from_step={good})) to resume from the last "
-                f"good checkpoint" if good is not None else "no earlier checkpoint is readable either")
-        raise ValueError(f"{e}; run {rid} is left as it was: {hint}") from None
-
-
-def _readable(file, path) -> bool:
-    try:
-        read_checkpoint(file, path)
-        return True
-    except ValueError:
-        return False
 
 
 def check_fits(task, model_config: dict, cfg: TrainConfig) -> None:
@@ -314,14 +270,14 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
     path = root / rid
     if root.exists():
         _safepath.under(root, path, "dir", missing_ok=True)  # a link or a file there is refused
-    info = _read_info(path)
+    info = read_info(path)
     if info is not None and info.get("config") != config:
         raise ValueError(f"run folder {path} holds a different config (hash collision?); move it away")
     check_fits(task, model.config, cfg)
     tr = Trainer(task, model.to(dev), cfg, path, dev)  # before touching the store: may fail
     made = [p for p in (root, path) if not p.exists()]
     store_dir(store, create=True)
-    _make_dir(path)
+    make_run_dir(path)
     progress = sys.stderr.isatty() if progress is None else progress
     with _io.Lock(path / ".lock", f"run {rid}"), torch.random.fork_rng(
             devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
@@ -330,27 +286,12 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
         except BaseException:
             # A run that never finished a training step holds nothing worth resuming: leave no
             # folder behind (only one this call made, and only while holding its lock).
-            if made and not any(s > 0 for s, _ in _resume_points(path)):
+            if made and not any(s > 0 for s, _ in resume_points(path)):
                 shutil.rmtree(path, ignore_errors=True)
                 if root in made:
                     with contextlib.suppress(OSError):
                         root.rmdir()
             raise
-
-
-def _read_info(path) -> dict | None:
-    file = path / "run.json"
-    if not os.path.lexists(file):
-        return None
-    return check_info(_io.read_json(_safepath.under(path, file, "file")), file)
-
-
-def _make_dir(path):
-    try:
-        path.mkdir(exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"cannot make run folder {path} ({e.strerror})") from None
-    return _safepath.check_run_dir(path)
 
 
 def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, seed: int, dev, progress: bool,
@@ -360,15 +301,15 @@ def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, s
     if _safepath.under(path, path / "ckpt", "dir", missing_ok=True) is not None:  # a link there is refused
         _safepath.clean_stale_tmp(path / "ckpt")
     # Re-read under the lock: another process may have finished this run meanwhile.
-    info = _read_info(path)
-    points = _resume_points(path)
+    info = read_info(path)
+    points = resume_points(path)
     if info is not None and info.get("status") in ("done", "diverged") and from_step is None:
         if not points:
             raise ValueError(f"run {rid} is {info['status']} but its checkpoints are gone")
-        _load_latest(tr, path, rid, None)
+        load_latest(tr, path, rid, None)
         return Run(path)
     if points and info is not None:
-        start = _load_latest(tr, path, rid, from_step)
+        start = load_latest(tr, path, rid, from_step)
         rows = [r for r in _io.read_jsonl(path / "metrics.jsonl") if isinstance(r.get("step", 0), int)
                 and r.get("step", 0) <= start]
         # Lines logged after that checkpoint (and a line torn by the kill) are logged again.

@@ -169,3 +169,22 @@ def test_a_corrupt_run_or_claims_report_is_one_bad_row_on_the_runs_page(tmp_path
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and "Runs (4)" in page and page.count("unreadable: ") == 3 and parity_id in page
     assert "symbolic link" in page and "leak.marker" not in page
+
+
+def test_background_analyses_are_capped():
+    import threading
+
+    from app.jobs import Jobs
+
+    release = threading.Event()
+    table = Jobs(max_running=2)
+    table.start(("a",), release.wait)
+    table.start(("b",), release.wait)
+    assert table.start(("a",), release.wait)["state"] == "running"  # the same job again: no new thread
+    with pytest.raises(ValueError, match="running already"):
+        table.start(("c",), release.wait)
+    release.set()
+    deadline = time.time() + 10
+    while time.time() < deadline and "running" in (table.get(("a",))["state"], table.get(("b",))["state"]):
+        time.sleep(0.01)
+    assert table.start(("c",), lambda: 1)["state"] in ("running", "done")
