@@ -183,6 +183,7 @@ CASES = {
     "checkpoint tensors swapped, run interrupted": (lambda r, o: (_swap_same_shape_tensors(_last(r)), _interrupted(r)), set()),
     "checkpoint step edited, run done": (lambda r, o: _edit_step(_last(r)), set()),
     "checkpoint in the first format": (lambda r, o: _as_v1(_last(r)), {A, T, P}),
+    "first-format checkpoint, step edited": (lambda r, o: (_as_v1(_last(r)), _edit_step(_last(r))), set()),
     # lock
     ".lock a folder": (lambda r, o: _folder(r / ".lock"), {A, P}),
     ".lock a FIFO": (lambda r, o: _fifo(r / ".lock"), {A, P}),
@@ -285,3 +286,19 @@ def test_a_failed_train_leaves_no_folder(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="built for"):
         probe.train(recall, probe.models.make("gru", parity, hidden=4), store=tmp_path / "store", progress=False)
     assert not (tmp_path / "store").exists()
+
+
+def test_a_run_interrupted_at_a_first_format_checkpoint_resumes_and_writes_the_new_format(template, tmp_path):
+    run_src, _ = template
+    run = tmp_path / "store" / run_src.name
+    shutil.copytree(run_src, run)
+    for f in (run / "ckpt").glob("step_*.safetensors"):
+        if int(f.stem[5:]) > 2:
+            f.unlink()
+    _interrupted(run)
+    _as_v1(run / "ckpt" / "step_2.safetensors")
+    assert _io.load_tensors(run / "ckpt" / "step_2.safetensors")[1]["format"] == "probe-ckpt-1"
+    resumed = train_tiny(tmp_path / "store", seed=0)
+    assert resumed.status == "done" and _io.load_tensors(run / "ckpt" / "step_6.safetensors")[1]["format"] == "probe-ckpt-2"
+    a, b = resumed.load_checkpoint(6)[0], open_run(run_src).load_checkpoint(6)[0]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical to the run never stopped
