@@ -58,6 +58,9 @@ def _refuse_traversal():
     return None
 
 
+_MAX_BODY = 8 << 20  # the runs table sends every row back: ~200 bytes a run, so ~40 000 runs
+
+
 def _malformed(why: str):
     return {"error": f"malformed callback request: {why}"}, 400
 
@@ -77,8 +80,8 @@ def _check_callback_request(dash_app):
 
     if request.method != "POST" or not request.path.endswith("/_dash-update-component"):
         return None
-    if request.content_length is not None and request.content_length > 1 << 20:
-        return _malformed("body larger than 1 MB")
+    if request.content_length is not None and request.content_length > _MAX_BODY:
+        return _malformed(f"body larger than {_MAX_BODY >> 20} MB")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _malformed("the body is not a JSON object")

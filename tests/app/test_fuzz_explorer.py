@@ -127,7 +127,7 @@ def test_malformed_requests_get_400(client, callbacks, parity_id):
         {**good, "state": [{"id": "x", "property": "y", "value": 1}] * len(good["state"])},
         {**good, "outputs": None}, {**good, "outputs": [5, 6, 7]}, {**good, "outputs": good["outputs"][:1]},
         {**good, "changedPropIds": "x"}, {**good, "changedPropIds": [5]},
-        {**good, "inputs": [{**good["inputs"][0], "value": "x" * (2 << 20)}]},
+        {**good, "inputs": [{**good["inputs"][0], "value": "x" * (9 << 20)}]},
     ]
     codes = [_post(client, b) for b in bad]
     assert all(400 <= c < 500 for c in codes), codes
