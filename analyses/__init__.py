@@ -27,13 +27,14 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import pkgutil
 from pathlib import Path
 from typing import Any, Callable
 
 from analyses import _moved
 from analyses.base import Result, to_jsonable
-from probe import _io
+from probe import _io, _safepath
 from probe.runs import Run, open_run
 
 __all__ = ["Result", "analyze", "load_all", "names", "register", "studies"]
@@ -148,19 +149,25 @@ def analyze(name: str, run, member: int = 0, recompute: bool = False, **params: 
         key_params = json.loads(json.dumps(to_jsonable(params)))
     except TypeError:
         key_params = None  # not JSON-able: compute, do not cache
-    path = run.path / "analyses" / _cache_name(name, member, key_params or {})
-    if key_params is not None and not recompute and path.is_file():
+    # The cache folder and files go through probe._safepath: a link, FIFO or device there is
+    # refused (never followed), and reads are bounded.
+    folder = _safepath.run_subdir(run.path, "analyses")
+    path = folder / _cache_name(name, member, key_params or {})
+    if key_params is not None and not recompute and os.path.lexists(path):
         try:
             cached = _io.read_json(path)
-            if (cached.get("step"), cached.get("member"), cached.get("params")) == (step, member, key_params):
-                return _result_class(cached.get("class", "")).from_dict(cached["result"])
-        except (ValueError, KeyError, TypeError):
+            if (cached.get("step"), cached.get("member"), cached.get("params")) == (step, member, key_params) \
+                    and isinstance(cached.get("result"), dict):
+                result = _result_class(str(cached.get("class", ""))).from_dict(cached["result"])
+                if isinstance(result.summary, dict):
+                    return result
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass  # unreadable cache: compute again
     result = fn(run, member=member, **params) if takes_run else fn(run.model(member), run.task(), **params)
     if not isinstance(result, Result):
         raise TypeError(f"analysis {name!r} returned {type(result).__name__}, not a Result")
     if key_params is not None:
-        path.parent.mkdir(exist_ok=True)
+        _safepath.clean_stale_tmp(_safepath.run_subdir(run.path, "analyses", create=True), older_than_s=60.0)
         _io.write_json(path, {"analysis": name, "member": member, "params": key_params, "step": step,
                               "class": f"{type(result).__module__}.{type(result).__qualname__}",
                               "result": result.to_dict()})

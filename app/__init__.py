@@ -28,6 +28,7 @@ def create_app(store: str | os.PathLike = "runs"):
                     title="probe explorer")
     app.server.config["PROBE_STORE"] = str(root.resolve())
     app.server.before_request(_refuse_traversal)
+    app.server.before_request(lambda: _check_callback_request(app))
     nav = [dcc.Link(page["name"], href=page["relative_path"], id=f"app-nav-{page['module'].split('.')[-1]}",
                     style={"marginRight": "1.2em"})
            for page in dash.page_registry.values() if page["path"] != "/404"]
@@ -55,6 +56,84 @@ def _refuse_traversal():
         return ('<!doctype html><title>Not found</title><h3>Not found</h3>'
                 '<div id="page-error">No such page in this explorer.</div><a href="/">back to the runs</a>', 404)
     return None
+
+
+_MAX_BODY = 8 << 20  # the runs table sends every row back: ~200 bytes a run, so ~40 000 runs
+
+
+def _malformed(why: str):
+    return {"error": f"malformed callback request: {why}"}, 400
+
+
+def _same_props(sent, spec) -> bool:
+    # The renderer sends every Input/State of the callback, in order, as {"id", "property", "value"}.
+    return isinstance(sent, list) and len(sent) == len(spec) and all(
+        isinstance(s, dict) and s.get("id") == w.get("id") and s.get("property") == w.get("property")
+        for s, w in zip(sent, spec))
+
+
+def _check_callback_request(dash_app):
+    """A callback request whose envelope does not match a registered callback gets a 400 before
+    Dash dispatches it (Dash would raise on it, a 500). The values inside are the callbacks'
+    to check; every callback here shows a bad value in its page instead of raising."""
+    from flask import request
+
+    if request.method != "POST" or not request.path.endswith("/_dash-update-component"):
+        return None
+    if request.content_length is not None and request.content_length > _MAX_BODY:
+        return _malformed(f"body larger than {_MAX_BODY >> 20} MB")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _malformed("the body is not a JSON object")
+    output = body.get("output")
+    spec = dash_app.callback_map.get(output) if isinstance(output, str) else None
+    if spec is None or "callback" not in spec:  # clientside callbacks have no server side to call
+        return _malformed(f"no server callback for output {str(output)[:80]!r}")
+    if not _same_props(body.get("inputs"), spec["inputs"]) or not _same_props(body.get("state", []), spec["state"]):
+        return _malformed(f"inputs or state do not match the callback of {output[:80]!r}")
+    # Dash's own page router reads the URL parts as text and a path as starting at the app's
+    # prefix, as a browser sends them; our callbacks check their own values
+    prefix = dash_app.config.requests_pathname_prefix
+    for p in body["inputs"] + body.get("state", []):
+        value = p.get("value")
+        if p["id"] == "_pages_location" and not (value is None or isinstance(value, str) and (
+                p["property"] != "pathname" or value.startswith(prefix))):
+            return _malformed(f"URL {p['property']} {str(value)[:80]!r}")
+    outputs = body.get("outputs")
+    outs = outputs if isinstance(outputs, list) else [outputs]
+    n_out = len(spec["output"]) if isinstance(spec["output"], (list, tuple)) else 1
+    if len(outs) != n_out or not all(isinstance(o, dict) and isinstance(o.get("id"), str)
+                                     and isinstance(o.get("property"), str) for o in outs):
+        return _malformed("outputs do not match the callback")
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return _malformed("changedPropIds is not a list of strings")
+    return None
+
+
+def check_address(host: str, port: int) -> bool:
+    """``ValueError`` for an address that cannot be served (not a host, unknown, port in use),
+    checked before the server starts (whose own failure is a traceback); returns whether the
+    address is loopback, reachable from this machine only (the explorer has no authentication)."""
+    import ipaddress
+    import socket
+
+    if not host or any(c.isspace() or ord(c) < 32 for c in host):
+        raise ValueError(f"--host must be an address or host name, got {host!r}")
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, OSError) as e:
+        raise ValueError(f"--host {host!r} is not an address this machine can serve on ({e})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself does
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise ValueError(f"cannot serve on {host}:{port} ({e.strerror}); pick another --port") from None
+    try:
+        return ipaddress.ip_address(addr[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def run(store: str | os.PathLike = "runs", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:

@@ -62,12 +62,13 @@ def default_run(value, selected):
 
     if value:
         return no_update
-    return selected[0] if selected else no_update
+    ok = isinstance(selected, list) and selected and isinstance(selected[0], str)  # the browser may send anything
+    return selected[0] if ok else no_update
 
 
 def step_for(checkpoint: dict | None, run_id: str | None):
     """The checkpoint step picked on the Training page, if it was picked for this run."""
-    if checkpoint and checkpoint.get("run") == run_id:
+    if isinstance(checkpoint, dict) and checkpoint.get("run") == run_id:
         return checkpoint.get("step")
     return None
 

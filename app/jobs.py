@@ -10,17 +10,18 @@ import time
 import traceback
 
 
-
 def is_cached(run, name: str, member: int = 0) -> bool:
     """Whether ``analyses.analyze(name, run, member)`` would read its cache (default parameters)."""
-    import analyses
-    from probe import _io
+    import os
 
-    path = run.path / "analyses" / analyses._cache_name(name, member, {})
-    if not path.is_file():
-        return False
+    import analyses
+    from probe import _io, _safepath
+
     try:
-        cached = _io.read_json(path)
+        path = _safepath.run_subdir(run.path, "analyses") / analyses._cache_name(name, member, {})
+        if not os.path.lexists(path):
+            return False
+        cached = _io.read_json(path)  # a link, FIFO or device is refused, not followed
     except ValueError:
         return False
     steps = run.checkpoint_steps
@@ -31,19 +32,25 @@ class Jobs:
     """A small in-process table of background analysis jobs, polled by the page.
 
     A job runs ``analyses.analyze`` in a daemon thread; its state is ``running``, ``done`` or
-    ``error`` (with the message), and ``elapsed`` counts seconds so far.
+    ``error`` (with the message), and ``elapsed`` counts seconds so far. At most ``max_running``
+    run at once: a request for another is refused (the page says so), so requests cannot pile
+    up threads.
     """
 
-    def __init__(self):
+    def __init__(self, max_running: int = 2):
         self._jobs: dict[tuple, dict] = {}
         self._lock = threading.Lock()
+        self.max_running = max_running
 
     def start(self, key: tuple, fn) -> dict:
-        """Start ``fn()`` under ``key`` unless a job with that key is running or done."""
+        """Start ``fn()`` under ``key`` unless a job with that key is running or done;
+        ``ValueError`` when ``max_running`` jobs are running already."""
         with self._lock:
             job = self._jobs.get(key)
             if job and job["state"] in ("running", "done"):
                 return job
+            if sum(j["state"] == "running" for j in self._jobs.values()) >= self.max_running:
+                raise ValueError(f"{self.max_running} analyses are running already; try again when one has finished")
             job = {"state": "running", "started": time.time(), "result": None, "error": None}
             self._jobs[key] = job
 

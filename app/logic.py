@@ -1,13 +1,17 @@
 """What the explorer's callbacks compute, as plain functions (tested without a server).
 
 Pages call these and turn what they return into components; nothing here knows about Dash.
-Inputs from the browser are checked here and bad ones raise ``ValueError`` with a message the
-page shows as it is.
+Inputs from the browser are checked here, whatever JSON value arrives, and bad ones raise
+``ValueError`` with a message the page shows as it is. The work one request can ask for is
+bounded: inputs of at most ``MAX_TYPED`` steps, units checked against the hook's width before a
+range is expanded, one edit per run, 32 sampled inputs when matching (and, in ``app/jobs.py``,
+two background analyses at a time).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -59,16 +63,22 @@ def member_curves(run, key: str) -> dict[int, tuple[list[int], list[float]]]:
 
 
 def pick_checkpoint(run, click: dict | None) -> int | None:
-    """The checkpoint step nearest a clicked point of the training figure (``None`` without a click)."""
-    if not click or not click.get("points"):
+    """The checkpoint step nearest a clicked point of the training figure (``None`` without a
+    click, or for a click payload of any other shape)."""
+    points = click.get("points") if isinstance(click, dict) else None
+    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
         return None
     steps = run.checkpoint_steps
     if not steps:
         return None
-    x = click["points"][0].get("x")
+    x = points[0].get("x")
+    if isinstance(x, bool) or not isinstance(x, (int, float, str)):
+        return None
     try:
         x = float(x)
     except (TypeError, ValueError):
+        return None
+    if not math.isfinite(x):
         return None
     return min(steps, key=lambda s: abs(s - x))
 
@@ -107,6 +117,16 @@ def parse_tokens(task, text: str) -> list[int]:
     return [index[s] for s in symbols]
 
 
+def _integer(name: str, value: Any) -> int:
+    """A browser value (a number or its text) as an int; ``ValueError`` for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be an integer, got {str(value)[:40]!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be an integer, got {str(value)[:40]!r}") from None
+
+
 def make_input(task, mode: Literal["seed", "typed"] = "seed", seed: Any = 0, text: str = "", length: Any = None) -> dict:
     """One input sequence: ``{"inputs" (1, T[, d]), "labels" [T], "features" {name: [T]}, "targets"}``.
 
@@ -119,18 +139,12 @@ def make_input(task, mode: Literal["seed", "typed"] = "seed", seed: Any = 0, tex
         ids = parse_tokens(task, text)
         inputs = torch.tensor([ids], dtype=torch.long)  # (1, T)
         return {"inputs": inputs, "labels": task.decode(ids), "features": {}, "targets": None}
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError):
-        raise ValueError(f"seed must be an integer, got {seed!r}") from None
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = _integer("seed", seed)
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in 0..2**63 - 1, got {seed}")
     overrides = {}
-    if length not in (None, ""):
-        try:
-            overrides["length"] = int(length)
-        except (TypeError, ValueError):
-            raise ValueError(f"length must be an integer, got {length!r}") from None
+    if length is not None and length != "":
+        overrides["length"] = _integer("length", length)
         if not 1 <= overrides["length"] <= MAX_TYPED:
             raise ValueError(f"length must be in 1..{MAX_TYPED}, got {length}")
     try:
@@ -158,24 +172,27 @@ def trajectories(model, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
 def brush_range(relayout: dict | None, selected: dict | None, length: int) -> tuple[int, int] | None:
     """The brushed time range ``(t0, t1)`` (inclusive) from a box selection or a zoom on the x axis."""
     lo = hi = None
+    selected = selected if isinstance(selected, dict) else None  # any other payload: no selection
+    relayout = relayout if isinstance(relayout, dict) else None
     if selected and isinstance(selected.get("range"), dict):
-        xs = next((v for k, v in selected["range"].items() if k.startswith("x")), None)
-        if xs and len(xs) == 2:
+        xs = next((v for k, v in selected["range"].items() if str(k).startswith("x")), None)
+        if isinstance(xs, list) and len(xs) == 2:
             lo, hi = xs
-    elif selected and selected.get("points"):
-        xs = [p.get("x") for p in selected["points"] if isinstance(p.get("x"), (int, float))]
+    elif selected and isinstance(selected.get("points"), list):
+        xs = [p.get("x") for p in selected["points"] if isinstance(p, dict) and isinstance(p.get("x"), (int, float))
+              and not isinstance(p.get("x"), bool)]
         if xs:
             lo, hi = min(xs), max(xs)
     if lo is None and relayout:
         if "xaxis.range[0]" in relayout:
             lo, hi = relayout["xaxis.range[0]"], relayout.get("xaxis.range[1]")
-        elif isinstance(relayout.get("xaxis.range"), list):
+        elif isinstance(relayout.get("xaxis.range"), list) and len(relayout["xaxis.range"]) == 2:
             lo, hi = relayout["xaxis.range"]
-    if lo is None or hi is None:
+    if lo is None or hi is None or isinstance(lo, bool) or isinstance(hi, bool):
         return None
     try:
         t0, t1 = sorted((int(math.ceil(float(lo))), int(math.floor(float(hi)))))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     t0, t1 = max(t0, 0), min(t1, length - 1)
     return (t0, t1) if t0 <= t1 else None
@@ -242,24 +259,34 @@ Op = Literal["zero", "clamp", "scale", "set", "patch"]
 
 
 def parse_units(text: Any, width: int) -> list[int] | None:
-    """Units from ``"3, 7, 10-12"`` (``None`` = all units); out-of-range units raise ``ValueError``."""
+    """Units from ``"3, 7, 10-12"`` (``None`` = all units); out-of-range units raise ``ValueError``.
+
+    Every number and range is checked against ``width`` before a range is expanded, so the
+    work is bounded by the width whatever the text asks for.
+    """
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
-    if isinstance(text, list):
+    if isinstance(text, list) and all(isinstance(t, (int, str)) and not isinstance(t, bool) for t in text):
         parts = [str(t) for t in text]
-    else:
+    elif isinstance(text, (str, int)) and not isinstance(text, bool):
         parts = [p for p in str(text).replace(";", ",").split(",") if p.strip()]
-    units: list[int] = []
+    else:
+        raise ValueError(f"units must be text like 3, 7, 10-12, got {str(text)[:40]!r}")
+    if sum(map(len, parts)) > MAX_TYPED:
+        raise ValueError(f"units text is longer than {MAX_TYPED} characters")
+    units: set[int] = set()
     for p in parts:
         a, dash, b = p.strip().partition("-")
         try:
-            units += list(range(int(a), int(b) + 1)) if dash else [int(a)]
+            lo, hi = (int(a), int(b)) if dash else (int(a), int(a))
         except ValueError:
             raise ValueError(f"units: {p.strip()!r} is not a unit number or range like 3-7") from None
-    bad = [u for u in units if not 0 <= u < width]
-    if bad:
-        raise ValueError(f"unit {bad[0]} out of range 0..{width - 1}")
-    return sorted(set(units))
+        if lo > hi:
+            raise ValueError(f"units: range {p.strip()!r} runs backwards")
+        if not 0 <= lo or hi >= width:
+            raise ValueError(f"unit {lo if lo < 0 else hi} out of range 0..{width - 1}")
+        units.update(range(lo, hi + 1))
+    return sorted(units)
 
 
 def counterfactual(model, task, inputs, hook: str, step: Any, units: list[int] | None, op: Op,
@@ -276,19 +303,22 @@ def counterfactual(model, task, inputs, hook: str, step: Any, units: list[int] |
 
     import probe
 
-    if hook not in model.hook_dict:
-        raise ValueError(f"unknown hook {hook!r}; hooks: {', '.join(model.hook_dict)}")
+    if not isinstance(hook, str) or hook not in model.hook_dict:
+        raise ValueError(f"unknown hook {str(hook)[:80]!r}; hooks: {', '.join(model.hook_dict)}")
     T = inputs.shape[1]
-    try:
-        step = int(step)
-    except (TypeError, ValueError):
-        raise ValueError(f"step must be an integer, got {step!r}") from None
+    step = _integer("step", step)
     if not 0 <= step < T:
         raise ValueError(f"step {step} outside the input's 0..{T - 1}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))):
+        raise ValueError(f"value must be a number, got {str(value)[:40]!r}")
     try:
         value = float(value if value not in (None, "") else 0.0)
     except (TypeError, ValueError):
         raise ValueError(f"value must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"value must be a finite number, got {value!r}")
+    if not isinstance(op, str):
+        raise ValueError(f"unknown operation {str(op)[:40]!r}; valid: zero, clamp, scale, set, patch")
     if op == "zero":
         fn = probe.zero_ablate()
     elif op == "clamp":
@@ -330,12 +360,16 @@ def counterfactual(model, task, inputs, hook: str, step: Any, units: list[int] |
 
 def load_claims(store) -> tuple[list[dict], str]:
     """Rows of ``<store>/claims.json`` (written by ``probe verify``) and a one-line header."""
+    from probe import _io, _safepath
+
     path = Path(store) / "claims.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return [], "No claims report in this store yet: run `probe verify --store <store>`."
     try:
-        data = json.loads(path.read_text())
+        data = _io.read_json(_safepath.under(Path(store), path, "file"))  # no link followed, size bounded
         claims = data["claims"]
+        if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+            raise TypeError("'claims' is not a list of objects")
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise ValueError(f"claims report {path.name} cannot be read: {e}") from None
     rows = []
@@ -344,6 +378,8 @@ def load_claims(store) -> tuple[list[dict], str]:
         rows.append({"id": c.get("id"), "source": c.get("source"), "statement": c.get("statement"),
                      "measured": cell(c.get("measured")), "expected": cell(c.get("expected")),
                      "result": "PASS" if c.get("passed") else "FAIL", "seconds": c.get("seconds")})
-    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data.get("created", 0)))
+    created = data.get("created", 0)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(created if isinstance(created, (int, float))
+                                                       and 0 <= created < 1e11 else 0))
     passed = sum(r["result"] == "PASS" for r in rows)
     return rows, f"{passed}/{len(rows)} claims pass ({data.get('profile', '?')} profile, {when} UTC)."

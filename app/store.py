@@ -1,13 +1,16 @@
 """Safe access to the run store from the browser.
 
 Every run id, member or step the browser sends goes through :func:`resolve_run` before it
-touches the file system: no ``..``, no absolute paths, no separators, and no symlink that leads
-out of the store. Models are loaded through a small LRU cache keyed by (run, member, step), so
-moving between pages does not read a checkpoint again.
+touches the file system: a plain folder name (no ``..``, no absolute path, no separator, no
+control character) naming a real folder of the store (no symbolic link, wherever it points);
+what is read inside a run goes through :mod:`probe._safepath` as everywhere in the store.
+Models are loaded through a small LRU cache keyed by (run, member, step), so moving between
+pages does not read a checkpoint again.
 """
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -21,19 +24,26 @@ def resolve_run(store: str | os.PathLike, run_id: object) -> Path:
     Raises
     ------
     ValueError
-        If ``run_id`` is not a plain folder name, names no run, or resolves outside ``store``
-        (``..``, an absolute path, a symlink out of the store).
+        If ``run_id`` is not a plain folder name, names no run, or leads outside ``store``
+        (``..``, an absolute path, a symbolic link).
     """
+    from probe import _safepath
+
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("no run selected")
     if run_id in (".", "..") or ".." in run_id or run_id.startswith(("/", "\\")) or os.path.isabs(run_id) \
             or not set(run_id) <= _ID_CHARS or len(run_id) > 200:
         raise ValueError(f"invalid run id {run_id[:80]!r}")
+    _safepath.check_name(run_id)
     root = Path(store).resolve()
-    path = (root / run_id).resolve()
-    if not path.is_relative_to(root) or path == root:
-        raise ValueError(f"run id {run_id!r} leads outside the store")
-    if not (path / "run.json").is_file() or not (path / "run.json").resolve().is_relative_to(root):
+    path = root / run_id
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        raise ValueError(f"unknown run {run_id!r} in this store") from None
+    if stat.S_ISLNK(mode):
+        raise ValueError(f"run id {run_id!r} leads outside the store (a symbolic link; the store follows no links)")
+    if not stat.S_ISDIR(mode) or not os.path.lexists(path / "run.json"):
         raise ValueError(f"unknown run {run_id!r} in this store")
     return path
 
@@ -45,17 +55,23 @@ def open_run(store: str | os.PathLike, run_id: object):
     path = resolve_run(store, run_id)
     try:
         return Run(path)
-    except (KeyError, TypeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, OSError) as e:
         raise ValueError(f"run {run_id!r} cannot be read: {e}") from None
 
 
 def check_member(run, member: object) -> int:
     """``member`` as an int in range for ``run``."""
     members = int(run.config["model"].get("members", 1))
+    if member is None or member == "":
+        member = 0
+    if isinstance(member, bool) or not isinstance(member, (int, float, str)):
+        raise ValueError(f"member must be an integer, got {member!r}")
     try:
-        m = int(member or 0)
-    except (TypeError, ValueError):
-        raise ValueError(f"member must be an integer, got {member!r}") from None
+        m = int(member)
+        if m != float(member):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"member must be an integer, got {str(member)[:40]!r}") from None
     if not 0 <= m < members:
         raise ValueError(f"member {m} out of range: run {run.id} has members 0..{members - 1}")
     return m
@@ -63,12 +79,14 @@ def check_member(run, member: object) -> int:
 
 def check_step(run, step: object) -> int | None:
     """``step`` as one of ``run``'s checkpoint steps (``None`` = last)."""
-    if step in (None, ""):
+    if step is None or step == "":
         return None
+    if isinstance(step, bool) or not isinstance(step, (int, float, str)):
+        raise ValueError(f"step must be an integer, got {step!r}")
     try:
         s = int(step)
-    except (TypeError, ValueError):
-        raise ValueError(f"step must be an integer, got {step!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"step must be an integer, got {str(step)[:40]!r}") from None
     if s not in run.checkpoint_steps:
         raise ValueError(f"run {run.id} has no checkpoint at step {s}")
     return s
@@ -92,7 +110,11 @@ class ModelCache:
         step = steps[-1] if step is None else step
         from probe.runs import ckpt_path
 
-        key = (str(Path(store).resolve()), run.id, member, step, ckpt_path(run.path, step).stat().st_mtime_ns)
+        try:
+            mtime = os.lstat(ckpt_path(run.path, step)).st_mtime_ns
+        except OSError as e:
+            raise ValueError(f"checkpoint at step {step} of run {run.id} cannot be read ({e.strerror})") from None
+        key = (str(Path(store).resolve()), run.id, member, step, mtime)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)

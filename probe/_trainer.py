@@ -212,7 +212,9 @@ class Trainer:
 
     def load(self, file) -> int:
         """Restore the state saved by :meth:`save`; returns its step. ``ValueError`` if unusable."""
-        tensors, meta = _io.load_tensors(file)
+        from probe.runs import read_checkpoint
+
+        tensors, meta = read_checkpoint(file, self.path)  # checksum, step and path checked
         try:
             self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
             state = {}
@@ -233,7 +235,7 @@ class Trainer:
             self.carry = [carry[i][-1] if -1 in carry[i] else tuple(carry[i][j] for j in sorted(carry[i]))
                           for i in sorted(carry)] or None
             step = int(meta["step"])
-        except (RuntimeError, KeyError, ValueError) as e:
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
             raise ValueError(f"checkpoint {file} does not fit this run ({str(e).splitlines()[0]})") from None
         self.alive[:] = True
         for i in self.diverged:

@@ -125,12 +125,17 @@ def cmd_train(args) -> int:
         raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(tasks.names())}")
     if args.arch not in probe.models.names():
         raise ValueError(f"unknown arch {args.arch!r}; valid archs: {', '.join(probe.models.names())}")
+    from probe.training import TrainConfig, check_fits
+
     sets = resolve_sets(args.set or [], args.task, args.arch)
     task = tasks.make(args.task, **sets["task"])
-    model = probe.models.make(args.arch, task, hidden=args.hidden, layers=args.layers, members=args.members,
-                              seed=args.seed, **sets["model"])
+    config = probe.models.make_config(args.arch, task, hidden=args.hidden, layers=args.layers, members=args.members,
+                                      seed=args.seed, **sets["model"])
+    # Everything the run would need is checked before its weights are drawn (a minute for a big model).
+    check_fits(task, config, TrainConfig(steps=args.steps, seed=args.seed, **sets["train"]))
+    model = probe.models.from_config(config)
     run = probe.train(task, model, steps=args.steps, seed=args.seed, store=args.store, device=args.device,
-                      **sets["train"])
+                      from_step=args.from_step, **sets["train"])
     from probe.runs import format_runs, list_runs
 
     print(format_runs([r for r in list_runs(args.store) if r["id"] == run.id]))
@@ -225,6 +230,10 @@ def _demo_claims(store: str) -> None:
 def _serve(store: str, host: str, port: int) -> int:
     import app
 
+    if not app.check_address(host, port):
+        print(f"probe: warning: the explorer has no authentication; on --host {host} anyone who can reach "
+              f"this machine can read the store and run models (use 127.0.0.1 to keep it local)",
+              file=sys.stderr, flush=True)
     print(f"probe explorer on http://{host}:{port}/ (store {store}); Ctrl-C to stop", flush=True)
     app.run(store, host=host, port=port)
     return 0
@@ -262,6 +271,8 @@ def _train_args(p):
                         "values are JSON, else strings; repeatable")
     _add_store(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--from-step", type=_natural, default=None, metavar="N",
+                   help="resume from the checkpoint at step N, deleting later ones (when the newest is damaged)")
 
 
 def _analyze_args(p):
@@ -335,6 +346,12 @@ def _version() -> str:
     return __version__
 
 
+def _error(text: str) -> int:
+    message = " ".join(text.split())  # one line, whatever the message held
+    print(f"probe: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probe`` console script; returns the exit status."""
     try:
@@ -342,10 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
-    except (_UsageError, ValueError) as e:
-        message = " ".join(str(e).split())  # one line, whatever the message held
-        print(f"probe: error: {message}", file=sys.stderr)
-        return 2
+    except (_UsageError, ValueError, TypeError) as e:
+        return _error(str(e))
+    except OSError as e:  # the file system refused something (permissions, a full disk, a name too long)
+        return _error(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+    except RecursionError:
+        return _error("input nested too deeply")
     except KeyboardInterrupt:
         print("probe: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

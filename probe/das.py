@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from probe._das_swap import RotatedSwap, block_assignment, gumbel_softmax  # noqa: F401 (public here)
-from probe.interventions import Edit, intervene
+from probe.interventions import Edit, check_units, intervene
 
 STATE = "state"
 Assignment = Literal["gumbel", "fixed"]
@@ -188,8 +188,12 @@ def interchange(model, base: Tensor, source: Tensor, hook: str, step: int, sourc
     """
     if source.shape[0] not in (1, base.shape[0]):
         raise ValueError(f"source batch {source.shape[0]} does not match base batch {base.shape[0]} (or 1)")
+    units = check_units(units)
     with torch.no_grad():
         value = read_value(model, source, hook, step if source_step is None else source_step)  # (B, D)
+    if units is not None and max(units) >= value.shape[-1]:
+        raise ValueError(f"units {[u for u in units if u >= value.shape[-1]]} out of range for hook {hook!r}: "
+                         f"valid units are 0..{value.shape[-1] - 1}")
     return run_edited(model, base, hook, step, _patch(value, units))
 
 

@@ -9,7 +9,10 @@
 
 A run's id is ``<task>-<arch>-h<hidden>-<hash8>``, the hash taken over its whole config (task,
 model and training, seed included), so the same command always names the same folder: that is
-how ``probe train`` finds an unfinished run to resume. Nothing here is ever unpickled.
+how ``probe train`` finds an unfinished run to resume. Nothing here is ever unpickled, and nothing
+outside the store is read: every path under a run folder goes through :mod:`probe._safepath`
+(no links, FIFOs or devices; sizes and JSON nesting bounded). A run whose files cannot be read is
+one row saying ``unreadable: <why>`` in :func:`list_runs`, never an error for the whole store.
 """
 from __future__ import annotations
 
@@ -18,10 +21,11 @@ import json
 import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
-from probe import _io
+from probe import _io, _safepath
 
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
 
@@ -39,13 +43,9 @@ def run_id(config: dict) -> str:
 
 
 def store_dir(store: str | os.PathLike, create: bool = False) -> Path:
-    """The store folder, checked: a path that is a file raises ``ValueError``."""
-    path = Path(store)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"store {str(store)!r} is a file, not a directory")
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The store folder, checked (see :func:`probe._safepath.check_store`): an empty path, a
+    path with a control character or one that is a file raises ``ValueError``."""
+    return _safepath.check_store(store, create)
 
 
 def ckpt_path(run_path: Path, step: int) -> Path:
@@ -54,12 +54,59 @@ def ckpt_path(run_path: Path, step: int) -> Path:
 
 
 def ckpt_steps(run_path: Path) -> list[int]:
-    """Steps with a checkpoint file in a run folder, ascending."""
+    """Steps with a checkpoint file in a run folder, ascending (none when ``ckpt`` is missing,
+    or is not a real folder)."""
     try:
-        names = os.listdir(Path(run_path) / "ckpt")
-    except FileNotFoundError:
+        folder = _safepath.run_subdir(run_path, "ckpt")
+        names = os.listdir(folder)
+    except (ValueError, OSError):
         return []
     return sorted(int(m.group(1)) for m in map(_CKPT.match, names) if m)
+
+
+def read_checkpoint(path: Path, run_path: Path | None = None) -> tuple[dict, dict[str, str]]:
+    """Tensors and metadata of a checkpoint file (``step_<N>`` or ``resume_<N>``), checked.
+
+    Besides the file's own checksum (:func:`probe._io.load_tensors`), its recorded step must be
+    the ``N`` of its name, and with ``run_path`` the file must be a regular file in the run's
+    real ``ckpt`` folder. Every failure is one ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    if run_path is not None:
+        _safepath.under(_safepath.check_run_dir(run_path), path, "file")
+    tensors, meta = _io.load_tensors(path)
+    named = re.match(r"^(?:step|resume)_(\d+)\.safetensors$", path.name)
+    if named and meta.get("step") != named.group(1):
+        raise ValueError(f"checkpoint {path} is corrupt (it records step {meta.get('step')!r}, "
+                         f"its name says {named.group(1)})")
+    return tensors, meta
+
+
+def check_info(info: dict, where: Path) -> dict:
+    """``info`` (a parsed ``run.json``) if it has the structure the store relies on, else
+    ``ValueError`` naming ``where``.
+
+    Enough that listing, opening and resuming cannot trip over a damaged file; the model config
+    itself is checked in full when a model is built (:func:`probe.models.check_config`).
+    """
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"{where} is not a probe run ({what})")
+
+    cfg = info.get("config")
+    need(isinstance(cfg, dict), "no 'config' object")
+    need(isinstance(cfg.get("task"), dict) and isinstance(cfg["task"].get("name"), str)
+         and isinstance(cfg["task"].get("params"), dict), "config.task needs a name and params")
+    need(isinstance(cfg.get("model"), dict), "config.model is not an object")
+    need(isinstance(cfg.get("train"), dict), "config.train is not an object")
+    for key, kind in (("final", dict), ("diverged", dict), ("id", str), ("status", str)):
+        need(key not in info or isinstance(info[key], kind), f"{key} is not a {kind.__name__}")
+    for key in ("members", "layers", "hidden"):
+        v = cfg["model"].get(key, 1)
+        need(isinstance(v, int) and not isinstance(v, bool) and v > 0, f"config.model.{key} is {v!r}")
+    need(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in info.get("diverged", {}).values()),
+         "diverged steps are not numbers")
+    return info
 
 
 def _is_alive(run_path: Path, info: dict) -> str:
@@ -87,10 +134,9 @@ class Run:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.info = _io.read_json(self.path / "run.json")
-        if "config" not in self.info:
-            raise ValueError(f"{self.path / 'run.json'} is not a probe run (no 'config')")
+        self.path = _safepath.check_run_dir(path)
+        file = _safepath.under(self.path, self.path / "run.json", "file")
+        self.info = check_info(_io.read_json(file), file)
         self.id = self.info.get("id", self.path.name)
 
     def __repr__(self) -> str:
@@ -119,14 +165,17 @@ class Run:
     @property
     def metrics(self) -> list[dict]:
         """Every ``metrics.jsonl`` line: ``{"step", "member", "loss", "lr", "<split>.<metric>"...}``."""
-        return _io.read_jsonl(self.path / "metrics.jsonl")
+        path = _safepath.under(self.path, self.path / "metrics.jsonl", "file", missing_ok=True)
+        return [] if path is None else _io.read_jsonl(path)
 
     def curve(self, key: str, member: int | None = None) -> tuple[list[int], list[float]]:
         """Steps and values of one metric, for one member or averaged over all of them."""
         by_step: dict[int, list[float]] = {}
         for row in self.metrics:
-            if key in row and row[key] is not None and (member is None or row["member"] == member):
-                by_step.setdefault(row["step"], []).append(row[key])
+            v, step = row.get(key), row.get("step")
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(step, int) \
+                    and (member is None or row.get("member") == member):
+                by_step.setdefault(step, []).append(v)
         steps = sorted(by_step)
         return steps, [sum(by_step[s]) / len(by_step[s]) for s in steps]
 
@@ -147,14 +196,14 @@ class Run:
 
     def load_checkpoint(self, step: int | None = None) -> tuple[dict, dict[str, str]]:
         """Tensors and metadata of one checkpoint (``None`` = last); ``ValueError`` if corrupt."""
-        return _io.load_tensors(ckpt_path(self.path, self._resolve_step(step)))
+        return read_checkpoint(ckpt_path(self.path, self._resolve_step(step)), self.path)
 
     def ensemble(self, step: int | None = None, device: str = "cpu"):
         """All members as one model at a checkpoint (``None`` = last)."""
         import probe.models
 
+        model = probe.models.from_config(self.config["model"])  # a damaged config fails before any read
         tensors, _ = self.load_checkpoint(step)
-        model = probe.models.from_config(self.config["model"])
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             model.load_state_dict(state)
@@ -166,6 +215,8 @@ class Run:
     def model(self, member: int = 0, step: int | None = None, device: str = "cpu"):
         """One member as a plain single model at a checkpoint (``None`` = last)."""
         m = int(self.config["model"].get("members", 1))
+        if isinstance(member, bool) or not isinstance(member, int):
+            raise TypeError(f"member must be an integer, got {member!r}")
         if not 0 <= member < m:
             raise ValueError(f"member {member} out of range: run {self.id} has {m} member(s), 0..{m - 1}")
         model = self.ensemble(step, device)
@@ -175,7 +226,10 @@ class Run:
         """The task, rebuilt from the config."""
         import tasks
 
-        return tasks.make(self.config["task"]["name"], **self.config["task"]["params"])
+        name = self.config["task"]["name"]
+        if name not in tasks.names():
+            raise ValueError(f"run {self.id} is of unknown task {name!r}; valid tasks: {', '.join(tasks.names())}")
+        return tasks.make(name, **self.config["task"]["params"])
 
 
 def _row(path: Path, info: dict) -> dict[str, Any]:
@@ -193,8 +247,30 @@ def _row(path: Path, info: dict) -> dict[str, Any]:
         "step": info.get("step", 0),
         "status": _is_alive(path, info),
         "diverged": len(info.get("diverged", {})),
-        **{k: v for k, v in info.get("final", {}).items()},
+        **{str(k): v for k, v in info.get("final", {}).items()
+           if v is None or isinstance(v, (int, float, str)) and not isinstance(v, bool)},
     }
+
+
+def unreadable_row(name: str, why: str) -> dict[str, Any]:
+    """The row of a folder that looks like a run but cannot be read: its status says why."""
+    return {"id": name, "task": None, "arch": None, "hidden": None, "layers": None, "members": None,
+            "seed": None, "steps": None, "step": None, "status": f"unreadable: {why}", "diverged": 0}
+
+
+def _read_row(root: Path, name: str) -> dict[str, Any] | None:
+    path = root / name
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):  # a link to a folder elsewhere is not a run of this store: say so
+            return unreadable_row(name, "a symbolic link (the store follows no links)") if path.is_dir() else None
+        if not stat.S_ISDIR(mode) or not os.path.lexists(path / "run.json"):
+            return None  # not a run folder at all (a claims report, a scratch folder)
+        run = Run(path)
+        return _row(run.path, run.info)
+    except (ValueError, OSError, KeyError, TypeError, AttributeError) as e:
+        why = str(e).replace(f"{path}{os.sep}", "").replace(str(path), "the folder")
+        return unreadable_row(name, " ".join(why.split()))
 
 
 def list_runs(store: str | os.PathLike = "runs") -> list[dict[str, Any]]:
@@ -204,23 +280,17 @@ def list_runs(store: str | os.PathLike = "runs") -> list[dict[str, Any]]:
     -------
     list of dict
         ``id, task, arch, hidden, layers, members, seed, steps, step, status, diverged`` and the
-        final metrics (``"<split>.<metric>"``, mean over members), sorted by id. Folders that are
-        not runs are skipped.
+        final metrics (``"<split>.<metric>"``, mean over members), sorted by id. A folder with a
+        ``run.json`` that cannot be read (damaged, a link, not JSON) is a row whose status is
+        ``"unreadable: <why>"`` and whose other fields are None; folders that are not runs are
+        skipped.
     """
     root = store_dir(store)
     if not root.exists():
         return []
-    rows = []
     with os.scandir(root) as entries:
-        for entry in entries:
-            if not entry.is_dir() or entry.name.startswith("."):
-                continue
-            path = Path(entry.path)
-            try:
-                info = _io.read_json(path / "run.json")
-                rows.append(_row(path, info))
-            except (ValueError, KeyError, TypeError):
-                continue
+        names = [e.name for e in entries if not e.name.startswith(".")]
+    rows = [row for row in (_read_row(root, n) for n in names) if row is not None]
     return sorted(rows, key=lambda r: r["id"])
 
 
@@ -230,11 +300,12 @@ def format_runs(rows: list[dict]) -> str:
         return "(no runs)"
     head = ["id", "task", "arch", "hidden", "members", "step", "status", "final"]
     lines = []
+    show = lambda v: "?" if v is None else str(v)  # noqa: E731
     for r in rows:
         status = r["status"] + (f" ({r['diverged']}/{r['members']} diverged)" if r["diverged"] else "")
         final = " ".join(f"{k}={_fmt(v)}" for k, v in r.items() if k.rpartition(".")[2] in ("accuracy", "mse"))
-        lines.append([r["id"], r["task"], str(r["arch"]), str(r["hidden"]), str(r["members"]),
-                      f"{r['step']}/{r['steps']}", status, final])
+        lines.append([show(r["id"]), show(r["task"]), show(r["arch"]), show(r["hidden"]), show(r["members"]),
+                      f"{show(r['step'])}/{show(r['steps'])}", status, final])
     widths = [max(len(head[i]), *(len(l[i]) for l in lines)) for i in range(len(head) - 1)]
     fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths + [0])).rstrip()  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths] + ["-----"]), *map(fmt, lines)])
@@ -246,24 +317,37 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _looks_like_run(path: Path) -> bool:
+    try:
+        return os.path.lexists(path / "run.json")
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
 def open_run(path_or_id: str | os.PathLike, store: str | os.PathLike = "runs") -> Run:
-    """Open a run by folder path, or by id inside ``store``.
+    """Open a run by folder path, or by id (or unique id prefix) inside ``store``.
 
     Raises
     ------
     ValueError
-        If no such run exists; the message lists the runs in the store.
+        If no such run exists (the message lists the runs in the store), the id is not a plain
+        folder name, or the run cannot be read (the message says why).
     """
-    path = Path(path_or_id)
-    if (path / "run.json").is_file():
+    text = os.fspath(path_or_id) if isinstance(path_or_id, os.PathLike) else path_or_id
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"a run is a non-empty id or folder path, got {path_or_id!r}")
+    path = Path(text)
+    if _looks_like_run(path):
         return Run(path)
     root = store_dir(store)
-    if (root / str(path_or_id) / "run.json").is_file():
-        return Run(root / str(path_or_id))
+    shown = repr(text[:80]) + ("..." if len(text) > 80 else "")
+    _safepath.check_name(text)
+    if _looks_like_run(root / text):
+        return Run(root / text)
     ids = [r["id"] for r in list_runs(root)] if root.is_dir() else []
     # Let a unique prefix stand for the whole id, as git does for commits.
-    matches = [i for i in ids if i.startswith(str(path_or_id))]
+    matches = [i for i in ids if i.startswith(text)]
     if len(matches) == 1:
         return Run(root / matches[0])
     choices = ", ".join(ids[:20]) + (" ..." if len(ids) > 20 else "") if ids else "none"
-    raise ValueError(f"unknown run {str(path_or_id)!r} in store {str(store)!r}; runs: {choices}")
+    raise ValueError(f"unknown run {shown} in store {str(store)!r}; runs: {choices}")

@@ -10,10 +10,12 @@ any point and started again ends with the same weights, bit for bit on CPU, as o
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -23,9 +25,10 @@ import torch
 from tqdm import tqdm
 
 import probe
-from probe import _io
-from probe._trainer import Trainer, derive_seed
-from probe.runs import Run, ckpt_path, ckpt_steps, run_id, store_dir
+from probe import _io, _limits, _safepath
+from probe._resume import load_latest, make_run_dir, read_info, resume_points
+from probe._trainer import _LONG, Trainer, derive_seed
+from probe.runs import Run, ckpt_path, run_id, store_dir
 
 Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["constant", "cosine"]
@@ -59,12 +62,16 @@ class TrainConfig:
     stateful: bool = False
 
     def __post_init__(self):
-        for name, low in [("steps", 1), ("batch_size", 1), ("eval_n", 1), ("n_checkpoints", 2),
-                          ("warmup", 0), ("seed", 0), ("eval_every", 1)]:
+        # Upper bounds: batch_size and eval_n are bounded by memory, checked with the model and
+        # task in train(); these caps only keep the numbers sane before that.
+        for name, low, high in [("steps", 1, _limits.MAX_STEPS), ("batch_size", 1, 2**31 - 1),
+                                ("eval_n", 1, 2**31 - 1), ("n_checkpoints", 2, _limits.MAX_CHECKPOINTS),
+                                ("warmup", 0, _limits.MAX_STEPS), ("seed", 0, _limits.MAX_SEED),
+                                ("eval_every", 1, _limits.MAX_STEPS)]:
             v = getattr(self, name)
             if not (v is None and name == "eval_every") and (
-                    isinstance(v, bool) or not isinstance(v, int) or v < low):
-                raise ValueError(f"train.{name} must be an integer >= {low}; got {v!r}")
+                    isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high):
+                raise ValueError(f"train.{name} must be an integer in {low}..{high}; got {v!r}")
         for name, low in [("lr", 0.0), ("weight_decay", None), ("grad_clip", 0.0)]:
             v = getattr(self, name)
             if not (v is None and name == "grad_clip") and (
@@ -125,12 +132,23 @@ def _device(device: str) -> torch.device:
                         "cpu" if device == "auto" else device)
 
 
-def _latest(path) -> tuple[int, object] | None:
-    # The newest resume point: a log-spaced checkpoint or the time-based resume file.
-    found = [(s, ckpt_path(path, s)) for s in ckpt_steps(path)]
-    found += [(int(f.name[len("resume_"):-len(".safetensors")]), f)
-              for f in (path / "ckpt").glob("resume_*.safetensors")]
-    return max(found, key=lambda x: x[0]) if found else None
+def check_fits(task, model_config: dict, cfg: TrainConfig) -> None:
+    """``ValueError`` (saying how much) if this training would not fit in memory; see
+    :func:`probe._limits.check_training_fits`. The command line calls it before building the model."""
+    _limits.check_training_fits(task, model_config, cfg, _LONG)
+
+
+def _check_interface(task, model) -> None:
+    # A model built for another task fails deep inside its first forward pass; say it here.
+    cfg = getattr(model, "config", None)
+    if not isinstance(cfg, dict) or "input_kind" not in cfg:
+        raise TypeError(f"model must come from probe.models.make, got {type(model).__name__}")
+    want = {"input_kind": task.input_kind, "d_output": task.d_output,
+            **({"vocab_size": task.vocab_size} if task.input_kind == "tokens" else {"d_input": task.d_input})}
+    have = {k: cfg.get(k) for k in want}
+    if have != want:
+        raise ValueError(f"the model was built for {have}, but task {task.name} has {want}; "
+                         f"build it with probe.models.make(arch, task, ...)")
 
 
 def _summary(rows: list[dict], diverged: dict) -> dict:
@@ -183,7 +201,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
           eval_n: int = 256, eval_splits: list[str] | None = None, shared_batches: bool = True,
           n_checkpoints: int = 30, stateful: bool = False,
           store: str = "runs", seed: int | None = None, device: Device = "auto",
-          progress: bool | None = None) -> Run:
+          progress: bool | None = None, from_step: int | None = None) -> Run:
     """Train ``model`` (every member at once) on ``task``, saving into ``store``; resume if unfinished.
 
     The run's id is a hash of the task, the model config and the training config below, so
@@ -220,10 +238,20 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
     device : "auto", "cpu" or "cuda"
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    from_step : int, optional
+        Resume from the checkpoint at this step instead of the newest one, deleting the later
+        ones (for a run whose newest checkpoint is damaged: the error names the last good step).
 
     Returns
     -------
     Run
+
+    Raises
+    ------
+    ValueError
+        For a bad setting (checked, with the memory the run would take, before anything is
+        written), a model built for another task, or a damaged run (left as it was). A call
+        that fails before its first training step leaves no run folder behind.
     """
     if seed is None:
         seed = int(getattr(model, "config", {}).get("seed", 0))
@@ -231,49 +259,82 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
                       weight_decay=weight_decay, schedule=schedule, warmup=warmup, grad_clip=grad_clip,
                       eval_every=eval_every, eval_n=eval_n, eval_splits=eval_splits,
                       shared_batches=shared_batches, seed=seed, n_checkpoints=n_checkpoints, stateful=stateful)
+    if from_step is not None:
+        _limits.check_int("from_step", from_step, 0, cfg.steps)
     dev = _device(device)
+    root = store_dir(store)
+    _check_interface(task, model)
     config = json.loads(json.dumps({"task": {"name": task.name, "params": task.params},
                                     "model": dict(model.config), "train": cfg.to_dict()}))
-    root = store_dir(store)
     rid = run_id(config)
     path = root / rid
-    info = _io.read_json(path / "run.json") if (path / "run.json").is_file() else None
+    if root.exists():
+        _safepath.under(root, path, "dir", missing_ok=True)  # a link or a file there is refused
+    info = read_info(path)
     if info is not None and info.get("config") != config:
         raise ValueError(f"run folder {path} holds a different config (hash collision?); move it away")
+    check_fits(task, model.config, cfg)
     tr = Trainer(task, model.to(dev), cfg, path, dev)  # before touching the store: may fail
-    (path / "ckpt").mkdir(parents=True, exist_ok=True)
+    made = [p for p in (root, path) if not p.exists()]
+    store_dir(store, create=True)
+    make_run_dir(path)
     progress = sys.stderr.isatty() if progress is None else progress
     with _io.Lock(path / ".lock", f"run {rid}"), torch.random.fork_rng(
             devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
-        # Re-read under the lock: another process may have finished this run meanwhile.
-        info = _io.read_json(path / "run.json") if (path / "run.json").is_file() else None
-        latest = _latest(path)
-        if info is not None and info.get("status") in ("done", "diverged"):
-            if latest is None:
-                raise ValueError(f"run {rid} is {info['status']} but its checkpoints are gone")
-            tr.load(latest[1])
-            return Run(path)
-        if latest is not None and info is not None:
-            start = tr.load(latest[1])
-            rows = [r for r in _io.read_jsonl(path / "metrics.jsonl") if r.get("step", 0) <= start]
-            # Lines logged after that checkpoint (and a line torn by the kill) are logged again.
-            _io.write_bytes(path / "metrics.jsonl",
-                            "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
-        else:
-            start = 0
-            info = {"id": rid, "config": config, "seed": seed, "created": time.time(), "step": 0,
-                    "diverged": {}, "final": {}}
-            torch.manual_seed(derive_seed(seed, "torch"))
-            _io.write_bytes(path / "metrics.jsonl", b"")
-        info.update(status="running", device=str(dev), updated=time.time(),
-                    versions={"probe": probe.__version__, "torch": torch.__version__,
-                              "python": platform.python_version()})
-        _io.write_json(path / "run.json", info)
-        if start == 0:
-            info["final"] = _summary(tr.log(0, None, lr_at(cfg, 0), long=False), {})
-            tr.save(0, ckpt_path(path, 0))
-        _loop(tr, cfg, start, path, info, progress)
-        if info["status"] == "running":
-            info["status"] = "done"
-        _io.write_json(path / "run.json", info)
+        try:
+            return _train_locked(tr, cfg, path, rid, config, seed, dev, progress, from_step)
+        except BaseException:
+            # A run that never finished a training step holds nothing worth resuming: leave no
+            # folder behind (only one this call made, and only while holding its lock).
+            if made and not any(s > 0 for s, _ in resume_points(path)):
+                shutil.rmtree(path, ignore_errors=True)
+                if root in made:
+                    with contextlib.suppress(OSError):
+                        root.rmdir()
+            raise
+
+
+def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, seed: int, dev, progress: bool,
+                  from_step: int | None) -> Run:
+    # Only the lock holder writes here, so a temporary file left by a killed writer is stale.
+    _safepath.clean_stale_tmp(path)
+    if _safepath.under(path, path / "ckpt", "dir", missing_ok=True) is not None:  # a link there is refused
+        _safepath.clean_stale_tmp(path / "ckpt")
+    # Re-read under the lock: another process may have finished this run meanwhile.
+    info = read_info(path)
+    points = resume_points(path)
+    if info is not None and info.get("status") in ("done", "diverged") and from_step is None:
+        if not points:
+            raise ValueError(f"run {rid} is {info['status']} but its checkpoints are gone")
+        load_latest(tr, path, rid, None)
+        return Run(path)
+    if points and info is not None:
+        start = load_latest(tr, path, rid, from_step)
+        rows = [r for r in _io.read_jsonl(path / "metrics.jsonl") if isinstance(r.get("step", 0), int)
+                and r.get("step", 0) <= start]
+        # Lines logged after that checkpoint (and a line torn by the kill) are logged again.
+        _io.write_bytes(path / "metrics.jsonl",
+                        "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+        if from_step is not None:
+            info.update(step=start, status="running")
+    else:
+        if from_step is not None:
+            raise ValueError(f"run {rid} has not started: there is no checkpoint at step {from_step} to resume from")
+        start = 0
+        _safepath.run_subdir(path, "ckpt", create=True)
+        info = {"id": rid, "config": config, "seed": seed, "created": time.time(), "step": 0,
+                "diverged": {}, "final": {}}
+        torch.manual_seed(derive_seed(seed, "torch"))
+        _io.write_bytes(path / "metrics.jsonl", b"")
+    info.update(status="running", device=str(dev), updated=time.time(),
+                versions={"probe": probe.__version__, "torch": torch.__version__,
+                          "python": platform.python_version()})
+    _io.write_json(path / "run.json", info)
+    if start == 0:
+        info["final"] = _summary(tr.log(0, None, lr_at(cfg, 0), long=False), {})
+        tr.save(0, ckpt_path(path, 0))
+    _loop(tr, cfg, start, path, info, progress)
+    if info["status"] == "running":
+        info["status"] = "done"
+    _io.write_json(path / "run.json", info)
     return Run(path)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from tasks.base import Batch, Task, as_float, as_long, standard_normal
-from tasks.params import param
+from tasks.params import check_row, param
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,15 @@ class ICLRegression(Task):
     loss = "mse"
     feature_names = ("examples", "is_query")
     paper = {"d_x": 10, "n_examples": 10}  # von Oswald et al.'s regression size [recalled, approximate]
+
+    def _check(self, cfg: ICLRegressionParams) -> None:
+        if cfg.kind == "teacher":  # the teacher's running memory is (T, d_y, d_x) per row
+            check_row(self.name, "n_examples", cfg.n_examples, cfg.n_examples * cfg.d_x * max(cfg.d_x, cfg.d_y),
+                      "n_examples * d_x * max(d_x, d_y)")
+        else:
+            check_row(self.name, "n_examples", cfg.n_examples,
+                      (cfg.n_examples + cfg.n_queries) * (cfg.d_x + cfg.d_y + 1) + cfg.d_x * cfg.d_y,
+                      "(n_examples + n_queries) * (d_x + d_y + 1) + d_x * d_y")
 
     def _dims(self, cfg: ICLRegressionParams) -> dict[str, int]:
         d_input = cfg.d_x + cfg.d_y + 1 if cfg.kind == "regression" else cfg.d_x

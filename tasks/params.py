@@ -22,7 +22,16 @@ from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_
 
 import numpy as np
 
-__all__ = ["param", "bad_param", "build_params", "check_value", "stable_hash", "describe_type", "doc_table"]
+__all__ = ["param", "bad_param", "build_params", "check_row", "check_value", "stable_hash", "describe_type",
+           "doc_table", "MAX_INT", "MAX_ROW_NUMBERS"]
+
+# Every int parameter has an upper bound: its own ``le`` / ``lt``, else this one (seeds and counts
+# must fit the 64-bit integers numpy and torch generators take).
+MAX_INT = 2**63 - 1
+# Numbers one sampled row may hold, intermediates included (a teacher's running memory, a
+# regular-language row of strings): 2^24, 128 MB in float64. Bounds on single parameters cannot
+# catch a product of several; tasks whose rows grow with one call :func:`check_row` from ``_check``.
+MAX_ROW_NUMBERS = 1 << 24
 
 
 def param(default: Any, *, ge: float | None = None, gt: float | None = None,
@@ -35,6 +44,17 @@ def param(default: Any, *, ge: float | None = None, gt: float | None = None,
 def bad_param(task: str, name: str, value: Any, allowed: str) -> ValueError:
     """The one error message shape for a parameter the task cannot take."""
     return ValueError(f"{task}: parameter {name!r} = {value!r} is not allowed; expected {allowed}")
+
+
+def check_row(task: str, name: str, value: Any, numbers: int, what: str) -> None:
+    """``bad_param`` if one row would hold more than :data:`MAX_ROW_NUMBERS` numbers.
+
+    ``name`` and ``value`` are the parameter named in the message, ``what`` the product that
+    makes ``numbers`` (e.g. ``"(n_examples + n_queries) * (d_x + d_y + 1)"``).
+    """
+    if numbers > MAX_ROW_NUMBERS:
+        raise bad_param(task, name, value, f"a value for which one row holds at most {MAX_ROW_NUMBERS:,} numbers; "
+                                           f"{what} = {numbers:,}")
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -136,7 +156,9 @@ def check_value(owner: str, name: str, value: Any, tp: Any, meta: Mapping[str, A
     ok, out = _coerce(value, tp)
     if not ok:
         raise bad_param(owner, name, value, describe_type(tp))
-    meta = meta or {}
+    meta = dict(meta or {})
+    if isinstance(out, int) and not isinstance(out, bool) and meta.get("le") is None and meta.get("lt") is None:
+        meta["le"] = MAX_INT  # every int has an upper bound (see MAX_INT)
     if isinstance(out, (int, float)) and not isinstance(out, bool):
         if ((meta.get("ge") is not None and out < meta["ge"])
                 or (meta.get("gt") is not None and out <= meta["gt"])

@@ -51,7 +51,7 @@ def _options(run_id, member) -> list[dict]:
         run = open_run(current_store(), run_id)
         m = check_member(run, member)
         marks = {n: " (cached)" for n in analyses.names() if jobs.is_cached(run, n, m)}
-    except ValueError:
+    except Exception:  # noqa: BLE001 - no marks for a bad run or member; show() says why
         pass
     return [{"label": n + marks.get(n, ""), "value": n} for n in analyses.names()]
 

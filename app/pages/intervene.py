@@ -62,7 +62,8 @@ def setup(run_id, member, picked, ckpt):
     except Exception:  # noqa: BLE001 - no hooks to offer; intervene() shows why
         return [], None, "", ""
     names = [h for h in sorted(model.hook_dict, key=lambda h: (not h.endswith("hook_h"), h)) if h != "hook_logits"]
-    if picked and picked.get("run") == run_id and picked.get("hook") in names and picked.get("units"):
+    if isinstance(picked, dict) and picked.get("run") == run_id and picked.get("hook") in names \
+            and isinstance(picked.get("units"), list) and picked["units"]:
         return names, picked["hook"], ",".join(map(str, picked["units"])), "units from the States page"
     return names, names[0], "", ""
 

@@ -49,7 +49,10 @@ def layout(**_):
           Input("runs-table", "derived_virtual_selected_rows"), prevent_initial_call=True)
 def select_runs(data, selected):
     """Selected rows become the app-wide selection, with links to the run's pages."""
-    ids = [data[i]["id"] for i in (selected or []) if data and i < len(data)]
+    rows = data if isinstance(data, list) else []
+    picked = selected if isinstance(selected, list) else []
+    ids = [rows[i]["id"] for i in picked if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(rows)
+           and isinstance(rows[i], dict) and isinstance(rows[i].get("id"), str)]
     links = [html.Div([html.Code(i), " → "] + [dcc.Link(p, href=f"/{p.lower()}?run={i}", style={"marginRight": "0.6em"})
                                                for p in ("Training", "States", "Intervene", "Analyses")]) for i in ids]
     return ids, links
@@ -62,7 +65,9 @@ def compare(selected, key, logx):
     from app.store import open_run
 
     curves, keys, errors = {}, {"loss": None}, []
-    for rid in selected or []:
+    key = key if isinstance(key, str) else "loss"
+    logx = logx if isinstance(logx, list) else []
+    for rid in (selected if isinstance(selected, list) else [])[:50]:
         try:
             run = open_run(current_store(), rid)
             keys.update(dict.fromkeys(logic.metric_keys(run)))
@@ -79,4 +84,6 @@ def compare(selected, key, logx):
           State("app-selected", "data"))
 def restore(_, data, selected):
     """Coming back to the page, the runs selected before are still ticked."""
-    return [i for i, row in enumerate(data or []) if row.get("id") in (selected or [])]
+    picked = [x for x in selected if isinstance(x, str)] if isinstance(selected, list) else []
+    return [i for i, row in enumerate(data if isinstance(data, list) else [])
+            if isinstance(row, dict) and row.get("id") in picked]

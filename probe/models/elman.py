@@ -28,6 +28,7 @@ _DIAG_MAX_COND = 1e4    # eigenvector conditioning beyond which the diagonal pat
 
 
 class ElmanLayer(Layer):
+    PARAM_RANGES = {"gain": "(0, inf)"}  # interval notation, read by probe.models._check_arch_params
     points = ("hook_pre", "hook_h")
 
     def __init__(self, d_in: int, hidden: int, members: int,
@@ -72,6 +73,7 @@ class ElmanLayer(Layer):
 
 
 class LinearLayer(Layer):
+    PARAM_RANGES = {"init_scale": "[0, inf)"}  # 0: W starts at zero
     points = ("hook_pre", "hook_h")
 
     def __init__(self, d_in: int, hidden: int, members: int, init_scale: float = 1.0,

@@ -47,6 +47,8 @@ def _decay_logit(c: float, lo: float, hi: float):
 
 
 class HawkLayer(Layer):
+    # a = σ(Λ)^(c·r) needs c > 0 and a in (0, 1) (Λ = logit of a^(1/c)); conv is a window in steps
+    PARAM_RANGES = {"c": "(0, inf)", "a_min": "(0, 1)", "a_max": "[a_min, 1)", "conv": "[0, 1024]"}
     def __init__(self, d_in: int, hidden: int, members: int, c: float = 8.0,
                  gates: Literal["sigmoid", "linear"] = "sigmoid", normalize: bool = True,
                  decay: Literal["input", "fixed"] = "input", a_min: float = 0.9, a_max: float = 0.999,

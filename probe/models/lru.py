@@ -36,6 +36,8 @@ def _ring_theta(max_phase: float):
 
 
 class LRULayer(Layer):
+    # |λ| = 1 would make γ = sqrt(1 - |λ|²) zero and ν = log(0); a bound may name another parameter
+    PARAM_RANGES = {"state_dim": "[1, inf)", "r_min": "[0, 1)", "r_max": "[r_min, 1)", "max_phase": "(0, inf)"}
     def __init__(self, d_in: int, hidden: int, members: int, state_dim: Optional[int] = None,
                  r_min: float = 0.0, r_max: float = 0.99, max_phase: float = 2 * math.pi):
         super().__init__(members)

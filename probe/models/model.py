@@ -7,6 +7,7 @@ hook that returns its input unchanged leaves every output as it was, bit for bit
 """
 from __future__ import annotations
 
+import numbers
 from types import SimpleNamespace
 from typing import Callable, Literal, Optional
 
@@ -67,6 +68,8 @@ class RecurrentModel(HookedRecurrent):
 
     def member(self, i: int) -> "RecurrentModel":
         """A plain single model whose outputs equal slice ``i`` of this ensemble's."""
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"member must be an integer, got {i!r}")
         if not 0 <= i < self.members:
             raise ValueError(f"member {i} out of range: this model has members 0..{self.members - 1}")
         from probe.models import from_config
@@ -76,6 +79,33 @@ class RecurrentModel(HookedRecurrent):
         state = {k: (v[i] if self.is_ensemble else v) for k, v in self.state_dict().items()}
         single.load_state_dict(state)
         return single
+
+    # -- argument checks for the TransformerLens entry points ------------------------------------
+    def _check_hook_names(self, names, what: str) -> None:
+        """Hook names given as strings must exist: a typo would otherwise cache or hook nothing."""
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"{what} must be a hook name, a list of them or a function, got {names!r}")
+        if not names:
+            raise ValueError(f"{what} is empty, so nothing would be cached; pass None for every hook")
+        unknown = sorted(set(names) - set(self.hook_dict))
+        if unknown:
+            raise ValueError(f"unknown hook(s) {unknown} in {what}; valid hooks: {', '.join(sorted(self.hook_dict))}")
+
+    def run_with_cache(self, *args, names_filter=None, **kwargs):
+        """As ``HookedRootModule.run_with_cache``; a ``names_filter`` naming no hook is refused."""
+        if names_filter is not None and not callable(names_filter):
+            self._check_hook_names(names_filter, "names_filter")
+        return super().run_with_cache(*args, names_filter=names_filter, **kwargs)
+
+    def run_with_hooks(self, *args, fwd_hooks=(), bwd_hooks=(), **kwargs):
+        """As ``HookedRootModule.run_with_hooks``; a hook given by an unknown name is refused."""
+        for what, hooks in (("fwd_hooks", fwd_hooks), ("bwd_hooks", bwd_hooks)):
+            names = [h[0] for h in hooks if isinstance(h, (tuple, list)) and h and isinstance(h[0], str)]
+            if names:
+                self._check_hook_names(names, what)
+        return super().run_with_hooks(*args, fwd_hooks=list(fwd_hooks), bwd_hooks=list(bwd_hooks), **kwargs)
 
     def state_size(self) -> int:
         """Real numbers carried by the recurrence per member (summed over layers)."""

@@ -24,6 +24,7 @@ def test_app_serves_the_store_on_localhost_by_default(tmp_path, monkeypatch):
     import app
 
     seen = {}
+    monkeypatch.setattr(app, "check_address", lambda host, port: True)  # 8050 may be taken on this machine
     monkeypatch.setattr(app, "run", lambda store, host, port: seen.update(store=store, host=host, port=port))
     assert cli.main(["app", "--store", str(tmp_path)]) == 0
     assert seen == {"store": str(tmp_path), "host": "127.0.0.1", "port": 8050}
@@ -34,6 +35,7 @@ def test_the_demo_opens_the_explorer_only_with_app_or_in_a_terminal(tmp_path, mo
     from probe import demo
 
     served = []
+    monkeypatch.setattr(app, "check_address", lambda host, port: True)
     monkeypatch.setattr(demo, "run", lambda store: [])
     monkeypatch.setattr(app, "run", lambda store, host, port: served.append((store, host, port)))
     assert cli.main(["demo", "--store", str(tmp_path)]) == 0  # pytest's stdout is no terminal

@@ -1,6 +1,7 @@
 """probe.train (probe/training.py): learning, determinism, per-member independence, divergence, resume after SIGKILL."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -158,9 +159,11 @@ def test_a_run_killed_mid_training_resumes_to_bit_identical_weights(tmp_path):
     proc = subprocess.Popen(_cli(tmp_path / "killed", steps), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
+    # Wait until run.json records a checkpoint at step >= 30 (written after the checkpoint, and
+    # atomically): the kill then lands wherever it lands, with that checkpoint safely behind it.
     while time.time() < deadline and proc.poll() is None:
-        found = list((tmp_path / "killed").glob("*/ckpt/step_*.safetensors"))
-        if any(int(f.stem[5:]) >= 30 for f in found):
+        info = next((json.loads(f.read_text()) for f in (tmp_path / "killed").glob("*/run.json")), {})
+        if info.get("step", 0) >= 30:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be killed"
@@ -170,7 +173,8 @@ def test_a_run_killed_mid_training_resumes_to_bit_identical_weights(tmp_path):
     assert run.status == "stopped" and 30 <= run.checkpoint_steps[-1] < steps
     for step in run.checkpoint_steps:  # nothing half-written
         run.load_checkpoint(step)
-    assert not list((tmp_path / "killed").rglob("*.tmp"))
+    # A kill inside an atomic write leaves at most its hidden temporary file, never read.
+    assert all(p.name.startswith(".") for p in (tmp_path / "killed").rglob("*.tmp"))
 
     subprocess.run(_cli(tmp_path / "killed", steps), env=env, check=True, capture_output=True)
     resumed = probe.open_run(next((tmp_path / "killed").iterdir()))
@@ -180,6 +184,7 @@ def test_a_run_killed_mid_training_resumes_to_bit_identical_weights(tmp_path):
     assert resumed.checkpoint_steps == whole.checkpoint_steps
     assert _same(resumed.load_checkpoint()[0], whole.load_checkpoint()[0])  # weights, optimizer, RNG
     assert resumed.metrics == whole.metrics
+    assert not list((tmp_path / "killed").rglob("*.tmp")), "the next writer removes stale temporary files"
 
 
 def test_an_interrupted_run_resumes_from_its_latest_resume_point(tmp_path, monkeypatch):
