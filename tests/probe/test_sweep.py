@@ -1,0 +1,244 @@
+"""probe sweep: grid expansion and exclusion, run ids, resume, failing points, bad files, engines."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import itertools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import probe
+from probe import sweep
+from probe.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sweep_parity.toml"
+
+# Tiny points: a few steps, a small batch, only the train split evaluated.
+TINY = """
+task = "parity"
+arch = "gru"
+hidden = [4, 6]
+seeds = 0
+steps = 8
+[set]
+"train.batch_size" = 8
+"train.eval_n" = 16
+"train.eval_splits" = [["train"], ["nope"]]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _weights(store: Path, rid: str) -> dict[str, torch.Tensor]:
+    return probe.open_run(rid, store=store).load_checkpoint()[0]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_issue_example_is_the_product_of_its_axes():
+    spec = sweep.load_spec(EXAMPLE)
+    assert len(spec.points) == 2 * 2 * 2 * 2 and spec.excluded == 0
+    assert spec.varying == ["arch", "hidden", "train.lr", "seed"]
+    got = sorted((p.arch, p.hidden, p.seed, dict(p.sets)["train.lr"]) for p in spec.points)
+    assert got == sorted(itertools.product(["gru", "elman"], [4, 16], [0, 1], [1e-3, 3e-3]))
+    assert {(p.members, p.steps, p.task, p.layers) for p in spec.points} == {(1, 200, "parity", 1)}
+    ids = [sweep.build(p)[3] for p in spec.points]
+    assert len(set(ids)) == 16  # one run per point
+    assert ids == [sweep.build(p)[3] for p in sweep.load_spec(EXAMPLE).points]  # stable across loads
+
+
+def test_excluded_rows_leave_the_grid_and_nothing_else(tmp_path):
+    text = EXAMPLE.read_text() + '\n[[exclude]]\narch = "elman"\nhidden = 4\n\n[[exclude]]\nseeds = 1\n"train.lr" = [1e-3, 3e-3]\narch = "gru"\n'
+    spec = sweep.load_spec(_write(tmp_path, text))
+    full = {(p.arch, p.hidden, p.seed, p.sets) for p in sweep.load_spec(EXAMPLE).points}
+    kept = {(p.arch, p.hidden, p.seed, p.sets) for p in spec.points}
+    gone = {k for k in full if (k[0] == "elman" and k[1] == 4) or (k[0] == "gru" and k[2] == 1)}
+    assert kept == full - gone and spec.excluded == len(gone) == 8 and len(spec.points) == 16 - 8
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ('task = "parity"\narch = "gru"\nhidden = "4"\n', 3, "hidden"),
+    ('task = "parity"\narch = ["gru", "rnn"]\nhidden = 4\n', 2, "arch"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\nseeds = [0, 0]\n', 4, "seeds"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\nwidth = 3\n', 4, "width"),
+    ('task = "parity"\narch = "gru"\nhidden = []\n', 3, "hidden"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\n[set]\n"train.lr" = 0.1\n"train.lrr" = 0.1\n', 6, "train.lrr"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\n[set]\n"train.lr" = [0.1, -1]\n', 5, "train.lr"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\n[set]\ntrain.steps = 3\n', 5, "train.steps"),
+    ('task = "parity"\narch = "gru"\nhidden = [4, 8]\nexclude = [{hidden = 5}]\n', 4, "exclude row 1"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\n\n[[exclude]]\nhidden = 4\n', 5, "exclude"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\nsteps = 10\n[set]\n"train.warmup" = 20\n', 6, "train.warmup"),
+    ('task = "parity"\narch = "gru"\nhidden = = 4\n', 3, "TOML"),
+])
+def test_a_bad_file_is_one_error_naming_its_key_and_line(tmp_path, capsys, text, line, key):
+    path = _write(tmp_path, text)
+    with pytest.raises(sweep.SpecError) as e:
+        sweep.load_spec(path)
+    message = str(e.value)
+    assert key in message and (f"{path}:{line}:" in message or f"line {line}" in message), message
+    assert main(["sweep", str(path), "--store", str(tmp_path / "store"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and key in err and not (tmp_path / "store").exists()
+
+
+def test_dry_run_prints_the_grid_and_its_cost(tmp_path, capsys):
+    assert main(["sweep", str(EXAMPLE), "--store", str(tmp_path / "store"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    spec = sweep.load_spec(EXAMPLE)
+    assert all(sweep.build(p)[3] in out for p in spec.points)
+    assert "16 points (0 excluded), 0 finished, 16 to train" in out and "TFLOP" in out
+    rows = sweep.plan(spec, tmp_path / "store")
+    # Cost grows with the weights: a 16-wide GRU costs more than a 4-wide one, same for Elman.
+    cost = {(r["arch"], r["hidden"]): r["flop"] for r in rows}
+    assert cost["gru", 16] > cost["gru", 4] > 0 and cost["elman", 16] > cost["elman", 4] > 0
+    assert not (tmp_path / "store").exists()  # a dry run writes nothing
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """The TINY grid (4 points, 2 of which fail on an unknown eval split) swept on 2 local
+    workers, after one of its points was interrupted at step 3."""
+    root = tmp_path_factory.mktemp("sweep")
+    spec = sweep.load_spec(_write(root, TINY))
+    store = root / "store"
+    first = spec.points[0]
+    assert dict(first.sets)["train.eval_splits"] == ["train"]
+    from probe._trainer import Trainer
+
+    real = Trainer.step
+
+    def interrupted(self, step, lr):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(self, step, lr)
+
+    Trainer.step = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep.run_point(first, str(store), "cpu")
+    finally:
+        Trainer.step = real
+    rid = sweep.build(first)[3]
+    early = {p.name: p.stat().st_mtime_ns for p in (store / rid / "ckpt").iterdir()}
+    assert sweep.plan(spec, store)[0]["status"] == "partial" and early
+    out = io.StringIO()
+    rows, failed = sweep.run_sweep(spec, store, engine="local", workers=2, out=out)
+    return {"spec": spec, "store": store, "rows": rows, "failed": failed, "out": out.getvalue(),
+            "early": early, "root": root}
+
+
+def test_local_engine_trains_every_point_and_isolates_failures(swept):
+    rows, failed = swept["rows"], swept["failed"]
+    # Points in grid order: hidden 4 then 6, each with eval_splits ["train"] then ["nope"].
+    assert [r["status"] for r in rows] == ["done", "failed", "done", "failed"]
+    assert len(failed) == 2 and all("unknown eval split 'nope'" in f["error"] for f in failed)
+    assert all(f["train.eval_splits"] == ["nope"] for f in failed)
+    lines = [line for line in swept["out"].splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and sum("FAILED" in line for line in lines) == 2 and "ETA" in lines[0]
+    # Each finished run has the id its configuration predicts, and the weights of the same run
+    # trained here in this process (a worker process changes nothing).
+    for point, row in zip(swept["spec"].points, rows):
+        if row["status"] == "done":
+            run = probe.open_run(row["id"], store=swept["store"])
+            assert run.id == sweep.build(point)[3] and run.checkpoint_steps[-1] == 8
+    single = swept["root"] / "single"
+    result = sweep.run_point(swept["spec"].points[2], str(single), "cpu")
+    assert result["status"] == "done" and _same(_weights(single, result["id"]), _weights(swept["store"], rows[2]["id"]))
+
+
+def test_an_interrupted_point_resumes_to_the_weights_of_an_uninterrupted_run(swept):
+    rid = swept["rows"][0]["id"]
+    ckpt = swept["store"] / rid / "ckpt"
+    # The checkpoints written before the interruption were kept, not rewritten: it resumed.
+    assert {name: (ckpt / name).stat().st_mtime_ns for name in swept["early"]} == swept["early"]
+    whole = swept["root"] / "whole"
+    assert sweep.run_point(swept["spec"].points[0], str(whole), "cpu")["status"] == "done"
+    assert _same(_weights(whole, rid), _weights(swept["store"], rid))
+    assert probe.open_run(rid, store=whole).metrics == probe.open_run(rid, store=swept["store"]).metrics
+
+
+def test_a_rerun_skips_finished_points(swept):
+    spec = swept["spec"]
+    done = sweep.load_spec(_write(swept["root"], TINY.replace('[["train"], ["nope"]]', '[["train"]]'), "done.toml"))
+    before = {p: p.stat().st_mtime_ns for p in swept["store"].rglob("*") if p.is_file()}
+    out = io.StringIO()
+    rows, failed = sweep.run_sweep(done, swept["store"], out=out)
+    assert failed == [] and [r["status"] for r in rows] == ["done", "done"]
+    assert "2 points, 2 finished, 0 to train" in out.getvalue()
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert len(spec.points) == 4
+
+
+def test_a_failing_point_makes_the_command_exit_1_and_say_why(swept, capsys):
+    only_failing = _write(swept["root"], TINY.replace("hidden = [4, 6]", "hidden = 4"), "failing.toml")
+    assert main(["sweep", str(only_failing), "--store", str(swept["store"]), "--workers", "1"]) == 1
+    cap = capsys.readouterr()
+    assert "FAILED" in cap.err and "unknown eval split 'nope'" in cap.err
+    assert "1 of 2 points finished, 1 failed" in cap.out
+
+
+def test_report_writes_the_grid_as_csv_and_a_figure(swept):
+    csv_path, html_path = sweep.report(swept["spec"], swept["store"], x="hidden")
+    assert csv_path.parent == swept["store"] / "sweeps" and html_path.exists()
+    import csv
+
+    with open(csv_path) as f:
+        table = list(csv.DictReader(f))
+    assert [r["id"] for r in table] == [r["id"] for r in swept["rows"]]
+    finals = {r["id"]: r["train.accuracy"] for r in swept["rows"] if r["status"] == "done"}
+    assert {r["id"]: float(r["train.accuracy"]) for r in table if r["status"] == "done"} == finals
+    fig = sweep.figure(sweep.plan(swept["spec"], swept["store"]), "train.accuracy", "hidden", ["train.eval_splits"])
+    (trace,) = fig.data  # the failed points have no metric, so one line
+    assert list(trace.x) == [4, 6] and list(trace.y) == [finals[swept["rows"][0]["id"]], finals[swept["rows"][2]["id"]]]
+    with pytest.raises(ValueError, match="valid metrics"):
+        sweep.report(swept["spec"], swept["store"], metric="train.nope")
+
+
+def test_a_store_the_workers_cannot_see_is_refused_before_any_point_starts(tmp_path):
+    (tmp_path / "store").mkdir()
+    token = ".sweep-check-test"
+    assert "is not shared with worker" in sweep.check_store_from_worker(str(tmp_path / "store"), token)
+    (tmp_path / "store" / token).write_text(token)
+    assert sweep.check_store_from_worker(str(tmp_path / "store"), token) is None
+
+    class ElsewhereEngine:  # a worker on a node that mounts another folder at the store's path
+        def check_store(self, store, token):
+            return [e for e in [sweep.check_store_from_worker(str(tmp_path / "other"), token)] if e]
+
+    with pytest.raises(ValueError, match="not shared with worker.*no point was started"):
+        sweep._check_store(ElsewhereEngine(), tmp_path / "store")
+    assert os.listdir(tmp_path / "store") == [token]  # the driver's own token is cleaned up, not the test's
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
+def test_ray_engine_without_ray_says_how_to_install_it(tmp_path, capsys):
+    path = _write(tmp_path, TINY)
+    assert main(["sweep", str(path), "--store", str(tmp_path / "store"), "--engine", "ray"]) == 2
+    assert 'pip install -e ".[ray]"' in capsys.readouterr().err
+
+
+def test_ray_engine_on_a_local_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    spec = sweep.load_spec(_write(tmp_path, TINY))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = io.StringIO()
+        rows, failed = sweep.run_sweep(spec, tmp_path / "store", engine="ray", num_cpus=1, out=out)
+    finally:
+        ray.shutdown()
+    assert [r["status"] == "done" for r in rows] == [dict(p.sets)["train.eval_splits"] == ["train"] for p in spec.points]
+    assert len(failed) == 2 and all("unknown eval split" in f["error"] for f in failed)
+    local = tmp_path / "local"
+    result = sweep.run_point(spec.points[0], str(local), "cpu")
+    assert _same(_weights(local, result["id"]), _weights(tmp_path / "store", rows[0]["id"]))
+    assert json.loads((tmp_path / "store" / "sweeps" / "spec.json").read_text())["points"][0]["id"] == rows[0]["id"]
