@@ -384,15 +384,19 @@ class LocalEngine:
         from concurrent.futures.process import BrokenProcessPool
 
         done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+        if broken:  # a dead worker fails every future of its pool: collect them all, then start anew
+            done, _ = wait(handles)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
         out = []
         for f in done:
             try:
                 out.append((f, f.result()))
             except BrokenProcessPool:
                 out.append((f, RuntimeError("its worker process died (killed, or out of memory)")))
-        if any(isinstance(r, Exception) for _, r in out):
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            except Exception as e:  # noqa: BLE001 (a result that could not be sent back, say)
+                out.append((f, RuntimeError(f"{type(e).__name__}: {e}")))
         return out
 
     def close(self) -> None:
@@ -542,11 +546,12 @@ def _check_store(engine, store: Path) -> None:
 def _write_index(spec: Spec, store: Path, rows: list[dict]) -> Path:
     from probe import _io
 
+    set_keys = list(dict.fromkeys(k for p in spec.points for k, _ in p.sets))
     folder = store / "sweeps"
     folder.mkdir(exist_ok=True)
     path = folder / f"{spec.name}.json"
     _io.write_json(path, {"name": spec.name, "spec": str(spec.path.resolve()), "varying": spec.varying,
-                          "points": [{k: r[k] for k in (*AXES, *dict(spec.points[0].sets), "id")} for r in rows]})
+                          "points": [{k: r.get(k) for k in (*AXES, *set_keys, "id")} for r in rows]})
     return path
 
 
@@ -622,6 +627,27 @@ def _drive(eng, todo: list, store: Path, device: str, out) -> list[dict]:
             print(f"  ... {_fmt_s(time.monotonic() - t_start)} elapsed; running: {steps}", file=out, flush=True)
             last_print = time.monotonic()
     return failed
+
+
+def train_points(points: list[Point], store: str | os.PathLike = "runs", engine: str = "local",
+                 workers: int | None = None, address: str | None = None, device: str = "auto",
+                 name: str = "points", out=None) -> list:
+    """Train (or resume, or load) these points through a sweep engine, for code that builds its
+    own list of runs (a claim's sweep); returns their :class:`probe.runs.Run`, in order.
+
+    Raises ``RuntimeError`` naming every failed point after the others have finished.
+    """
+    import io
+
+    from probe.runs import Run
+
+    spec = Spec(path=Path(f"{name}.toml"), name=name, points=list(points), excluded=0, device=device,
+                varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
+    rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(rows)} runs failed: "
+                           + "; ".join(f"{f['id']}: {f['error']}" for f in failed))
+    return [Run(Path(store) / r["id"]) for r in rows]
 
 
 def _step(store: Path, rid: str) -> Any:

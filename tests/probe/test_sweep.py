@@ -242,3 +242,91 @@ def test_ray_engine_on_a_local_ray(tmp_path):
     result = sweep.run_point(spec.points[0], str(local), "cpu")
     assert _same(_weights(local, result["id"]), _weights(tmp_path / "store", rows[0]["id"]))
     assert json.loads((tmp_path / "store" / "sweeps" / "spec.json").read_text())["points"][0]["id"] == rows[0]["id"]
+
+
+def _long_spec(tmp_path: Path, steps: int = 400) -> sweep.Spec:
+    return sweep.load_spec(_write(tmp_path, TINY.replace("hidden = [4, 6]", "hidden = 16")
+                                  .replace("steps = 8", f"steps = {steps}")
+                                  .replace('[["train"], ["nope"]]', '[["train"]]'), "long.toml"))
+
+
+def _kill_mid_run(store: Path, pids, min_step: int = 20, timeout: float = 300) -> int:
+    # Wait for a checkpoint at min_step or later (run.json is written after it), then SIGKILL.
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = [json.loads(f.read_text()).get("step", 0) for f in store.glob("*/run.json")]
+        if steps and steps[0] >= min_step:
+            break
+        time.sleep(0.05)
+    killed = pids()
+    assert killed, "no worker process to kill"
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    return steps[0]
+
+
+@pytest.mark.slow
+def test_a_killed_local_worker_is_replaced_and_its_point_resumed(tmp_path):
+    import multiprocessing
+    import threading
+
+    spec, store, out, result = _long_spec(tmp_path), tmp_path / "store", io.StringIO(), {}
+    thread = threading.Thread(target=lambda: result.update(rows_failed=sweep.run_sweep(spec, store, workers=1, out=out)))
+    thread.start()
+    step = _kill_mid_run(store, lambda: [p.pid for p in multiprocessing.active_children()])
+    thread.join()
+    rows, failed = result["rows_failed"]
+    assert failed == [] and rows[0]["status"] == "done" and "died" in out.getvalue() and step < 400
+    whole = tmp_path / "whole"
+    sweep.run_point(spec.points[0], str(whole), "cpu")
+    assert _same(_weights(whole, rows[0]["id"]), _weights(store, rows[0]["id"]))
+
+
+@pytest.mark.slow
+def test_ray_engine_on_a_two_node_cluster_resumes_a_point_whose_worker_was_killed(tmp_path):
+    ray = pytest.importorskip("ray")
+    import threading
+
+    from ray.cluster_utils import Cluster
+
+    def ray_workers():  # the worker process running a point is titled "ray::run_point"
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if b"ray::run_point" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+            except OSError:
+                pass
+        return found
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        spec, store, out, result = _long_spec(tmp_path), tmp_path / "store", io.StringIO(), {}
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        assert len(nodes) == 2
+        thread = threading.Thread(target=lambda: result.update(rows_failed=sweep.run_sweep(
+            spec, store, engine="ray", out=out)))
+        thread.start()
+        step = _kill_mid_run(store, ray_workers)
+        thread.join()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    rows, failed = result["rows_failed"]
+    assert failed == [] and rows[0]["status"] == "done" and step < 400
+    whole = tmp_path / "whole"
+    sweep.run_point(spec.points[0], str(whole), "cpu")
+    assert _same(_weights(whole, rows[0]["id"]), _weights(store, rows[0]["id"]))
+
+
+def test_train_points_returns_the_runs_of_finished_points_without_training(swept):
+    points = [p for p in swept["spec"].points if dict(p.sets)["train.eval_splits"] == ["train"]]
+    before = {p: p.stat().st_mtime_ns for p in swept["store"].rglob("*.safetensors")}
+    runs = sweep.train_points(points, swept["store"], name="claim")
+    assert [r.id for r in runs] == [sweep.build(p)[3] for p in points] and {r.status for r in runs} == {"done"}
+    assert {p: p.stat().st_mtime_ns for p in before} == before
