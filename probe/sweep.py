@@ -172,6 +172,9 @@ def load_spec(path: str | os.PathLike) -> Spec:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from None
     keys = {_ALIASES.get(k, k): k for k in raw}  # canonical -> as written
+    if len(keys) < len(raw):
+        twice = next(k for k in raw if k in _ALIASES and _ALIASES[k] in raw)
+        raise _fail(path, text, twice, f"{twice} and {_ALIASES[twice]} name the same axis; keep one")
     for canon, written in keys.items():
         if canon not in AXES and canon not in _SETTINGS and canon not in ("set", "exclude"):
             valid = ", ".join(["task", "arch", "hidden", "layers", "members", "steps", "seeds", "set", "exclude",

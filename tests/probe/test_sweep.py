@@ -79,6 +79,7 @@ def test_excluded_rows_leave_the_grid_and_nothing_else(tmp_path):
     ('task = "parity"\narch = "gru"\nhidden = 4\n\n[[exclude]]\nhidden = 4\n', 5, "exclude"),
     ('task = "parity"\narch = "gru"\nhidden = 4\nsteps = 10\n[set]\n"train.warmup" = 20\n', 6, "train.warmup"),
     ('task = "parity"\narch = "gru"\nhidden = = 4\n', 3, "TOML"),
+    ('task = "parity"\narch = "gru"\nhidden = 4\nseed = 1\nseeds = [0, 1]\n', 5, "seeds"),
 ])
 def test_a_bad_file_is_one_error_naming_its_key_and_line(tmp_path, capsys, text, line, key):
     path = _write(tmp_path, text)
