@@ -57,6 +57,18 @@ def test_the_issue_example_is_the_product_of_its_axes():
     assert ids == [sweep.build(p)[3] for p in sweep.load_spec(EXAMPLE).points]  # stable across loads
 
 
+def test_every_point_of_the_issue_example_trains_with_tiny_steps(tmp_path):
+    # The example as written, with 2 steps and a small evaluation instead of 200 steps.
+    text = EXAMPLE.read_text().replace("steps = 200", "steps = 2")
+    text += '"train.batch_size" = 8\n"train.eval_n" = 16\n"train.eval_splits" = [["train", "len_50"]]\n'
+    spec = sweep.load_spec(_write(tmp_path, text))
+    assert len(spec.points) == 16
+    results = [sweep.run_point(p, str(tmp_path / "store"), "cpu") for p in spec.points]
+    assert [r["status"] for r in results] == ["done"] * 16
+    assert [r["id"] for r in results] == [row["id"] for row in sweep.plan(spec, tmp_path / "store")]
+    assert all(0 <= r["final"]["len_50.accuracy"] <= 1 for r in results)
+
+
 def test_excluded_rows_leave_the_grid_and_nothing_else(tmp_path):
     text = EXAMPLE.read_text() + '\n[[exclude]]\narch = "elman"\nhidden = 4\n\n[[exclude]]\nseeds = 1\n"train.lr" = [1e-3, 3e-3]\narch = "gru"\n'
     spec = sweep.load_spec(_write(tmp_path, text))
