@@ -79,6 +79,7 @@ class LocalEngine:
         self.workers = max(1, workers or cores)
         self.threads = max(1, cores // self.workers)
         self.slots = self.workers
+        self.describe = f"{self.workers} worker process(es) x {self.threads} thread(s)"
         self._pool = self._new_pool()
 
     def _new_pool(self):
@@ -125,6 +126,9 @@ class RayEngine:
     retries = 0  # Ray itself retries a task whose worker died (max_retries), resuming it
 
     def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0):
+        for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e6:
+                raise ValueError(f"{name} must be a number >= 0 (a point's share of a node), got {v!r}")
         try:
             import ray
         except ModuleNotFoundError:
@@ -138,9 +142,14 @@ class RayEngine:
             except ConnectionError as e:
                 raise ValueError(f"no Ray cluster at --address {address} ({e}); start one with `ray start "
                                  f"--head`, or leave --address out to start Ray on this machine") from None
+            except Exception as e:  # noqa: BLE001 (Ray raises bare Exceptions, e.g. a start-up timeout)
+                raise ValueError(f"Ray did not start: {e}") from None
         self.threads = max(1, int(num_cpus))
         self._run = ray.remote(run_point).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)
         self.slots = 10**9  # Ray queues the tasks and schedules them by their resources
+        have = ray.cluster_resources()
+        self.describe = (f"Ray, {len([n for n in ray.nodes() if n.get('Alive')])} node(s) with {have.get('CPU', 0):g} "
+                         f"CPU(s) and {have.get('GPU', 0):g} GPU(s); {num_cpus:g} CPU(s), {num_gpus:g} GPU(s) per point")
 
     def check_store(self, store: str, token: str) -> list[str]:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

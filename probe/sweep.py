@@ -429,6 +429,7 @@ def run_sweep(spec: Spec, store: str | os.PathLike = "runs", engine: str = "loca
         eng = RayEngine(address, spec.num_cpus if num_cpus is None else num_cpus,
                         spec.num_gpus if num_gpus is None else num_gpus)
     try:
+        print(f"engine: {eng.describe}; store {store}", file=out, flush=True)
         _check_store(eng, store)
         _write_index(spec, store, rows)
         failed = _drive(eng, todo, store, spec.device, out)
