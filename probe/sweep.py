@@ -45,6 +45,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from probe import _io
 from probe._engines import LocalEngine, RayEngine, check_store_from_worker, run_point  # noqa: F401 (public)
 
 AXES = ("task", "arch", "hidden", "layers", "members", "steps", "seed")
@@ -393,8 +394,6 @@ def _check_store(engine, store: Path) -> None:
 
 
 def _write_index(spec: Spec, store: Path, rows: list[dict]) -> Path:
-    from probe import _io
-
     set_keys = list(dict.fromkeys(k for p in spec.points for k, _ in p.sets))
     folder = store / "sweeps"
     folder.mkdir(exist_ok=True)
@@ -473,8 +472,12 @@ def _drive(eng, todo: list, store: Path, device: str, out) -> list[dict]:
                   f"failed {len(failed)}, ETA {eta}", file=out, flush=True)
             last_print = time.monotonic()
         if not finished and time.monotonic() - last_print >= _HEARTBEAT_S:
-            steps = ", ".join(f"{r['id']} step {_step(store, r['id'])}/{p.steps}" for p, r in inflight.values())
-            print(f"  ... {_fmt_s(time.monotonic() - t_start)} elapsed; running: {steps}", file=out, flush=True)
+            # A point is running once its lock is held (on Ray, submitted points may still be queued).
+            running = [(p, r) for p, r in inflight.values() if _io.is_locked(store / r["id"] / ".lock")]
+            steps = ", ".join(f"{r['id']} step {_step(store, r['id'])}/{p.steps}" for p, r in running[:8])
+            print(f"  ... {_fmt_s(time.monotonic() - t_start)} elapsed; {len(running)} running"
+                  f"{': ' + steps if steps else ''}{' ...' if len(running) > 8 else ''}; "
+                  f"{len(inflight) - len(running) + len(pending)} waiting", file=out, flush=True)
             last_print = time.monotonic()
     return failed
 

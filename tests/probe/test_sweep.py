@@ -145,7 +145,11 @@ def swept(tmp_path_factory):
     early = {p.name: p.stat().st_mtime_ns for p in (store / rid / "ckpt").iterdir()}
     assert sweep.plan(spec, store)[0]["status"] == "partial" and early
     out = io.StringIO()
-    rows, failed = sweep.run_sweep(spec, store, engine="local", workers=2, out=out)
+    heartbeat, sweep._HEARTBEAT_S = sweep._HEARTBEAT_S, 0.2  # workers take longer than this to start
+    try:
+        rows, failed = sweep.run_sweep(spec, store, engine="local", workers=2, out=out)
+    finally:
+        sweep._HEARTBEAT_S = heartbeat
     return {"spec": spec, "store": store, "rows": rows, "failed": failed, "out": out.getvalue(),
             "early": early, "root": root}
 
@@ -158,6 +162,8 @@ def test_local_engine_trains_every_point_and_isolates_failures(swept):
     assert all(f["train.eval_splits"] == ["nope"] for f in failed)
     lines = [line for line in swept["out"].splitlines() if line.startswith("[")]
     assert len(lines) == 4 and sum("FAILED" in line for line in lines) == 2 and "ETA" in lines[0]
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)  # the cores split between the 2 workers
+    assert f"engine: 2 worker process(es) x {threads} thread(s)" in swept["out"] and " waiting" in swept["out"]
     # Each finished run has the id its configuration predicts, and the weights of the same run
     # trained here in this process (a worker process changes nothing).
     for point, row in zip(swept["spec"].points, rows):
