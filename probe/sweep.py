@@ -165,6 +165,8 @@ def load_spec(path: str | os.PathLike) -> Spec:
 
     path = Path(path)
     try:
+        if path.exists() and not path.is_file() or path.is_file() and path.stat().st_size > 1 << 20:
+            raise SpecError(f"sweep file {str(path)!r} is not a regular file of at most 1 MB")
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read sweep file {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None

@@ -104,6 +104,14 @@ def test_a_bad_file_is_one_error_naming_its_key_and_line(tmp_path, capsys, text,
     assert err.count("\n") == 1 and key in err and not (tmp_path / "store").exists()
 
 
+def test_a_sweep_file_that_is_not_a_readable_file_is_one_error(tmp_path, capsys):
+    os.mkfifo(tmp_path / "fifo.toml")  # reading it would block for ever
+    (tmp_path / "binary.toml").write_bytes(bytes(range(128, 256)))
+    for name in ["missing.toml", "fifo.toml", "binary.toml", "."]:
+        assert main(["sweep", str(tmp_path / name), "--store", str(tmp_path / "store"), "--dry-run"]) == 2
+        assert capsys.readouterr().err.startswith("probe: error: ")
+
+
 def test_dry_run_prints_the_grid_and_its_cost(tmp_path, capsys):
     assert main(["sweep", str(EXAMPLE), "--store", str(tmp_path / "store"), "--dry-run"]) == 0
     out = capsys.readouterr().out
