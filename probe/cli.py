@@ -222,7 +222,8 @@ def _demo_analysis(spec, run) -> dict:
     import analyses
 
     if spec.analysis == "automaton":  # parity: every member, as the claim does
-        found = [analyses.analyze("automaton", run, member=m).summary for m in range(int(run.config["model"].get("members", 1)))]
+        members = int(run.config["model"].get("members", 1))
+        found = [analyses.analyze("automaton", run, member=m).summary for m in range(members)]
         ok = [s["n_states_minimal"] == 2 and bool(s["equivalent"]) for s in found]
         best = ok.index(True) if any(ok) else 0
         return {**found[best], "members_parity": sum(ok) / len(ok), "member": best,
