@@ -230,7 +230,40 @@ def _demo_analysis(spec, run) -> dict:
                 "headline": f"{sum(ok)}/{len(ok)} members extract to the 2-state parity automaton; member {best}: "
                             f"accuracy {found[best]['automaton_accuracy_len_10000']:.3g} at length 10,000"}
     summary = dict(analyses.analyze(spec.analysis, run).summary)
-    return {**summary, "member": 0}
+    try:
+        headline = _HEADLINES[spec.analysis](summary, run)
+    except (KeyError, TypeError, ValueError):  # a summary without the usual keys: the plan's text
+        headline = None
+    return {**summary, "member": 0, "headline": headline}
+
+
+def _g(v) -> str:
+    return "?" if v is None else f"{v:.3g}"
+
+
+# One line per analysis: its headline numbers on a demo run.
+_HEADLINES: dict[str, Callable[[dict, Any], str]] = {
+    "memory": lambda s, run: (
+        f"accuracy {_g(s['accuracy.short_long'])} with the short set first vs {_g(s['accuracy.long_short'])} "
+        f"with the long set first" if "accuracy.short_long" in s else
+        f"accuracy {_g(s['accuracy.shortest_lag'])} at the shortest lag, {_g(s['accuracy.longest_lag'])} "
+        f"at the longest"),
+    "ngram": lambda s, run: (
+        f"legal next letters {_g(s['accuracy'])} against in-context 1-, 2-, 3-gram predictors "
+        f"{_g(s['baseline.1gram.accuracy'])}, {_g(s['baseline.2gram.accuracy'])}, {_g(s['baseline.3gram.accuracy'])}"),
+    "spectrum": lambda s, run: (
+        f"{s['outliers']} eigenvalues left the bulk (radius {_g(s['bulk_radius'])}); the largest, "
+        f"{_g(s['largest_outlier_abs'])}, sits near the task's decay {run.config['task']['params'].get('gamma')}"),
+    "magnitude": lambda s, run: (
+        f"onion intervention accuracy {_g(s['accuracy.onion'])} against {_g(s['accuracy.unigram'])} and "
+        f"{_g(s['accuracy.bigram'])} for the linear (unigram, bigram) ones"),
+    "cells": lambda s, run: "; ".join(
+        f"{f}: best unit AUC {_g(s[f + '.best_score'])} (untrained {_g(s[f + '.null_init'])})"
+        for f in ("in_comment", "in_string") if f + ".best_score" in s),
+    "attention": lambda s, run: (
+        f"correlation {_g(s['correlation'])} with the attention layer read from its weights; "
+        f"{s['used']} of {s['neurons']} neurons used (the construction needs {s['construction_neurons']})"),
+}
 
 
 def _demo_summary(runs, plan, store: str) -> dict[str, int]:
@@ -248,7 +281,7 @@ def _demo_summary(runs, plan, store: str) -> dict[str, int]:
             print(f"[{i + 1}/{len(plan)}] analysing {spec.task} ({spec.analysis})", file=sys.stderr, flush=True)
             try:
                 summary = _demo_analysis(spec, run)
-            except Exception as err:  # an analysis that fails must not hide the others
+            except Exception as err:  # noqa: BLE001  (an analysis that fails must not hide the others)
                 summary = {"error": f"{type(err).__name__}: {err}"}
         members[run.id] = int(summary.get("member", 0))
         values = demo.values(run, spec.analysis, summary)

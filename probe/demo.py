@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from probe.runs import Run, format_runs, list_runs
 
@@ -140,8 +141,8 @@ QUICK: tuple[DemoRun, ...] = (
 
 def train_one(spec: DemoRun, store: str = "runs", progress: bool | None = None) -> Run:
     """Train (or load) one demo run."""
-    import tasks
     import probe
+    import tasks
 
     task = tasks.make(spec.task, **spec.task_params)
     model = probe.models.make(spec.arch, task, hidden=spec.hidden, members=spec.members, seed=0,

@@ -61,10 +61,10 @@ def test_a_goal_reads_final_metrics_and_analysis_summaries():
 
 
 def test_every_demo_run_names_a_goal_an_analysis_and_a_notebook():
-    import tasks
     from pathlib import Path
 
     import analyses
+    import tasks
 
     notebooks = Path(__file__).resolve().parents[2] / "notebooks"
     assert sorted(s.task for s in demo.QUICK) == sorted(tasks.names())
