@@ -197,6 +197,7 @@ def test_every_bad_input_is_one_line_exit_2_and_leaves_the_store_alone(tmp_path,
 
 def test_a_corrupt_checkpoint_is_one_line_exit_2_and_changes_nothing(tmp_path, fake_analysis, capsys):
     assert main(_train_argv(tmp_path)) == 0
+    capsys.readouterr()  # the training's progress lines
     run = next(p for p in tmp_path.iterdir() if p.is_dir())
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "status": "running"}))  # as if killed
