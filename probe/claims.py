@@ -154,7 +154,7 @@ def registered(only: str | list[str] | None = None) -> list[ClaimSpec]:
     if unknown:
         from probe._suggest import choices
 
-        raise ValueError(f"unknown claim {unknown[0]!r}; {choices(unknown[0], sorted(_REGISTRY), 'claims')}")
+        raise ValueError(f"unknown claim {unknown[0]!r}; {choices(unknown[0], sorted(_REGISTRY), 'claims', 'probe verify --list shows them')}")
     return [_REGISTRY[i] for i in ids]
 
 
@@ -192,8 +192,9 @@ def _check_group(ids: list[str], modules: list[str], profile: Profile, store: st
     # In a worker process: a forked one has the registry already, a spawned one imports the modules.
     import importlib
 
-    for m in modules:
-        importlib.import_module(m)
+    if any(i not in _REGISTRY for i in ids):
+        for m in modules:
+            importlib.import_module(m)
     return [check(_REGISTRY[i], profile=profile, store=store).to_dict() for i in ids]
 
 
@@ -213,7 +214,7 @@ def _run_parallel(specs: list[ClaimSpec], profile: Profile, store: str, workers:
         running = {pool.submit(_check_group, [s.id for s in g], sorted({s.fn.__module__ for s in g}), profile,
                                store): g for g in order}
         while running:
-            bar.stage(", ".join(g[0].group.rsplit(".", 2)[-2] for g in list(running.values())[:workers]))
+            bar.stage("running " + ", ".join(s.id for g in list(running.values())[:workers] for s in g))
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 group = running.pop(fut)
