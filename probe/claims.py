@@ -7,7 +7,7 @@ measurement agrees with the paper. It lives next to the analysis it uses::
 
     @claim("parity-len-gen", source="van Rossem & Saxe 2025, Fig. 2",
            statement="GRUs trained on parity up to length 10 generalise to length 1000",
-           quick_s=30, full_s=900, estimated=False)    # expected seconds, shown by probe verify --list
+           quick_s=30, full_s=900, measured=("quick",))   # expected seconds; probe verify --list
     def parity_length_generalisation(profile="quick", store="runs") -> Claim:
         ...
         return outcome(measured=acc, expected=">= 0.99", passed=acc >= 0.99)
@@ -66,7 +66,7 @@ class ClaimSpec:
     fn: Callable[..., Any]
     quick_s: float | None = None  # expected seconds on 2 CPU cores from an empty store
     full_s: float | None = None
-    estimated: bool = True  # False: quick_s (and full_s, if given) were measured
+    measured: tuple[str, ...] = ()  # the profiles whose time was measured; the others are estimates
 
     @property
     def group(self) -> str:
@@ -122,24 +122,27 @@ def check(spec: ClaimSpec, profile: Profile = "quick", store: str = "runs") -> C
 
 
 def claim(id: str, source: str, statement: str, quick_s: float | None = None, full_s: float | None = None,
-          estimated: bool = True) -> Callable[[Callable], ClaimSpec]:
+          measured: tuple[str, ...] = ()) -> Callable[[Callable], ClaimSpec]:
     """Register ``fn(profile="quick", store="runs")`` as the check of a paper claim.
 
     ``fn`` returns a :class:`Claim`, usually made by :func:`outcome`. Ids are unique across all
     analyses modules. ``quick_s`` and ``full_s`` are the seconds each profile is expected to take
     on 2 CPU cores from an empty store (``probe verify --list`` prints them, the progress bar's
-    ETA uses them); ``estimated=False`` says they were measured.
+    ETA uses them); ``measured`` names the profiles whose time was measured rather than estimated.
     """
     for name, v in (("quick_s", quick_s), ("full_s", full_s)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
             raise ValueError(f"claim {id!r}: {name} must be a number of seconds >= 0; got {v!r}")
+    measured = (measured,) if isinstance(measured, str) else tuple(measured)
+    if any(m not in ("quick", "full") for m in measured):
+        raise ValueError(f"claim {id!r}: measured must name profiles (quick, full); got {measured!r}")
 
     def register(fn: Callable) -> ClaimSpec:
         old = _REGISTRY.get(id)
         if old is not None and (old.fn.__module__, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
             raise ValueError(f"claim id {id!r} is registered twice: by {old.fn.__module__}.{old.fn.__qualname__} "
                              f"and {fn.__module__}.{fn.__qualname__}")
-        spec = ClaimSpec(id, source, statement, fn, quick_s, full_s, bool(estimated))
+        spec = ClaimSpec(id, source, statement, fn, quick_s, full_s, measured)
         _REGISTRY[id] = spec
         return spec
     return register
@@ -233,10 +236,11 @@ def format_list(specs: list[ClaimSpec]) -> str:
     """One line per claim: id, expected quick and full times (``~`` marks an estimate), statement."""
     from probe.progress import duration
 
-    def t(spec: ClaimSpec, v: float | None) -> str:
-        return "?" if v is None else ("~" if spec.estimated else "") + duration(v)
+    def t(spec: ClaimSpec, profile: str) -> str:
+        v = spec.expected_s(profile)
+        return "?" if v is None else ("" if profile in spec.measured else "~") + duration(v)
 
-    rows = [(s.id, t(s, s.quick_s), t(s, s.full_s), _clip(s.statement, 70)) for s in specs]
+    rows = [(s.id, t(s, "quick"), t(s, "full"), _clip(s.statement, 70)) for s in specs]
     head = ("id", "quick", "full", "statement")
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(head)]
     line = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()

@@ -143,7 +143,8 @@ def _train(model, task, steps: int, lr: float, record, mode: it.Mode = "exact", 
     store = _STORE.get()
     if store is None:
         return it.train(model, task, steps, lr, record, mode=mode, batch_size=batch_size, seed=seed)
-    digest = hashlib.sha256(json.dumps([task.name, task.params, steps, lr, list(record), mode, batch_size, seed],
+    digest = hashlib.sha256(json.dumps([task.name, task.params, int(steps), float(lr), [int(r) for r in record], mode,
+                                        int(batch_size), int(seed)],
                                        sort_keys=True).encode())
     for name, p in sorted(model.state_dict().items()):
         digest.update(name.encode() + p.detach().cpu().contiguous().numpy().tobytes())
@@ -275,6 +276,7 @@ def default_readout_report(s: IntegrationSettings, seed: int) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 @claim("integration.outlier_eigenvalue", source=f"{SOURCE}, Fig. 2",
+       quick_s=36, full_s=300, measured=("quick",),  # seconds, 2 CPU cores, empty store
        statement="A linear RNN (hidden >= 32, small init) trained on white-noise integration with decay gamma "
                  "develops exactly one eigenvalue outside the bulk, ending within 0.02 of gamma; the rest stay in the bulk")
 def outlier_eigenvalue(profile: str = "quick", store: str = "runs") -> Claim:
@@ -306,6 +308,7 @@ def _outlier_eigenvalue(profile: str) -> Claim:
 
 
 @claim("integration.theory_match", source=f"{SOURCE}, Fig. 2 (reduced dynamics)",
+       quick_s=77, full_s=600, measured=("quick",),  # seconds, 2 CPU cores, empty store
        statement="From small init, the reduced low-dimensional dynamics of the outlier eigenvalue (derived with sympy) "
                  "track the measured one over training: max absolute deviation <= 0.05, time aligned by the learning rate, "
                  "no fitted parameters")

@@ -134,12 +134,12 @@ def test_claims_keep_trained_histories_in_the_store_and_a_rerun_loads_them(tmp_p
     task = tasks.make("integration", gamma=0.9, length=8)
     model = lambda seed: sc.build(task, 6, 0.02, 0.01, seed)  # noqa: E731
     with sc.stored_in(tmp_path):
-        first = sc._train(model(0), task, 5, 0.01, [0, 2, 5])
-        again = sc._train(model(0), task, 5, 0.01, [0, 2, 5])
-        other = sc._train(model(1), task, 5, 0.01, [0, 2, 5])  # other initial weights: trained
+        first = sc._train(model(0), task, 5, 0.01, sc._record(5))
+        again = sc._train(model(0), task, 5, 0.01, sc._record(5))
+        other = sc._train(model(1), task, 5, 0.01, sc._record(5))  # other initial weights: trained
     assert len(calls) == 2 and len(list((tmp_path / ".cache" / "spectrum").iterdir())) == 2
     for k in ("steps", "W", "u", "v", "loss"):
         assert np.array_equal(getattr(first, k), getattr(again, k)) and getattr(first, k).dtype == getattr(again, k).dtype
     assert (first.lr, first.mode) == (again.lr, again.mode) and not np.array_equal(first.W, other.W)
-    sc._train(model(0), task, 5, 0.01, [0, 2, 5])  # outside stored_in: no store, trains
+    sc._train(model(0), task, 5, 0.01, sc._record(5))  # outside stored_in: no store, trains
     assert len(calls) == 3

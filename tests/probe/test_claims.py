@@ -35,17 +35,19 @@ def _pid_claim(value):
 
 
 def test_registration_keeps_expected_times_and_list_prints_them(registry):
-    _register("a.one", _pid_claim(1), quick_s=42, full_s=3723, estimated=False)
-    _register("b.two", _pid_claim(2), quick_s=600)
+    _register("a.one", _pid_claim(1), quick_s=42, full_s=3723, measured=("quick", "full"))
+    _register("b.two", _pid_claim(2), quick_s=600, full_s=60, measured=("full",))
     _register("c.three", _pid_claim(3))
     spec = claims.registered("a.one")[0]
-    assert (spec.quick_s, spec.full_s, spec.estimated, spec.expected_s("full")) == (42, 3723, False, 3723)
+    assert (spec.quick_s, spec.full_s, spec.measured, spec.expected_s("full")) == (42, 3723, ("quick", "full"), 3723)
     lines = claims.format_list(claims.registered()).splitlines()
     assert lines[0].split() == ["id", "quick", "full", "statement"]
     assert lines[2].split()[:3] == ["a.one", "42", "s"] and "1:02:03" in lines[2] and "~" not in lines[2]
-    assert lines[3].split()[:3] == ["b.two", "~10:00", "?"]
+    assert lines[3].split()[:3] == ["b.two", "~10:00", "1:00"]
     assert lines[4].split()[:3] == ["c.three", "?", "?"]
-    assert lines[5].startswith("3 claims; expected in all: quick 10:42, full 1:02:03")
+    assert lines[5].startswith("3 claims; expected in all: quick 10:42, full 1:03:03")
+    with pytest.raises(ValueError, match="claim 'y': measured must name profiles"):
+        claims.claim("y", "P", "s", measured=("fast",))
     with pytest.raises(ValueError, match="claim 'x': quick_s must be a number of seconds >= 0; got -1"):
         claims.claim("x", "P", "s", quick_s=-1)
 
