@@ -9,11 +9,17 @@ SHOW_ALL = 12  # lists up to this long are shown whole
 
 def nearest(value: str, valid: Sequence[str], n: int = 5) -> list[str]:
     """Up to ``n`` of ``valid`` nearest to ``value``: those it prefixes or that contain it, then
-    difflib's close matches (case-insensitive), best first."""
+    the closest by difflib's ratio (case-insensitive; dotted names also by their last part), best first."""
     low = value.lower()
-    by_low = {v.lower(): v for v in valid}
+    tail = low.rpartition(".")[2]
+
+    def score(v: str) -> float:
+        v = v.lower()
+        return max(difflib.SequenceMatcher(None, low, v).ratio(),
+                   difflib.SequenceMatcher(None, tail, v.rpartition(".")[2]).ratio())
+
     out = [v for v in valid if v.lower().startswith(low)] + [v for v in valid if low in v.lower()]
-    out += [by_low[m] for m in difflib.get_close_matches(low, list(by_low), n=n, cutoff=0.5)]
+    out += sorted((v for v in valid if score(v) >= 0.6), key=score, reverse=True)
     return list(dict.fromkeys(out))[:n]
 
 

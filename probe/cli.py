@@ -97,7 +97,9 @@ def resolve_sets(pairs: list[tuple[str, Any]], task_name: str, arch: str) -> dic
                 raise ValueError(f"--set {key} is ambiguous; write {' or '.join(f'{h}.{name}' for h in homes)}")
             ns = homes[0] if homes else ""
         if not ns or name not in known[ns]:
-            raise ValueError(f"unknown --set key {key!r} for task {task_name} and arch {arch}; valid keys: {valid()}")
+            every = [f"{n}.{k}" for n in _NAMESPACES for k in sorted(known[n])]
+            raise ValueError(f"unknown --set key {key!r} for task {task_name} and arch {arch}; "
+                             f"{_choices(key if dot else name, every, 'keys', 'probe train --help lists them')}")
         out[ns][name] = value
     return out
 
@@ -294,8 +296,25 @@ def _train_epilog() -> str:
     return "\n".join(["tasks and their parameters (defaults; change with --set task.<param>=...):",
                       *(line(n, tasks.make(n).params) for n in tasks.names()), "",
                       "architectures and their parameters (defaults; change with --set model.<param>=...):",
-                      *(line(a, probe.models.arch_params(a)) for a in probe.models.names()), "",
+                      *(line(a, probe.models.arch_params(a)) for a in probe.models.names()),
+                      f"  {'(every arch)':<15}embedding=\"learned\" (or \"onehot\") d_embed=null", "",
+                      "training (defaults; change with --set train.<key>=...):", _wrap(_train_defaults()), "",
                       "example: probe train parity --arch gru --hidden 32 --steps 500 --set task.max_len=12"])
+
+
+def _train_defaults() -> dict:
+    import dataclasses
+
+    from probe.training import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in ("steps", "seed")}
+
+
+def _wrap(params: dict, indent: int = 2, width: int = 100) -> str:
+    import textwrap
+
+    text = " ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
+    return textwrap.fill(text, width, initial_indent=" " * indent, subsequent_indent=" " * indent)
 
 
 def _train_args(p):

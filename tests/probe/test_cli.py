@@ -273,3 +273,12 @@ def test_an_unknown_task_or_analysis_names_the_valid_ones(tmp_path, capsys):
     assert main(["train", "parityy", "--arch", "gru", "--hidden", "4", "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("probe: error: unknown task 'parityy'; valid tasks: parity, ") and err.count("\n") == 1
+
+
+def test_an_unknown_set_key_names_the_nearest_keys_not_all_of_them(tmp_path, capsys):
+    assert main(["train", "parity", "--arch", "gru", "--hidden", "4", "--set", "task.maxlen=3",
+                 "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean task.max_len" in err and "train.warmup" not in err and err.count("\n") == 1
+    assert main(["train", "--help"]) == 0
+    assert "warmup=0" in capsys.readouterr().out  # the training keys, with defaults, are in the help
