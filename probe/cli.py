@@ -26,6 +26,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise _UsageError(message)
 
+    def format_help(self) -> str:
+        # A subcommand may list what it accepts (tasks, architectures) at the end of its help; that
+        # needs imports, so it is built only when this help is asked for.
+        lazy = getattr(self, "lazy_epilog", None)
+        if lazy is not None:
+            self.epilog = lazy()
+        return super().format_help()
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -90,7 +98,9 @@ def resolve_sets(pairs: list[tuple[str, Any]], task_name: str, arch: str) -> dic
                 raise ValueError(f"--set {key} is ambiguous; write {' or '.join(f'{h}.{name}' for h in homes)}")
             ns = homes[0] if homes else ""
         if not ns or name not in known[ns]:
-            raise ValueError(f"unknown --set key {key!r} for task {task_name} and arch {arch}; valid keys: {valid()}")
+            every = [f"{n}.{k}" for n in _NAMESPACES for k in sorted(known[n])]
+            raise ValueError(f"unknown --set key {key!r} for task {task_name} and arch {arch}; "
+                             f"{_choices(key if dot else name, every, 'keys', 'probe train --help lists them')}")
         out[ns][name] = value
     return out
 
@@ -106,14 +116,17 @@ def _check_store(store: str) -> None:
 
 
 def _threads() -> None:
-    # Small recurrent nets run fastest on one thread, and OpenMP threads spinning against other
-    # busy processes can make a step 50x slower; OMP_NUM_THREADS, if set, still decides.
-    import os
+    # One torch thread unless OMP_NUM_THREADS says otherwise: probe.threads decides, for the
+    # library (probe.train) and the command alike.
+    import probe.threads
 
-    import torch
+    probe.threads.apply()
 
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
+
+def _choices(value: str, valid: list[str], what: str, hint: str = "") -> str:
+    from probe._suggest import choices
+
+    return choices(value, valid, what, hint)
 
 
 def cmd_train(args) -> int:
@@ -123,9 +136,9 @@ def cmd_train(args) -> int:
     import probe
 
     if args.task not in tasks.names():
-        raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(tasks.names())}")
+        raise ValueError(f"unknown task {args.task!r}; {_choices(args.task, tasks.names(), 'tasks')}")
     if args.arch not in probe.models.names():
-        raise ValueError(f"unknown arch {args.arch!r}; valid archs: {', '.join(probe.models.names())}")
+        raise ValueError(f"unknown arch {args.arch!r}; {_choices(args.arch, probe.models.names(), 'archs')}")
     from probe.training import TrainConfig, check_fits
 
     sets = resolve_sets(args.set or [], args.task, args.arch)
@@ -154,13 +167,24 @@ def cmd_runs(args) -> int:
 def cmd_analyze(args) -> int:
     _check_store(args.store)
     import analyses
+    from probe.progress import Progress
     from probe.runs import open_run
 
     if args.analysis not in analyses.names():
-        raise ValueError(f"unknown analysis {args.analysis!r}; valid analyses: {', '.join(analyses.names()) or 'none yet'}")
+        raise ValueError(f"unknown analysis {args.analysis!r}; {_choices(args.analysis, analyses.names(), 'analyses')}")
     run = open_run(args.run, store=args.store)
     _threads()
-    result = analyses.analyze(args.analysis, run, member=args.member)
+    members = int(run.config["model"].get("members", 1))
+    if not 0 <= args.member < members:
+        raise ValueError(f"--member {args.member} out of range: run {run.id} has members 0..{members - 1}")
+    cache = run.path / "analyses" / (f"{args.analysis}.json" if args.member == 0 else f"{args.analysis}.m{args.member}.json")
+    cached = cache.is_file()
+    if not cached:
+        run.model(args.member)  # a damaged checkpoint is one error line, before any progress line
+    with Progress(total=1, desc=f"analyze {args.analysis} on {run.id} member {args.member}", unit="stage") as bar:
+        bar.stage("loading the cached result" if cached else "computing (cached in the run folder afterwards)")
+        result = analyses.analyze(args.analysis, run, member=args.member)
+        bar.update(1)
     print(f"{args.analysis} on {run.id}, member {args.member}")
     print(result.format_summary())
     return 0
@@ -173,11 +197,16 @@ def cmd_verify(args) -> int:
 
     _threads()
     analyses.load_all()
-    specs = claims.registered(args.only)
-    results = claims.run(specs, profile=args.profile, store=args.store)
+    only = None if args.only is None else [i.strip() for i in args.only.split(",") if i.strip()]
+    specs = claims.registered(only)
+    if args.list:
+        print(claims.format_list(specs))
+        return 0
+    results = claims.run(specs, profile=args.profile, store=args.store, workers=args.workers)
     print(claims.format_table(results))
-    md, _ = claims.write_report(results, store=args.store, profile=args.profile)
-    print(f"report: {md}")
+    # --only checks some claims: their rows replace theirs in the report, the others stay.
+    md, _ = claims.write_report(results, store=args.store, profile=args.profile, merge=only is not None)
+    print(f"report: {md} ({len(claims.read_report(args.store)[1])} claims)")
     return 0 if all(c.passed for c in results) else 1
 
 
@@ -354,20 +383,56 @@ def _add_store(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="runs", metavar="DIR", help="run store folder (default: runs)")
 
 
+def _train_epilog() -> str:
+    import probe.models
+    import tasks
+
+    def line(name: str, params: dict) -> str:
+        return f"  {name:<15}" + (" ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) or "(no parameters)")
+
+    return "\n".join(["tasks and their parameters (defaults; change with --set task.<param>=...):",
+                      *(line(n, tasks.make(n).params) for n in tasks.names()), "",
+                      "architectures and their parameters (defaults; change with --set model.<param>=...):",
+                      *(line(a, probe.models.arch_params(a)) for a in probe.models.names()),
+                      f"  {'(every arch)':<15}embedding=\"learned\" (or \"onehot\") d_embed=null", "",
+                      "training (defaults; change with --set train.<key>=...):", _wrap(_train_defaults()), "",
+                      "example: probe train parity --arch gru --hidden 32 --steps 500 --set task.max_len=12"])
+
+
+def _train_defaults() -> dict:
+    import dataclasses
+
+    from probe.training import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in ("steps", "seed")}
+
+
+def _wrap(params: dict, indent: int = 2, width: int = 100) -> str:
+    import textwrap
+
+    text = " ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
+    return textwrap.fill(text, width, initial_indent=" " * indent, subsequent_indent=" " * indent)
+
+
 def _train_args(p):
-    p.add_argument("task", metavar="TASK", help="task name, e.g. parity (see tasks.names())")
-    p.add_argument("--arch", required=True, help="gru, lstm, elman, linear, lru or hawk")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.lazy_epilog = _train_epilog
+    p.add_argument("task", metavar="TASK", help="task name (listed below)")
+    p.add_argument("--arch", required=True, help="architecture (listed below)")
     p.add_argument("--hidden", required=True, type=_positive_int, metavar="N", help="state width")
-    p.add_argument("--layers", type=_positive_int, default=1, metavar="L")
-    p.add_argument("--members", type=_positive_int, default=1, metavar="M", help="ensemble size (seeds trained at once)")
-    p.add_argument("--steps", type=_positive_int, default=1000, metavar="S")
-    p.add_argument("--seed", type=_natural, default=0, metavar="S")
+    p.add_argument("--layers", type=_positive_int, default=1, metavar="L", help="stacked recurrent layers (default: 1)")
+    p.add_argument("--members", type=_positive_int, default=1, metavar="M",
+                   help="ensemble size: seeds trained at once (default: 1)")
+    p.add_argument("--steps", type=_positive_int, default=1000, metavar="S", help="training steps (default: 1000)")
+    p.add_argument("--seed", type=_natural, default=0, metavar="S",
+                   help="seed of the init (member i gets its own) and of the batches (default: 0)")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="task.<param>, model.<param> or train.<param> (lr, batch_size, optimizer, "
                         "weight_decay, schedule, warmup, grad_clip, eval_every, shared_batches, ...); "
                         "values are JSON, else strings; repeatable")
     _add_store(p)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: cuda when available (default: auto)")
     p.add_argument("--from-step", type=_natural, default=None, metavar="N",
                    help="resume from the checkpoint at step N, deleting later ones (when the newest is damaged)")
 
@@ -375,13 +440,18 @@ def _train_args(p):
 def _analyze_args(p):
     p.add_argument("run", metavar="RUN", help="run id (or unique prefix) or run folder")
     p.add_argument("analysis", metavar="ANALYSIS", help="analysis name (see analyses.names())")
-    p.add_argument("--member", type=_natural, default=0, metavar="I")
+    p.add_argument("--member", type=_natural, default=0, metavar="I", help="ensemble member (default: 0)")
     _add_store(p)
 
 
 def _verify_args(p):
-    p.add_argument("--profile", choices=["quick", "full"], default="quick")
-    p.add_argument("--only", metavar="ID", help="check only this claim")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick", help="(default: quick)")
+    p.add_argument("--only", metavar="ID[,ID...]",
+                   help="check only these claims; their rows replace theirs in the report, the others stay")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="check the claims of different studies in N processes at once (default: 1)")
+    p.add_argument("--list", action="store_true",
+                   help="list the claims with their expected quick and full times, and exit")
     _add_store(p)
 
 
