@@ -17,11 +17,10 @@ import contextlib
 import importlib
 import inspect
 import pkgutil
-import sys
 import warnings
 from pathlib import Path
 
-from probe.settings import Profile  # noqa: F401  (the figure modules' profile type)
+from probe.settings import Profile
 
 __all__ = ["check_name", "default_store", "make", "make_all", "names", "problems", "save"]
 
@@ -185,21 +184,14 @@ def make_all(which: list[str] | None = None, out_dir: str | Path = "figs_out", p
     On a terminal a progress bar names the figure being made; otherwise one line per figure
     (its name and seconds) goes to stderr.
     """
-    import time
-
-    from tqdm import tqdm
+    from probe.progress import track
 
     which = names() if which is None else [check_name(n) for n in which]
-    progress = sys.stderr.isatty() if progress is None else progress
     if profile not in ("quick", "full"):
         raise ValueError(f"profile must be quick or full; got {profile!r}")
     store = default_store(out_dir) if store is None else store
     written: list[Path] = []
-    with _one_browser(), tqdm(which, desc="figures", disable=not progress, leave=False, file=sys.stderr) as bar:
-        for i, name in enumerate(bar):
-            bar.set_postfix_str(name)
-            t0 = time.perf_counter()
+    with _one_browser():
+        for name in track(which, desc="figures", label=lambda n: f"figure {n}", unit="figure", mode=progress):
             written += _make_one(name, out_dir, profile, store)
-            if not progress:
-                print(f"[{i + 1}/{len(which)}] {name} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return written

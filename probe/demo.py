@@ -86,13 +86,14 @@ class DemoRun:
     analysis: str | None = None  # the analysis that shows the phenomenon on this run
     notebook: str | None = None  # the notebook of the study, under notebooks/
     shows: str = ""  # one line: what to look for
+    seconds: float = 10.0  # CPU seconds it takes on one core (measured), for the progress ETA
 
 
 # Step counts and sizes were chosen by measuring what learns on 2 cores (analyses' NOTES.md and
 # probe's README); each run's CPU time is a few seconds to about a minute.
 QUICK: tuple[DemoRun, ...] = (
     # the parity.* claims' quick run itself (analyses/automaton/claims.py: train_parity)
-    DemoRun("parity", "elman", steps=400, hidden=100, lr=3e-3, batch_size=128,
+    DemoRun("parity", "elman", steps=400, hidden=100, lr=3e-3, batch_size=128, seconds=8,
             task_params={"max_len": 10, "exhaustive": True}, eval_splits=("train", "len_50"),
             model_params={"embedding": "onehot", "nonlinearity": "relu", "gain": 0.1, "h0": "ones"},
             train_params={"eval_every": None, "n_checkpoints": 12},
@@ -100,36 +101,39 @@ QUICK: tuple[DemoRun, ...] = (
             analysis="automaton", notebook="parity_automaton.ipynb",
             shows="trained on strings of length <= 10, it extracts to the 2-state parity automaton and is exact "
                   "at length 10,000"),
-    DemoRun("recall", "gru", steps=400, hidden=64, lr=1e-2, batch_size=64,
+    DemoRun("recall", "gru", steps=400, hidden=64, lr=1e-2, batch_size=64, seconds=8,
             task_params={"vocab_size": 16, "seq_len": 16, "num_pairs": 2},
             goal=Goal("train.accuracy", at_least=0.9, label="recall accuracy"),
             analysis="memory", notebook="memory_and_order.ipynb",
             shows="the state holds the stored pairs: linear probes read each pair's value out of it"),
-    DemoRun("disjointness", "hawk", steps=1000, hidden=24, lr=1e-2,
+    DemoRun("disjointness", "hawk", steps=1000, hidden=24, lr=1e-2, seconds=10,
             task_params={"vocab_size": 32, "short": 2, "long": 14},
             goal=Goal("train.accuracy", at_least=0.8, label="accuracy"),
             analysis="memory", notebook="memory_and_order.ipynb",
             shows="accuracy by which set comes first: holding the short set is cheaper than the long one"),
-    DemoRun("regular", "gru", steps=300, hidden=64, members=2,
+    DemoRun("regular", "gru", steps=600, hidden=64, members=1, lr=1e-2, seconds=12,
+            task_params={"n_train_automata": 1024, "min_strings": 4, "max_strings": 8, "max_len": 10,
+                         "n_test_automata": 200},
+            eval_splits=("test",), train_params={"schedule": "cosine", "warmup": 60},
             goal=Goal("ngram:accuracy", above="ngram:baseline.1gram.accuracy", label="legal next letters"),
             analysis="ngram", notebook="regular_icl.ipynb",
             shows="in-context learning of a new automaton: the model against in-context 1-, 2- and 3-gram predictors"),
-    DemoRun("integration", "linear", steps=300, hidden=64, lr=3e-3, task_params={"gamma": 0.9},
+    DemoRun("integration", "linear", steps=300, hidden=64, lr=3e-3, task_params={"gamma": 0.9}, seconds=12,
             model_params={"init_scale": 0.02},
             goal=Goal("spectrum:outliers", at_least=1, label="outlier eigenvalues"),
             analysis="spectrum", notebook="integration_theory.ipynb",
             shows="from a small init, learning pulls eigenvalues out of the bulk towards the integrator's decay"),
-    DemoRun("repetition", "gru", steps=1200, hidden=64, task_params={"max_len": 5},
+    DemoRun("repetition", "gru", steps=1200, hidden=64, task_params={"max_len": 5}, seconds=12,
             goal=Goal("magnitude:accuracy.onion", above="magnitude:accuracy.bigram",
                       label="accuracy after the onion intervention"),
             analysis="magnitude", notebook="onion_representations.ipynb",
             shows="tokens are stored by magnitude (onion) rather than in separate directions"),
-    DemoRun("charlm", "gru", steps=150, lr=1e-2,
+    DemoRun("charlm", "gru", steps=150, lr=1e-2, seconds=10,
             goal=Goal("valid.bits_per_char", at_most=3.5, label="bits per character on held-out text"),
             analysis="cells", notebook="interpretable_cells.ipynb",
             shows="units ranked by how well they track comments, strings and bracket depth in Python source"),
     # the attention.* claims' bilinear Hawk on the linear-attention teacher (analyses/attention)
-    DemoRun("icl_regression", "hawk", steps=1500, hidden=8, members=1, lr=3e-3, batch_size=256,
+    DemoRun("icl_regression", "hawk", steps=1500, hidden=8, members=1, lr=3e-3, batch_size=256, seconds=6,
             task_params={"kind": "teacher"}, eval_splits=("train",),
             model_params={"embedding": "onehot", "gates": "linear", "normalize": False, "decay": "fixed"},
             train_params={"schedule": "cosine", "eval_every": 375, "n_checkpoints": 8},
@@ -162,13 +166,17 @@ def run(store: str = "runs", plan: tuple[DemoRun, ...] = QUICK, progress: bool |
     missing = [s.task for s in plan if s.task not in tasks.names()]
     if missing:
         raise ValueError(f"demo plan names unknown task {missing[0]!r}; valid tasks: {', '.join(tasks.names())}")
+    from probe.progress import resolve_mode, track
+
     t0 = time.perf_counter()
     runs = []
-    for i, spec in enumerate(plan):
-        print(f"[{i + 1}/{len(plan)}] training {spec.task}: {spec.members} {spec.arch} member"
-              f"{'s' if spec.members > 1 else ''} of {spec.hidden} units, {spec.steps} steps",
-              file=sys.stderr, flush=True)
-        runs.append(train_one(spec, store, progress))
+    outer = resolve_mode(progress)
+    # one bar for the whole demo on a terminal (the runs' own bars would fight it), else a line per run
+    inner = False if outer == "bar" else progress
+    label = lambda s: (f"training {s.task}: {s.members} {s.arch} member{'s' if s.members > 1 else ''}"
+                       f" of {s.hidden} units, {s.steps} steps")
+    for spec in track(plan, desc="demo", label=label, weight=lambda s: s.seconds, mode=outer):
+        runs.append(train_one(spec, store, inner))
     ids = {r.id for r in runs}
     print(format_runs([row for row in list_runs(store) if row["id"] in ids]), file=out)
     print(f"\n{len(runs)} runs in {store}/ ({time.perf_counter() - t0:.0f} s).", file=out)
