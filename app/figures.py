@@ -35,29 +35,33 @@ def training(curves: dict[str, dict[int, tuple[list[int], list[float]]]], checkp
     """Every metric against step, one panel per metric and one line per member, checkpoints marked.
 
     ``curves`` is ``{metric: {member: (steps, values)}}``. Checkpoints are dotted vertical
-    lines and clickable markers along the bottom panel; ``selected`` is drawn solid.
+    lines through every panel and clickable markers along the bottom; ``selected`` is drawn solid.
+    The lines are one list of shapes set once (``add_vline`` per line and panel copies every
+    earlier shape: 13 checkpoints × 9 panels took 18 s).
     """
     keys = list(curves)
     if not keys:
         return empty("no metrics logged yet")
-    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, subplot_titles=keys, vertical_spacing=0.06)
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, subplot_titles=keys,
+                        vertical_spacing=min(0.06, 0.3 / len(keys)))
     for r, key in enumerate(keys, start=1):
         for m, (steps, vals) in sorted(curves[key].items()):
             fig.add_trace(go.Scatter(x=steps, y=vals, mode="lines+markers" if len(steps) < 3 else "lines",
                                      name=f"member {m}", legendgroup=f"m{m}", showlegend=r == 1,
                                      line_color=_COLORS[m % len(_COLORS)]), row=r, col=1)
-        if key == "loss":
-            fig.update_yaxes(type="log", row=r, col=1)
-    for s in checkpoints:
-        fig.add_vline(x=s, line_dash="solid" if s == selected else "dot",
-                      line_color="black" if s == selected else "#bbb", line_width=2 if s == selected else 1)
+        fig.update_yaxes(title_text=key.rsplit(".", 1)[-1], type="log" if key == "loss" else "linear", row=r, col=1)
+    lines = [dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, layer="below",
+                  line=dict(dash="solid" if s == selected else "dot", color="black" if s == selected else "#bbb",
+                            width=2 if s == selected else 1)) for s in checkpoints]
     fig.add_trace(go.Scatter(x=list(checkpoints), y=[0] * len(checkpoints), mode="markers",
                              marker=dict(symbol="triangle-up", size=10, color="black"), name="checkpoints",
                              yaxis=f"y{len(keys) + 1}", hovertemplate="checkpoint %{x}<extra></extra>"))
-    fig.update_layout(**{f"yaxis{len(keys) + 1}": dict(domain=[0, 0.03], visible=False, anchor="x")})
+    fig.update_layout(shapes=lines, **{f"yaxis{len(keys) + 1}": dict(domain=[0, 0.03], visible=False, anchor="x")})
     fig.update_xaxes(type="log" if log_x else "linear")
     fig.update_xaxes(title_text="step (click a checkpoint marker to use it)", row=len(keys), col=1)
-    fig.update_layout(height=220 * len(keys) + 80, legend_orientation="h", clickmode="event")
+    # the legend sits just above the first panel, where the eye starts, whatever the figure's height
+    fig.update_layout(height=200 * len(keys) + 100, clickmode="event", margin=dict(t=70),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="top", yref="container"))
     return fig
 
 

@@ -193,6 +193,16 @@ def test_the_training_figure_marks_checkpoints_and_per_member_lines(store, parit
     assert logic.pick_checkpoint(run, {"points": [{"x": run.checkpoint_steps[-1] - 1}]}) == run.checkpoint_steps[-1]
 
 
+def test_checkpoint_lines_are_one_shape_each_through_every_panel_and_panels_have_y_labels():
+    curves = {k: {0: ([0, 10, 20], [1.0, 0.5, 0.2])} for k in ("loss", "train.accuracy", "valid.accuracy")}
+    fig = figures.training(curves, [0, 10, 20], selected=10)
+    assert [s.x0 for s in fig.layout.shapes] == [0, 10, 20]  # not one per checkpoint and panel
+    assert all(s.yref == "paper" and (s.y0, s.y1) == (0, 1) for s in fig.layout.shapes)
+    assert [s.line.dash for s in fig.layout.shapes] == ["dot", "solid", "dot"]
+    assert [fig.layout[f"yaxis{i}"].title.text for i in (1, 2, 3)] == ["loss", "accuracy", "accuracy"]
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 1  # at the top, not below 3 panels
+
+
 def test_runs_table_and_claims_report(store, tmp_path):
     rows = logic.runs_table(store)
     assert {r["task"] for r in rows} == {"parity", "integration"}
