@@ -147,7 +147,8 @@ def warm_up(background: bool = True) -> None:
     import sklearn.decomposition  # noqa: F401
     import torch  # noqa: F401
 
-    import probe  # noqa: F401
+    import probe.models  # noqa: F401 - transformer-lens and its transformers import: 10 s of a cold model load
+    import probe.runs  # noqa: F401
     import tasks  # noqa: F401
 
     def studies():
@@ -156,6 +157,9 @@ def warm_up(background: bool = True) -> None:
         import analyses
 
         try:
+            from tasks import charlm
+
+            charlm.load_corpus()  # lexing the corpus: 1 s of the first char-LM page
             analyses.load_all()  # every study's claims, and with them its analysis
             for name in set(analyses.names()) & set(analyses.studies()):
                 importlib.import_module(f"analyses.{name}")

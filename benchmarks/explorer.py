@@ -125,26 +125,31 @@ def measure(store: str, repeats: int, only: list[str] | None) -> list[tuple[str,
     try:
         for name, (path, ready) in todo.items():
             proc, url, started = start_server(store)
+            rows.append((name, "server start", started))
+            report(rows[-1])
             try:
                 t0 = time.perf_counter()
                 driver.get(url + path)
-                rows.append((name, "cold", time.perf_counter() - t0 + wait(driver, ready) - 0.0))
+                rows.append((name, "cold", time.perf_counter() - t0 + wait(driver, ready)))
+                report(rows[-1])
                 warm = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     driver.get(url + path)
                     warm.append(time.perf_counter() - t0 + wait(driver, ready))
                 rows.append((name, "warm", statistics.median(warm)))
+                report(rows[-1])
                 if name == "intervene":
                     rows.append(("intervene", "intervention", _intervention(driver)))
                 if name == "states":
                     rows.append(("states", "text view", _text_view(driver)))
                 if name == "analyses" and (run := cached_analysis(store)):
                     rows.append(("analyses", "cached analysis", _analysis(driver, url, run)))
+                if rows[-1][1] not in ("cold", "warm"):
+                    report(rows[-1])
             finally:
                 proc.terminate()
                 proc.wait(10)
-        rows.append(("server", "start", started))
     finally:
         driver.quit()
     return rows
@@ -156,12 +161,19 @@ def _click(driver, element_id: str) -> None:
 
 def _intervention(driver) -> float:
     times = []
-    for i in range(3):
-        driver.execute_script("document.getElementById('intervene-data').textContent = ''")
+    for step in (3, 4, 5):  # a new step each time, so the page's data changes
+        driver.execute_script("""const s = document.getElementById('intervene-step');
+            const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+            set.call(s, arguments[0]); s.dispatchEvent(new Event('input', {bubbles: true}));""", str(step))
+        time.sleep(0.3)
         t0 = time.perf_counter()
         _click(driver, "intervene-go")
-        times.append(time.perf_counter() - t0 + wait(driver, _q("#intervene-data", '"diff"')
-                                                     + " && " + _q("#intervene-graph .heatmaplayer")))
+        times.append(time.perf_counter() - t0 + wait(
+            driver, f"(document.querySelector('#intervene-data').textContent.includes('\"step\": {step},')"
+                    " || document.querySelector('#intervene-error').textContent)"))
+        error = driver.execute_script("return document.querySelector('#intervene-error').textContent")
+        if error:
+            raise RuntimeError(f"the intervention failed: {error}")
     return statistics.median(times)
 
 
@@ -190,18 +202,22 @@ def _analysis(driver, url: str, run: str) -> float:
     return max(times)  # the first is the first build of its figures
 
 
+def report(row: tuple[str, str, float]) -> None:
+    """One line of the table, printed as soon as it is measured."""
+    page, what, secs = row
+    target = TARGETS.get(what)
+    mark = "" if target is None else ("  ok" if secs <= target else "  SLOW")
+    print(f"{page:<10} {what:<16} {secs:8.2f} {target if target else '':>7}{mark}", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--store", required=True, help="a run store (e.g. one made by probe demo)")
     p.add_argument("--repeats", type=int, default=3, help="warm reloads per page (median kept)")
     p.add_argument("--only", nargs="*", help="pages to time (default: all)")
     a = p.parse_args(argv)
-    rows = measure(a.store, a.repeats, a.only)
-    print(f"{'page':<10} {'what':<16} {'seconds':>8} {'target':>7}")
-    for page, what, secs in rows:
-        target = TARGETS.get(what)
-        mark = "" if target is None else ("  ok" if secs <= target else "  SLOW")
-        print(f"{page:<10} {what:<16} {secs:8.2f} {target if target else '':>7}{mark}")
+    print(f"{'page':<10} {'what':<16} {'seconds':>8} {'target':>7}", flush=True)
+    measure(a.store, a.repeats, a.only)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from app import jobs
-from app.common import ERROR_STYLE, message, check_query_run, current_store, default_run, error_page, run_picker
+from app.common import (ERROR_STYLE, check_query_run, current_store, error_page, message, open_on_selected,
+                        run_picker)
 from app.store import check_member, open_run
 
 dash.register_page(__name__, path="/analyses", name="Analyses", order=4)
@@ -34,10 +35,7 @@ def layout(run=None, analysis=None, **_):
     ])
 
 
-@callback(Output("analyses-run", "value"), Input("analyses-run", "id"), State("analyses-run", "value"),
-          State("app-selected", "data"))
-def _open(_, value, selected):
-    return default_run(value, selected)
+open_on_selected("analyses")
 
 
 @callback(Output("analyses-name", "options"), Input("analyses-run", "value"), Input("analyses-member", "value"))

@@ -7,7 +7,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, message, current_store, default_run, run_page, step_for
+from app.common import ERROR_STYLE, current_store, message, open_on_selected, run_page, step_for
 from app.store import MODELS
 
 dash.register_page(__name__, path="/intervene", name="Intervene", order=3)
@@ -43,10 +43,7 @@ def layout(run=None, **_):
     ])
 
 
-@callback(Output("intervene-run", "value"), Input("intervene-run", "id"), State("intervene-run", "value"),
-          State("app-selected", "data"))
-def _open(_, value, selected):
-    return default_run(value, selected)
+open_on_selected("intervene")
 
 
 @callback(Output("intervene-hook", "options"), Output("intervene-hook", "value"), Output("intervene-units", "value"),

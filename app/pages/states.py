@@ -8,7 +8,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from app import figures, logic, textview
-from app.common import ERROR_STYLE, current_store, default_run, message, run_page, step_for
+from app.common import ERROR_STYLE, current_store, message, open_on_selected, run_page, step_for
 from app.store import MODELS, check_member
 
 dash.register_page(__name__, path="/states", name="States", order=2)
@@ -19,9 +19,12 @@ _TOKEN = {"padding": "1px 0", "margin": "0 0.5px", "borderRadius": "2px", "white
 
 
 def layout(run=None, **_):
+    # With the run in the URL, the hook choices come with the page: its figures start at once.
+    options, hook, hint = hooks(run, 0, None, None) if isinstance(run, str) else ([], None, "")
     return run_page(run, "States", "states", [
         html.Div([
-            html.Label("hook "), dcc.Dropdown(id="states-hook", clearable=False, style={**_ROW, "width": "16em"}),
+            html.Label("hook "), dcc.Dropdown(id="states-hook", clearable=False, options=options, value=hook,
+                                              style={**_ROW, "width": "16em"}),
             dcc.RadioItems(id="states-mode", options=[{"label": " sample by seed ", "value": "seed"},
                                                       {"label": " type an input", "value": "typed"}],
                            value="seed", inline=True, style=_ROW),
@@ -34,7 +37,7 @@ def layout(run=None, **_):
                          rows=2, style={"width": "40em", "fontFamily": "monospace", **_ROW}),
             html.Button("use the typed input", id="states-text-go", style=_ROW),
         ], style={"marginTop": "0.3em"}),
-        html.Div(id="states-alphabet", style={"color": "#777", "fontSize": 12}),
+        html.Div(hint, id="states-alphabet", style={"color": "#777", "fontSize": 12}),
         html.Div([
             html.Label("brushed steps "),
             dcc.Input(id="states-t0", type="number", min=0, step=1, placeholder="from", style={"width": "5em"}),
@@ -66,17 +69,15 @@ def layout(run=None, **_):
     ])
 
 
-@callback(Output("states-run", "value"), Input("states-run", "id"), State("states-run", "value"),
-          State("app-selected", "data"))
-def _open(_, value, selected):
-    return default_run(value, selected)
+open_on_selected("states")
 
 
 @callback(Output("states-hook", "options"), Output("states-hook", "value"), Output("states-alphabet", "children"),
           Input("states-run", "value"), Input("states-member", "value"), State("states-hook", "value"),
-          State("app-checkpoint", "data"))
+          State("app-checkpoint", "data"), prevent_initial_call=True)
 def hooks(run_id, member, hook, ckpt):
-    """Hook choices of the run's model (the state hook first) and the alphabet for typed inputs."""
+    """Hook choices of the run's model (the state hook first) and the alphabet for typed inputs
+    (filled by the layout when the URL names the run; again when the run or member changes)."""
     if not run_id:
         return [], None, ""
     try:
