@@ -64,11 +64,12 @@ def linear_attention_step(q: Tensor, k: Tensor, v: Tensor, log_decay: Optional[T
     _check(q, k, v, 1)
     S = q.new_zeros(q.shape[0], q.shape[2], v.shape[2]) if state is None else state
     out = []
-    for t in range(q.shape[1]):
-        if log_decay is not None:
-            S = S * log_decay[:, t, :, None].exp()
-        S = S + k[:, t, :, None] * v[:, t, None, :]
-        out.append(torch.einsum("nk,nkv->nv", q[:, t], S))
+    decays = log_decay.unbind(1) if log_decay is not None else [None] * q.shape[1]
+    for q_t, k_t, v_t, g_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), decays):
+        if g_t is not None:
+            S = S * g_t[:, :, None].exp()
+        S = S + k_t[:, :, None] * v_t[:, None, :]
+        out.append(torch.einsum("nk,nkv->nv", q_t, S))
     return torch.stack(out, 1), S
 
 
@@ -89,9 +90,10 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
         intra = (q @ k.transpose(-1, -2)).masked_fill(~causal, 0) @ v               # (N, n, C, V)
         kv = k.transpose(-1, -2) @ v                                                 # (N, n, K, V)
         S, outs = S0, []
-        for c in range(n):
-            outs.append(q[:, c] @ S + intra[:, c])
-            S = S + kv[:, c]
+        # unbind once: indexing chunk c would cost a zero-filled copy of the whole tensor in the backward
+        for q_c, intra_c, kv_c in zip(q.unbind(1), intra.unbind(1), kv.unbind(1)):
+            outs.append(q_c @ S + intra_c)
+            S = S + kv_c
         return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
     b = torch.cumsum(g, 2)                                                           # (N, n, C, K|1)
     if g.shape[-1] == 1:                 # one decay per step: a C×C decay matrix
@@ -106,9 +108,9 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
     kv = kd.transpose(-1, -2) @ v                                                    # (N, n, K, V)
     last = b[:, :, -1].exp()                                                         # (N, n, K|1)
     S, outs = S0, []
-    for c in range(n):
-        outs.append(qd[:, c] @ S + intra[:, c])
-        S = last[:, c, :, None] * S + kv[:, c]
+    for qd_c, intra_c, last_c, kv_c in zip(qd.unbind(1), intra.unbind(1), last.unbind(1), kv.unbind(1)):
+        outs.append(qd_c @ S + intra_c)
+        S = last_c[:, :, None] * S + kv_c
     return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
 
 
@@ -123,12 +125,13 @@ def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_decay: Op
     _check(q, k, v, 1)
     S = q.new_zeros(q.shape[0], q.shape[2], v.shape[2]) if state is None else state
     out = []
-    for t in range(q.shape[1]):
-        if log_decay is not None:
-            S = S * log_decay[:, t, None, None].exp()
-        u = beta[:, t, None] * (v[:, t] - torch.einsum("nk,nkv->nv", k[:, t], S))
-        S = S + k[:, t, :, None] * u[:, None, :]
-        out.append(torch.einsum("nk,nkv->nv", q[:, t], S))
+    decays = log_decay.unbind(1) if log_decay is not None else [None] * q.shape[1]
+    for q_t, k_t, v_t, b_t, g_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1), decays):
+        if g_t is not None:
+            S = S * g_t[:, None, None].exp()
+        u = b_t[:, None] * (v_t - torch.einsum("nk,nkv->nv", k_t, S))
+        S = S + k_t[:, :, None] * u[:, None, :]
+        out.append(torch.einsum("nk,nkv->nv", q_t, S))
     return torch.stack(out, 1), S
 
 
@@ -158,10 +161,10 @@ def delta_rule_chunked(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_decay:
     kd = k * (b[:, :, -1:] - b).exp()[..., None]
     last = b[:, :, -1].exp()                                                         # (N, n)
     outs = []
-    for c in range(n):
-        u = u_v[:, c] - w[:, c] @ S                                                  # (N, C, V)
-        outs.append(qd[:, c] @ S + attn[:, c] @ u)
-        S = last[:, c, None, None] * S + kd[:, c].transpose(-1, -2) @ u
+    for u_c, w_c, qd_c, attn_c, last_c, kd_c in zip(*(x.unbind(1) for x in (u_v, w, qd, attn, last, kd))):
+        u = u_c - w_c @ S                                                            # (N, C, V)
+        outs.append(qd_c @ S + attn_c @ u)
+        S = last_c[:, None, None] * S + kd_c.transpose(-1, -2) @ u
     return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
 
 
