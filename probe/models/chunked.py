@@ -169,6 +169,59 @@ def delta_rule_chunked(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_decay:
 
 
 # ---------------------------------------------------------------------------------------------
+# flash-linear-attention's kernels, where installed, on CUDA
+# ---------------------------------------------------------------------------------------------
+
+def _fla_ops():
+    """flash-linear-attention's chunked kernels, or None where it is not installed."""
+    try:
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+        from fla.ops.gla import chunk_gla
+        from fla.ops.simple_gla import chunk_simple_gla
+    except Exception:  # noqa: BLE001 - an optional extra: missing, or built for another torch
+        return None
+    return {"gla": chunk_gla, "simple_gla": chunk_simple_gla, "delta": chunk_gated_delta_rule}
+
+
+def use_fla(x: Tensor) -> bool:
+    """Whether :func:`fla_linear_attention` / :func:`fla_delta_rule` serve ``x``: a CUDA tensor
+    of a dtype fla's Triton kernels take, fla installed, and ``PROBE_FLA`` not set to 0."""
+    import os
+    return (x.is_cuda and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            and os.environ.get("PROBE_FLA", "1") != "0" and _fla_ops() is not None)
+
+
+def _to_fla(x: Tensor) -> Tensor:
+    """Our (N, T, ...) -> fla's (B=1, T, H=N, ...)."""
+    return x.transpose(0, 1)[None].contiguous()
+
+
+def fla_linear_attention(q, k, v, log_decay=None, state=None, chunk: int = 64):
+    """:func:`linear_attention_chunked` on flash-linear-attention's kernels (scale 1)."""
+    ops = _fla_ops()
+    S0 = None if state is None else state[None].contiguous()
+    if log_decay is None:
+        o, S = ops["simple_gla"](_to_fla(q), _to_fla(k), _to_fla(v), scale=1.0, initial_state=S0,
+                                 output_final_state=True)
+    elif log_decay.shape[-1] == 1:
+        o, S = ops["simple_gla"](_to_fla(q), _to_fla(k), _to_fla(v), g=_to_fla(log_decay[..., 0]), scale=1.0,
+                                 initial_state=S0, output_final_state=True)
+    else:
+        o, S = ops["gla"](_to_fla(q), _to_fla(k), _to_fla(v), _to_fla(log_decay), scale=1.0, initial_state=S0,
+                          output_final_state=True)
+    return o[0].transpose(0, 1), S[0]
+
+
+def fla_delta_rule(q, k, v, beta, log_decay=None, state=None, chunk: int = 64):
+    """:func:`delta_rule_chunked` on flash-linear-attention's kernel (scale 1, keys as given)."""
+    g = torch.zeros_like(beta) if log_decay is None else log_decay
+    S0 = None if state is None else state[None].contiguous()
+    o, S = _fla_ops()["delta"](_to_fla(q), _to_fla(k), _to_fla(v), _to_fla(g), _to_fla(beta), scale=1.0,
+                               initial_state=S0, output_final_state=True)
+    return o[0].transpose(0, 1), S[0]
+
+
+# ---------------------------------------------------------------------------------------------
 # feature maps
 # ---------------------------------------------------------------------------------------------
 
@@ -217,4 +270,4 @@ def causal_conv(x: Tensor, W: Tensor, b: Tensor, past: Optional[Tensor]) -> tupl
 
 
 __all__ = ["FEATURES", "causal_conv", "delta_rule_chunked", "delta_rule_step", "feature_dim", "feature_map",
-           "linear_attention_chunked", "linear_attention_step"]
+           "fla_delta_rule", "fla_linear_attention", "linear_attention_chunked", "linear_attention_step", "use_fla"]
