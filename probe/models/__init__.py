@@ -9,6 +9,13 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     gru     hook_r hook_z hook_n                  lstm   hook_i hook_f hook_g hook_o hook_c
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
+    linattn  hook_q hook_k hook_v [hook_alpha] hook_S     (hook_h: the state's readout)
+    deltanet hook_q hook_k hook_v hook_beta [hook_alpha] hook_S
+    based    hook_conv hook_q hook_k hook_v hook_S
+    mamba    hook_x hook_dt hook_B hook_C hook_S hook_gate
+
+Matrix-state layers (linattn, deltanet, based, mamba) carry ``hook_S``, the state flattened per step; ``run_with_cache``
+caches it only where ``names_filter`` names it.
 """
 from __future__ import annotations
 
@@ -22,6 +29,10 @@ from probe.models.base import Layer, member_seed
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
+from probe.models.based import BasedLayer
+from probe.models.deltanet import DeltaNetLayer
+from probe.models.linattn import LinAttnLayer
+from probe.models.mamba import MambaLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
 from probe.models.model import RecurrentModel
@@ -33,6 +44,10 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "linear": LinearLayer,
     "lru": LRULayer,
     "hawk": HawkLayer,
+    "linattn": LinAttnLayer,
+    "deltanet": DeltaNetLayer,
+    "mamba": MambaLayer,
+    "based": BasedLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 
@@ -181,7 +196,8 @@ def step_numbers(config: Mapping[str, Any]) -> int:
     with torch.device("meta"):
         for i, width_in in enumerate([d_in] + [hidden] * min(config["layers"] - 1, 1)):
             layer = Layer_(width_in, hidden, 1, **config["arch_params"])
-            widths = sum(layer.width(n) for n, m in layer.named_modules() if isinstance(m, HookPoint))
+            widths = sum(layer.width(n) for n, m in layer.named_modules()
+                         if isinstance(m, HookPoint) and not getattr(m, "opt_in", False))
             total += widths * (1 if i == 0 else config["layers"] - 1)
     return total
 
