@@ -4,7 +4,7 @@ Both train (or load) the sweeps of :mod:`analyses.memory.plans`.
 """
 from __future__ import annotations
 
-from analyses.memory import plans as plans
+from analyses.memory import plans
 from probe.claims import Claim, claim, outcome
 
 MIN_RISE = 0.1     # frontier: the largest state beats the smallest by this much (and no real drop between)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class MemorySettings(Settings):
 SETTINGS = profiles(
     # Zoology and JRT use V = 8192 / 2048, sequences of 64-512 and 50k+ steps; a few CPU minutes
     # allow 16 tokens with 4 pairs (recall) and 28 elements with sets of 2 and 14 (disjointness)
-    quick=MemorySettings(recall={"vocab_size": 16, "seq_len": 16},
+    quick=MemorySettings(recall={"vocab_size": 32, "seq_len": 16},
                          disjoint={"vocab_size": 32, "short": 2, "long": 14}),
     full=MemorySettings(states=(8, 16, 32, 64, 128, 256), pairs=(4, 8, 16), members=3,
                         recall={"vocab_size": 256, "seq_len": 128}, recall_steps=20_000,

@@ -16,7 +16,12 @@ from analyses import memory
 from analyses.memory import claims as memory_claims
 from analyses.memory.accounting import hidden_for, state_size
 from analyses.memory.plans import gaps, rises, settings
-from analyses.memory.probes import first_set_members, membership_probe, recall_by_lag, separator_states
+from analyses.memory.probes import (
+    first_set_members,
+    membership_probe,
+    recall_by_lag,
+    separator_states,
+)
 from probe.claims import registered
 
 # numbers the recurrence carries per layer, by hand: (h) or (h, c) or (Re h, Im h)
@@ -33,20 +38,20 @@ def disjoint():
 @pytest.mark.parametrize("arch", sorted(HAND))
 @pytest.mark.parametrize("layers", [1, 2])
 def test_state_size_matches_a_hand_count(arch, layers):
-    task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2)
+    task = tasks.make("recall", vocab_size=32, seq_len=16, num_pairs=2)
     model = probe.models.make(arch, task, hidden=6, layers=layers)
     assert state_size(model) == layers * HAND[arch](6) == model.state_size()
 
 
 def test_lru_state_counts_its_complex_units_not_its_width():
-    task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2)
+    task = tasks.make("recall", vocab_size=32, seq_len=16, num_pairs=2)
     model = probe.models.make("lru", task, hidden=8, state_dim=3)
     assert state_size(model) == 6
 
 
 @pytest.mark.parametrize("arch", sorted(HAND))
 def test_hidden_for_gives_every_arch_the_same_state(arch):
-    task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2)
+    task = tasks.make("recall", vocab_size=32, seq_len=16, num_pairs=2)
     assert state_size(probe.models.make(arch, task, hidden=hidden_for(arch, 16))) == 16
 
 
@@ -92,22 +97,29 @@ def test_separator_states_are_the_state_after_the_first_set(disjoint):
     np.testing.assert_allclose(states[:, :5], cache["layers.0.hook_h"][:, at].double().numpy())
 
 
-def test_recall_by_lag_uses_the_position_of_the_stored_key():
-    task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=3)
+@pytest.mark.parametrize("passes", [1, 2])
+def test_recall_by_lag_uses_the_position_of_the_stored_key(passes):
+    task = tasks.make("recall", vocab_size=32, seq_len=24, num_pairs=3, num_passes=passes)
+    ctx = 6 * passes
 
-    class Oracle(torch.nn.Module):  # answers every query from the stored pairs
+    class Oracle(torch.nn.Module):  # answers every query from the stored pairs, wrong for the last key
         def forward(self, inputs):
             B, T = inputs.shape
-            out = torch.zeros(B, T, 16)
+            out = torch.zeros(B, T, 32)
             for b in range(B):
-                for t in range(1, T):
-                    hits = (inputs[b, :6:2] == inputs[b, t]).nonzero()
-                    if t >= 6 and len(hits):
+                for t in range(ctx, T):
+                    hits = (inputs[b, :4:2] == inputs[b, t]).nonzero()
+                    if len(hits):
                         out[b, t, inputs[b, 2 * hits[0, 0] + 1]] = 1
             return out
 
-    curve = recall_by_lag(Oracle(), task, n=64)
-    assert min(curve) >= 6 - 4 and all(v == 1.0 for v in curve.values())
+    curve = recall_by_lag(Oracle(), task, n=64, seed=3)
+    batch, expected = task.sample(64, seed=3), {}
+    for b, t in batch.mask.nonzero().tolist():  # lag counted by hand from the last copy of the key
+        stored = max(s for s in range(0, ctx, 2) if batch.inputs[b, s] == batch.inputs[b, t])
+        expected.setdefault(t - stored, []).append(stored % 6 != 4)
+    assert curve == {lag: np.mean(hits) for lag, hits in expected.items()}
+    assert curve[2] == 0.0 and min(curve) == 2  # only the last key can be queried 2 steps after it
 
 
 def test_gaps_and_rises():
@@ -126,7 +138,7 @@ def test_analyze_a_small_model_and_round_trip(disjoint):
     assert set(r.accuracy) == set(disjoint.splits())
     again = memory.MemoryResult.from_dict(json.loads(json.dumps(r.to_dict())))
     assert set(again.figures()) == {"probe"}
-    recall = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2)
+    recall = tasks.make("recall", vocab_size=32, seq_len=16, num_pairs=2)
     r = memory.analyze(probe.models.make("hawk", recall, hidden=8), recall, n=64)
     assert r.by_lag and set(r.figures()) == {"by_lag"}
 
