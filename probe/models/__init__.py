@@ -9,6 +9,10 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     gru     hook_r hook_z hook_n                  lstm   hook_i hook_f hook_g hook_o hook_c
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
+    linattn hook_q hook_k hook_v [hook_alpha] hook_S      (hook_h: the state's readout)
+
+Matrix-state layers (linattn) carry ``hook_S``, the state flattened per step; ``run_with_cache``
+caches it only where ``names_filter`` names it.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from probe.models.base import Layer, member_seed
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
+from probe.models.linattn import LinAttnLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
 from probe.models.model import RecurrentModel
@@ -33,6 +38,7 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "linear": LinearLayer,
     "lru": LRULayer,
     "hawk": HawkLayer,
+    "linattn": LinAttnLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 
@@ -181,7 +187,8 @@ def step_numbers(config: Mapping[str, Any]) -> int:
     with torch.device("meta"):
         for i, width_in in enumerate([d_in] + [hidden] * min(config["layers"] - 1, 1)):
             layer = Layer_(width_in, hidden, 1, **config["arch_params"])
-            widths = sum(layer.width(n) for n, m in layer.named_modules() if isinstance(m, HookPoint))
+            widths = sum(layer.width(n) for n, m in layer.named_modules()
+                         if isinstance(m, HookPoint) and not getattr(m, "opt_in", False))
             total += widths * (1 if i == 0 else config["layers"] - 1)
     return total
 
