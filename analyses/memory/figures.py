@@ -13,7 +13,10 @@ def frontier(rows: list[dict], title: str = "Recall accuracy against recurrent s
     fig = go.Figure()
     keys = sorted({(r["arch"], r["pairs"]) for r in rows}, key=lambda k: (k[1], k[0]))
     several = len({r["pairs"] for r in rows}) > 1
-    x = lambda r: r.get("state_size", r["state"])  # noqa: E731
+
+    def x(r: dict) -> int:
+        return r.get("state_size", r["state"])
+
     for arch, pairs in keys:
         pts = sorted((r for r in rows if (r["arch"], r["pairs"]) == (arch, pairs)), key=x)
         mean = np.array([r["mean"] for r in pts])

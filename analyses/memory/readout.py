@@ -78,7 +78,7 @@ def pair_readout(model, task, n: int = 256, seed: int = 10_007, layer: int | Non
                 raise ValueError(f"{q_name} ({q.shape[-1]}) and {k_name} ({key.shape[-1]}) differ in width")
             return key.expand_as(q).clone()
 
-        def grab(h, hook):
+        def grab(h, hook, seen=seen):
             seen["h"] = h.detach()
 
         model.run_with_hooks(batch.inputs, fwd_hooks=[(q_name, put), (h_name, grab)])
