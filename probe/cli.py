@@ -259,7 +259,7 @@ def _add_store(p: argparse.ArgumentParser) -> None:
 
 def _train_args(p):
     p.add_argument("task", metavar="TASK", help="task name, e.g. parity (see tasks.names())")
-    p.add_argument("--arch", required=True, help="gru, lstm, elman, linear, lru or hawk")
+    p.add_argument("--arch", required=True, help="gru, lstm, elman, linear, lru, hawk, linattn, deltanet, mamba, based")
     p.add_argument("--hidden", required=True, type=_positive_int, metavar="N", help="state width")
     p.add_argument("--layers", type=_positive_int, default=1, metavar="L")
     p.add_argument("--members", type=_positive_int, default=1, metavar="M", help="ensemble size (seeds trained at once)")

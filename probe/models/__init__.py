@@ -9,9 +9,12 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     gru     hook_r hook_z hook_n                  lstm   hook_i hook_f hook_g hook_o hook_c
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
-    linattn hook_q hook_k hook_v [hook_alpha] hook_S      (hook_h: the state's readout)
+    linattn  hook_q hook_k hook_v [hook_alpha] hook_S     (hook_h: the state's readout)
+    deltanet hook_q hook_k hook_v hook_beta [hook_alpha] hook_S
+    based    hook_conv hook_q hook_k hook_v hook_S
+    mamba    hook_x hook_dt hook_B hook_C hook_S hook_gate
 
-Matrix-state layers (linattn) carry ``hook_S``, the state flattened per step; ``run_with_cache``
+Matrix-state layers (linattn, deltanet, based, mamba) carry ``hook_S``, the state flattened per step; ``run_with_cache``
 caches it only where ``names_filter`` names it.
 """
 from __future__ import annotations
@@ -26,7 +29,10 @@ from probe.models.base import Layer, member_seed
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
+from probe.models.based import BasedLayer
+from probe.models.deltanet import DeltaNetLayer
 from probe.models.linattn import LinAttnLayer
+from probe.models.mamba import MambaLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
 from probe.models.model import RecurrentModel
@@ -39,6 +45,9 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "lru": LRULayer,
     "hawk": HawkLayer,
     "linattn": LinAttnLayer,
+    "deltanet": DeltaNetLayer,
+    "mamba": MambaLayer,
+    "based": BasedLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 

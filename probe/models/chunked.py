@@ -86,11 +86,13 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
     S0 = q.new_zeros(N, K, V) if state is None else state
     causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     if g is None:
-        A = (q @ k.transpose(-1, -2)).masked_fill(~causal, 0)                       # (N, n, C, C)
+        intra = (q @ k.transpose(-1, -2)).masked_fill(~causal, 0) @ v               # (N, n, C, V)
         kv = k.transpose(-1, -2) @ v                                                 # (N, n, K, V)
-        before = torch.cumsum(torch.cat([S0[:, None], kv], 1), 1)                   # (N, n+1, K, V)
-        out = q @ before[:, :n] + A @ v
-        return out.reshape(N, n * C, V)[:, :T], before[:, n]
+        S, outs = S0, []
+        for c in range(n):
+            outs.append(q[:, c] @ S + intra[:, c])
+            S = S + kv[:, c]
+        return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
     b = torch.cumsum(g, 2)                                                           # (N, n, C, K|1)
     if g.shape[-1] == 1:                 # one decay per step: a C×C decay matrix
         gap = (b[..., :, None, 0] - b[..., None, :, 0]).masked_fill(~causal, float("-inf"))

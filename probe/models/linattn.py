@@ -11,8 +11,9 @@ Per head, with a state S (F, V) written through products of the input with itsel
 φ is the feature map (``feature``; identity by default, with queries scaled by 1/√d_key as in
 flash-linear-attention). The projections carry biases (a one-layer model has no other
 constant input), so that a constant key feature can make the state an accumulator.
-``decay="input"`` is Gated Linear Attention (Yang et al. 2024): α_t = σ(W_a u_t + b_a)^(1/16) per key dimension (the log-sigmoid gate over fla's normaliser 16) ->
-hook_alpha; without it α_t = 1 (Katharopoulos et al. 2020). ``normalize`` keeps the running sum
+``decay="input"`` is Gated Linear Attention (Yang et al. 2024): α_t = σ(W_a u_t + b_a)^(1/16)
+per key dimension (the log-sigmoid gate over fla's normaliser 16) -> hook_alpha; without it
+α_t = 1 (Katharopoulos et al. 2020). ``normalize`` keeps the running sum
 z_t = Σ φ(k_s) as one more column of S (so hook_S and the state carry it).
 
 The layer's output ``hook_h`` is the state's readout o_t (the heads side by side), not the
@@ -174,8 +175,13 @@ class MatrixLayer(Layer):
         return values
 
     def _slice(self, prep, name: str, start: int) -> Optional[Tensor]:
+        """``prep.<name>`` from step ``start`` in the kernels' layout: (M, B, T, h, d) -> (N, T', d),
+        (M, B, T, h) -> (N, T')."""
         x = getattr(prep, name)
-        return None if x is None else _flat(x if not start else x[:, :, start:])
+        if x is None:
+            return None
+        x = x if not start else x[:, :, start:]
+        return _flat(x) if x.dim() == 5 else _flat(x[..., None])[..., 0]
 
     def step(self, prep, S: Optional[Tensor], t: int, visit: Callable) -> Tensor:
         if S is None:
@@ -215,6 +221,7 @@ class MatrixLayer(Layer):
 
 
 class LinAttnLayer(MatrixLayer):
+    ARCH = "linattn"
     PARAM_RANGES = {"heads": "[1, 4096]", "d_key": "[1, 4096]", "conv": "[0, 1024]", "chunk": "[1, 4096]",
                     "eps": "(0, 1]"}
 
@@ -222,7 +229,7 @@ class LinAttnLayer(MatrixLayer):
                  feature: Literal["identity", "elu", "relu", "taylor"] = "identity", normalize: bool = False,
                  decay: Literal["none", "input"] = "none", conv: int = 0, chunk: int = 64, eps: float = 1e-12):
         super().__init__(members)
-        self._setup(d_in, hidden, heads, d_key, conv, chunk, "linattn")
+        self._setup(d_in, hidden, heads, d_key, conv, chunk, self.ARCH)
         self.feature, self.normalize, self.decay, self.eps = feature, normalize, decay, eps
         self.F = feature_dim(feature, self.d_key)
         self.V = self.d_value + int(normalize)

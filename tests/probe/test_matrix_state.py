@@ -28,6 +28,10 @@ CONFIGS = {
     "linattn": dict(),
     "linattn-gla": dict(decay="input", heads=2),
     "linattn-elu": dict(feature="elu", normalize=True, conv=3),
+    "deltanet": dict(heads=2, conv=2),
+    "deltanet-plain": dict(gate=False, conv=0),
+    "based": dict(d_key=3),
+    "mamba": dict(state_dim=3),
 }
 
 
@@ -113,37 +117,74 @@ def test_taylor_feature_map_approximates_exp():
 
 # -- the layer against a hand-written recurrence -------------------------------------------------
 
+def conv(L, e, W, b):
+    """Depthwise causal convolution of e (B, T, D), tap j weighing e_{t-j}."""
+    K, (B, T, _) = W.shape[0], e.shape
+    padded = torch.cat([e.new_zeros(B, K - 1, e.shape[-1]), e], 1)
+    return b + sum(W[j] * padded[:, K - 1 - j: K - 1 - j + T] for j in range(K))
+
+
 def hand_forward(model, x, edit=lambda name, t, v: v):
-    """Logits (B, T, K) of a one-layer linattn model, step by step from its parameters; each
-    hooked value v (B, ...) at step t goes on as ``edit(name, t, v)``."""
+    """Logits (B, T, K) of a one-layer model, step by step from its parameters; each hooked
+    value v (B, ...) at step t goes on as ``edit(name, t, v)``."""
     L = model.layers[0]
+    if model.arch == "mamba":
+        return hand_mamba(model, x, edit)
     B, T = x.shape
     h, dk, dv = L.heads, L.d_key, L.d_value
     e = model.embed.W_E[x]                                                       # (B, T, E)
     if L.conv:
-        K = L.conv
-        padded = torch.cat([e.new_zeros(B, K - 1, e.shape[-1]), e], 1)
-        e = L.b_conv + sum(L.W_conv[j] * padded[:, K - 1 - j: K - 1 - j + T] for j in range(K))
+        e = conv(L, e, L.W_conv, L.b_conv)
     S = e.new_zeros(B, h, L.F, L.V)
     ys = []
     for t in range(T):
         u = e[:, t]
         q, k, v = (u @ W.T + b for W, b in ((L.W_q, L.b_q), (L.W_k, L.b_k), (L.W_v, L.b_v)))
         q, k, v = q.view(B, h, dk), k.view(B, h, dk), v.view(B, h, dv)
-        if L.feature == "identity":
-            q = q / dk ** 0.5
-        q, k = feature_map(L.feature, q), feature_map(L.feature, k)
-        if L.normalize:
-            v = torch.cat([v, torch.ones_like(v[..., :1])], -1)
-        if L.decay == "input":
-            alpha = torch.sigmoid(u @ L.W_a.T + L.b_a) ** (1 / 16)
-            S = S * alpha.view(B, h, dk, 1)
-        S = S + k[..., :, None] * v[..., None, :]
+        if model.arch == "deltanet":                     # fla: unit q and k, q scaled by 1/√d_key
+            q, k = q / q.norm(dim=-1, keepdim=True) / dk ** 0.5, k / k.norm(dim=-1, keepdim=True)
+            beta = torch.sigmoid(u @ L.W_beta.T + L.b_beta)[..., None, None]      # (B, h, 1, 1)
+            alpha = torch.exp(-L.A_log.exp() * F.softplus(u @ L.W_alpha.T + L.dt_bias)) if L.gate else \
+                torch.ones(B, h, dtype=u.dtype)
+            a = alpha[..., None, None]
+            kk = k[..., :, None] * k[..., None, :]                               # (B, h, K, K)
+            S = a * (torch.eye(dk, dtype=u.dtype) - beta * kk) @ S + beta * k[..., :, None] * v[..., None, :]
+        else:
+            if L.feature == "identity":
+                q = q / dk ** 0.5
+            q, k = feature_map(L.feature, q), feature_map(L.feature, k)
+            if L.normalize:
+                v = torch.cat([v, torch.ones_like(v[..., :1])], -1)
+            if L.decay == "input":
+                alpha = torch.sigmoid(u @ L.W_a.T + L.b_a) ** (1 / 16)
+                S = S * alpha.view(B, h, dk, 1)
+            S = S + k[..., :, None] * v[..., None, :]
         S = edit("layers.0.hook_S", t, S.reshape(B, -1)).view(B, h, L.F, L.V)
         o = torch.einsum("bhf,bhfv->bhv", q, S)
-        if L.normalize:
+        if getattr(L, "normalize", False):
             o = o[..., :-1] / (o[..., -1:] + L.eps)
         ys.append(o.reshape(B, -1) @ L.W_out.T @ model.readout.W_U.T + model.readout.b_U)
+    return torch.stack(ys, 1)
+
+
+def hand_mamba(model, x, edit):
+    """Mamba's selective scan written out (``mamba_simple.py``'s reference semantics)."""
+    L = model.layers[0]
+    B, T = x.shape
+    e = model.embed.W_E[x]
+    u_all = F.silu(conv(L, e @ L.W_x.T, L.W_conv, L.b_conv))                    # (B, T, D)
+    A = -L.A_log.exp()                                                           # (D, N)
+    S = e.new_zeros(B, L.hidden, L.N)
+    ys = []
+    for t in range(T):
+        u = u_all[:, t]
+        dt = F.softplus(u @ L.W_r.T @ L.W_dt.T + L.b_dt)                          # (B, D)
+        Bt, Ct = u @ L.W_B.T, u @ L.W_C.T                                        # (B, N)
+        S = torch.exp(dt[..., None] * A) * S + (dt * u)[..., None] * Bt[:, None, :]
+        S = edit("layers.0.hook_S", t, S.reshape(B, -1)).view(B, L.hidden, L.N)
+        y = (S * Ct[:, None, :]).sum(-1) + L.D_skip * u
+        y = y * F.silu(e[:, t] @ L.W_z.T)
+        ys.append(y @ L.W_out.T @ model.readout.W_U.T + model.readout.b_U)
     return torch.stack(ys, 1)
 
 
@@ -190,10 +231,10 @@ def test_S_is_cached_only_when_named_and_caching_changes_nothing(name):
     assert torch.equal(y, y2)
     L = model.layers[0]
     S = cache["layers.0.hook_S"]
-    assert S.shape == (2, 3, 11, L.heads * L.F * L.V)
+    assert S.shape == (2, 3, 11, L.width("hook_S"))
     # the last cached S is the final state the model returns
     _, finals = model(x, return_state=True)
-    final = finals[0][0] if L.conv else finals[0]
+    final = finals[0][0] if isinstance(finals[0], tuple) else finals[0]
     torch.testing.assert_close(S[:, :, -1], final.flatten(2), atol=1e-10, rtol=0)
 
 
@@ -243,9 +284,13 @@ def test_gradient_hooks_on_S_see_the_total_derivative(name):
 def test_state_size_counts_the_carried_numbers(name):
     model = model_for(name, hidden=8)
     L = model.layers[0]
+    if model.arch == "mamba":                           # h (D, N) and the convolution's last K-1 inputs
+        assert model.state_size() == L.width("hook_S") + (L.conv - 1) * 8 == 8 * 3 + 3 * 8
+        return
     conv = (L.conv - 1) * L.d_in if L.conv else 0
     assert model.state_size() == L.width("hook_S") + conv
-    assert L.width("hook_S") == L.heads * L.F * L.V
+    feature = 1 + 3 + 9 if model.arch == "based" else L.d_key   # Based: 1 + d + d² features of d = 3
+    assert L.width("hook_S") == L.heads * feature * (L.d_value + int(getattr(L, "normalize", False)))
 
 
 def test_bad_heads_is_named():
@@ -257,12 +302,12 @@ def test_bad_heads_is_named():
 
 # -- learning ----------------------------------------------------------------------------------
 
-def mqar_accuracy(arch, steps=300, **kw):
-    """Accuracy on a 2-pair MQAR after ``steps`` AdamW steps (batch 64, lr 3e-3)."""
+def mqar_accuracy(arch, steps=300, lr=3e-3, **kw):
+    """Accuracy on a 2-pair MQAR after ``steps`` AdamW steps (batch 64)."""
     task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2)
     torch.manual_seed(0)
     model = make(arch, task, hidden=32, seed=0, **kw)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     for step in range(steps):
         loss = model(task.sample(64, seed=step), return_type="loss")
         opt.zero_grad()
@@ -273,6 +318,8 @@ def mqar_accuracy(arch, steps=300, **kw):
         return task.evaluate(model(held_out.inputs), held_out)["accuracy"]
 
 
-@pytest.mark.parametrize("arch,kw", [("linattn", dict(conv=2))])
-def test_learns_two_pair_mqar(arch, kw):
-    assert mqar_accuracy(arch, **kw) >= 0.9
+@pytest.mark.parametrize("arch,kw,lr", [("linattn", dict(conv=2), 3e-3), ("deltanet", {}, 3e-3),
+                                        ("based", dict(d_key=4), 3e-3),
+                                        pytest.param("mamba", {}, 1e-2, marks=pytest.mark.slow)])
+def test_learns_two_pair_mqar(arch, kw, lr):
+    assert mqar_accuracy(arch, lr=lr, **kw) >= 0.9
