@@ -37,12 +37,21 @@ KNOB = {"lru": "state_dim"}  # the parameter that sets an architecture's state s
 
 
 def _arch_params() -> dict:
-    # a short convolution lets a one-layer matrix-state model see the key when it reads the value
-    # (Zoology's BaseConv before every attention-free mixer); linear attention with elu + 1 features
-    # and the normaliser learns MQAR on both seeds where the identity map learns it on one (NOTES.md);
-    # the LRU keeps a width of 32 and varies its number of complex units
+    # a short convolution of 2 lets a one-layer matrix-state model see the key when it reads the
+    # value (Zoology's BaseConv before every attention-free mixer) and costs the state little;
+    # linear attention with elu + 1 features and the normaliser learns MQAR on both seeds where the
+    # identity map learns it on one (NOTES.md); Based keeps 2 key features (its Taylor map makes
+    # 7), Mamba 4 state indices per channel; DeltaNet runs without its forget gate (the delta rule
+    # alone, as Yang et al. 2024); the LRU keeps a width of 32 and varies its complex units
     return {"lru": {"hidden": 32}, "linattn": {"conv": 2, "feature": "elu", "normalize": True},
-            "deltanet": {"conv": 2}, "based": {"conv": 2}, "mamba": {}}
+            "deltanet": {"conv": 2, "gate": False}, "based": {"conv": 2, "d_key": 2}, "mamba": {"conv": 2, "state_dim": 4}}
+
+
+def _disjoint_arch_params() -> dict:
+    # no convolution (Mamba: a width of 1); the sets need no pairing of neighbours, and its state
+    # would crowd out S
+    return {"linattn": {"feature": "elu", "normalize": True}, "based": {"conv": 0, "d_key": 2},
+            "mamba": {"conv": 1, "state_dim": 4}}
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class MemorySettings(Settings):
     recall_steps: int = setting(1000, ge=1)
     disjoint: dict = setting(factory=dict, doc="disjointness task params besides order/read_twice")
     disjoint_archs: tuple[str, ...] = setting(JRT_ARCHS, doc="order asymmetry: architectures, those registered")
+    disjoint_arch_params: dict = setting(factory=dict, doc="order asymmetry: per arch, replaces arch_params")
+    disjoint_layers: int = setting(1, ge=1, doc="order asymmetry: layers (the state counts all of them)")
     disjoint_state: int = setting(24, ge=1)
     disjoint_steps: int = setting(2000, ge=1)
     probe_sizes: tuple[int, ...] = (1, 2, 4, 8, 14)
@@ -74,8 +85,10 @@ SETTINGS = profiles(
     # and sets of 16-1024 become 28 elements with sets of 2 and 14
     quick=MemorySettings(archs=(LTI, *INPUT_DEPENDENT), states=(64, 256), lr=3e-3,
                          recall={"vocab_size": 64, "seq_len": 32},
-                         disjoint={"vocab_size": 32, "short": 2, "long": 14}),
-    full=MemorySettings(states=(16, 64, 256, 1024, 4096), pairs=(4, 8, 16, 32), members=3,
+                         disjoint={"vocab_size": 132, "short": 4, "long": 16}, disjoint_state=64,
+                         disjoint_layers=2, disjoint_arch_params=_disjoint_arch_params(),
+                         probe_sizes=(1, 2, 4, 8, 16)),
+    full=MemorySettings(states=(64, 256, 1024, 4096), pairs=(4, 8, 16, 32), members=3,
                         recall={"vocab_size": 8192, "seq_len": 256}, recall_steps=20_000,
                         disjoint={"vocab_size": 256, "short": 4, "long": 64}, disjoint_state=256,
                         disjoint_steps=20_000, probe_sizes=(1, 2, 4, 8, 16, 32, 64), batch_size=128, lr=3e-3),
@@ -105,7 +118,8 @@ def _width(arch: str, state: int, dims: str, fixed: str) -> tuple[dict, int]:
 
     def size(k: int) -> int | None:
         try:
-            return probe.models.make(arch, d["task"], **{**params, knob: k}, d_embed=d["d_embed"]).state_size()
+            return probe.models.make(arch, d["task"], **{**params, knob: k}, d_embed=d["d_embed"],
+                                     layers=d["layers"]).state_size()
         except ValueError:
             return None
 
@@ -118,26 +132,31 @@ def _width(arch: str, state: int, dims: str, fixed: str) -> tuple[dict, int]:
         else:
             hi = mid - 1
     if best is None:
+        probe.models.make(arch, d["task"], **{**params, knob: 1}, d_embed=d["d_embed"], layers=d["layers"])  # bad params
         raise ValueError(f"{arch} cannot carry a state of {state} numbers or fewer with {params or 'its defaults'}; "
                          f"choose a larger state size")
     return {**params, knob: best[0]}, best[1]
 
 
-def width_for(arch: str, state: int, p: MemorySettings, task) -> tuple[dict, int]:
-    """Model parameters that give ``arch`` the largest state of at most ``state`` numbers, and that state.
+def width_for(arch: str, state: int, p: MemorySettings, task, layers: int = 1,
+              arch_params: dict | None = None) -> tuple[dict, int]:
+    """Model parameters that give ``arch`` (``layers`` deep) the largest state of at most ``state``
+    numbers, and that state.
 
-    ``hidden`` (``state_dim`` for the LRU) is searched; ``p.arch_params[arch]`` fixes the rest.
+    ``hidden`` (``state_dim`` for the LRU) is searched; ``arch_params`` (default
+    ``p.arch_params``) fixes the rest per architecture.
     """
+    arch_params = p.arch_params if arch_params is None else arch_params
     if arch not in probe.models.names():
         raise ValueError(f"unknown arch {arch!r}; valid choices: {', '.join(probe.models.names())}")
     valid = probe.models.arch_params(arch)
-    bad = [k for k in p.arch_params.get(arch, {}) if k not in valid and k != "hidden"]
+    bad = [k for k in arch_params.get(arch, {}) if k not in valid and k != "hidden"]
     if bad:
         raise ValueError(f"arch_params[{arch!r}] has unknown parameter {bad[0]!r}; valid choices: "
                          f"hidden, {', '.join(valid)}")
     dims = {"task": {"vocab_size": task.vocab_size, "d_output": task.d_output, "input_kind": task.input_kind},
-            "d_embed": p.d_embed}
-    return _width(arch, state, json.dumps(dims, sort_keys=True), json.dumps(p.arch_params.get(arch, {}), sort_keys=True))
+            "d_embed": p.d_embed, "layers": layers}
+    return _width(arch, state, json.dumps(dims, sort_keys=True), json.dumps(arch_params.get(arch, {}), sort_keys=True))
 
 
 def recall_task(p: MemorySettings, pairs: int):
@@ -148,9 +167,10 @@ def disjoint_task(p: MemorySettings, order: str = "both", read_twice: bool = Fal
     return tasks.make("disjointness", order=order, read_twice=read_twice, **p.disjoint)
 
 
-def _train(task, arch: str, state: int, steps: int, p: MemorySettings, store: str, seed: int):
-    params, _ = width_for(arch, state, p, task)
-    model = probe.models.make(arch, task, members=p.members, seed=seed, d_embed=p.d_embed, **params)
+def _train(task, arch: str, state: int, steps: int, p: MemorySettings, store: str, seed: int, layers: int = 1,
+           arch_params: dict | None = None):
+    params, _ = width_for(arch, state, p, task, layers, arch_params)
+    model = probe.models.make(arch, task, members=p.members, seed=seed, d_embed=p.d_embed, layers=layers, **params)
     return probe.train(task, model, steps=steps, batch_size=p.batch_size, lr=p.lr, schedule="cosine",
                        warmup=steps // 20, store=store, seed=seed, progress=False, eval_splits=["train"],
                        n_checkpoints=4)
@@ -166,7 +186,9 @@ def train_disjoint(order: str, read_twice: bool, p: MemorySettings, store: str =
     """Train (or load) the disjointness ensemble of one (order, read_twice) at the plan's state size
     (``arch``: default the first registered of ``p.disjoint_archs``)."""
     arch = arch or disjoint_archs(p)[0]
-    return _train(disjoint_task(p, order, read_twice), arch, p.disjoint_state, p.disjoint_steps, p, store, seed)
+    params = {**p.arch_params, **p.disjoint_arch_params}
+    return _train(disjoint_task(p, order, read_twice), arch, p.disjoint_state, p.disjoint_steps, p, store, seed,
+                  p.disjoint_layers, params)
 
 
 def disjoint_archs(p: MemorySettings) -> tuple[str, ...]:
