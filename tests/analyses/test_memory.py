@@ -168,6 +168,12 @@ def test_quick_profile_frontier_claim_passes(tmp_path):
 
 
 @pytest.mark.slow
+def test_quick_profile_delta_rule_claim_passes(tmp_path):
+    result = memory_claims.delta_rule(profile="quick", store=str(tmp_path))
+    assert result.passed, result
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="a GRU does not use the second reading: in the quick profile the gap is "
                                        "0.17 read once and 0.19 read twice, and four searches found no setting where "
                                        "reading twice lifts long-first accuracy by half the gap (analyses/memory/NOTES.md); "
@@ -261,3 +267,13 @@ def test_analyze_reads_pairs_out_of_a_matrix_state_and_draws_them():
     assert set(r.figures()) == {"by_lag", "retrieval"} and "retrieval.retrievable_at_end" in r.summary
     again = memory.MemoryResult.from_dict(json.loads(json.dumps(r.to_dict())))
     assert set(again.figures()) == {"by_lag", "retrieval"}
+
+
+def test_lead_over_the_lti_model_counts_only_input_dependent_archs():
+    rows = [{"arch": a, "pairs": 4, "state": s, "mean": m} for a, s, m in
+            [("lru", 64, 0.2), ("linattn", 64, 0.35), ("gru", 64, 0.9), ("mamba", 64, 0.45),
+             ("lru", 256, 0.25), ("deltanet", 256, 0.7)]]
+    lead = memory_claims.leads(rows)
+    assert lead == {"pairs=4,state=64": {"arch": "mamba", "lead": 0.25},
+                    "pairs=4,state=256": {"arch": "deltanet", "lead": 0.45}}
+    assert memory_claims.leads([r for r in rows if r["arch"] != "lru"]) == {}
