@@ -9,6 +9,7 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     gru     hook_r hook_z hook_n                  lstm   hook_i hook_f hook_g hook_o hook_c
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
+    mingru  hook_z hook_h_tilde                   minlstm hook_f hook_i hook_h_tilde
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
+from probe.models.mingru import MinGRULayer
+from probe.models.minlstm import MinLSTMLayer
 from probe.models.model import RecurrentModel
 
 ARCHITECTURES: dict[str, type[Layer]] = {
@@ -33,6 +36,8 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "linear": LinearLayer,
     "lru": LRULayer,
     "hawk": HawkLayer,
+    "mingru": MinGRULayer,
+    "minlstm": MinLSTMLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 
