@@ -10,6 +10,7 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
     mingru  hook_z hook_h_tilde                   minlstm hook_f hook_i hook_h_tilde
+    gru_diag hook_z hook_r hook_n                 lstm_diag hook_f hook_g hook_c hook_o
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from probe import _limits
 from probe.models.base import Layer, member_seed
+from probe.models.diag import GRUDiagLayer, LSTMDiagLayer
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
@@ -38,6 +40,8 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "hawk": HawkLayer,
     "mingru": MinGRULayer,
     "minlstm": MinLSTMLayer,
+    "gru_diag": GRUDiagLayer,
+    "lstm_diag": LSTMDiagLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 
@@ -128,6 +132,9 @@ def _check_arch_params(arch: str, params: Mapping[str, Any]) -> dict[str, Any]:
         ok, allowed = _in_range(value, spec, values)
         if not ok:
             raise ValueError(f"{arch} parameter {key} must lie in {allowed}, got {value!r}")
+    for key in getattr(layer, "OMIT_DEFAULTS", ()):  # how, not what, it computes: run ids stay as they were
+        if values[key] == defaults[key]:
+            del values[key]
     return values
 
 
