@@ -70,11 +70,11 @@ def main() -> None:
         for T in Ts:
             x = torch.randn(B, T, D_IN, generator=torch.Generator().manual_seed(T)).to(device)
 
-            def forward(model=None):
+            def forward(model=None, x=x):
                 with torch.no_grad():
                     model(x)
 
-            def both(model=None):
+            def both(model=None, x=x):
                 model.zero_grad(set_to_none=True)
                 model(x).sum().backward()
             fwd = measure({s: (lambda m=m: forward(m)) for s, m in models.items()}, sync, args.repeats)
