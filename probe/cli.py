@@ -210,6 +210,14 @@ def cmd_verify(args) -> int:
     return 0 if all(c.passed for c in results) else 1
 
 
+def cmd_sweep(args) -> int:
+    _check_store(args.store)
+    _threads()
+    from probe import sweep
+
+    return sweep.command(args)
+
+
 def cmd_figs(args) -> int:
     from pathlib import Path
 
@@ -464,6 +472,25 @@ def _figs_args(p):
                         "--store runs reuses the runs of probe demo and probe verify)")
 
 
+def _sweep_args(p):
+    p.add_argument("spec", metavar="SPEC", help="sweep file (TOML): task, arch, hidden, seeds, members, steps, [set]")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: worker processes here (default); ray: one Ray task per point")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="local engine: worker processes, the cores split among them (default: one per core)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="ray engine: 'auto' (a running cluster) or a cluster's address (default: Ray on this machine)")
+    p.add_argument("--num-cpus", type=float, default=None, metavar="C", help="ray engine: CPUs per point (default: file, else 1)")
+    p.add_argument("--num-gpus", type=float, default=None, metavar="G", help="ray engine: GPUs per point (default: file, else 0)")
+    _add_store(p)
+    p.add_argument("--dry-run", action="store_true", help="print the grid and its estimated cost; train nothing")
+    p.add_argument("--report", action="store_true",
+                   help="write the final metrics as CSV and a plotly figure (default: STORE/sweeps/); train nothing")
+    p.add_argument("--metric", default=None, help="report: the metric to plot (default: train.accuracy or train.mse)")
+    p.add_argument("--x", default=None, metavar="AXIS", help="report: the axis on the x axis (default: the first varying one)")
+    p.add_argument("--out", default=None, metavar="DIR", help="report: output folder (default: STORE/sweeps)")
+
+
 def _port(text: str) -> int:
     value = _natural(text)
     if not 1 <= value <= 65535:
@@ -492,6 +519,8 @@ _COMMANDS: list[tuple[str, str, Callable, Callable]] = [
     ("runs", "list the runs in a store", _add_store, cmd_runs),
     ("analyze", "run (or load the cached) analysis on one run member", _analyze_args, cmd_analyze),
     ("verify", "check the reproduced paper claims; exit 1 when one fails", _verify_args, cmd_verify),
+    ("sweep", "train a grid of runs from a TOML file, here or on a Ray cluster; rerun to resume",
+     _sweep_args, cmd_sweep),
     ("figs", "regenerate the paper figures (PNG, SVG, HTML, plotly JSON)", _figs_args, cmd_figs),
     ("app", "serve the Dash explorer over a store (http://127.0.0.1:8050)", _app_args, cmd_app),
     ("demo", "train a quick profile of every task, print the runs table, then open the explorer",
