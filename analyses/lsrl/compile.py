@@ -20,6 +20,7 @@ own equations in exact arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -116,6 +117,18 @@ class Compiled:
     def __call__(self, x) -> torch.Tensor:
         """Program outputs (B, T, d_output) computed by the model."""
         return self.model(self.inputs(x))
+
+    def save(self, path) -> Path:
+        """Write the program, the compile options and the weights to the folder ``path``
+        (``compiled.json`` and ``weights.safetensors``); :func:`load_compiled` reads them back."""
+        from probe._io import save_tensors, write_json
+        from analyses.lsrl.serial import program_to_json
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / "compiled.json", {"format": "probe.lsrl.compiled/1", "target": self.target,
+                                            "call": self.options["call"], "program": program_to_json(self.program)})
+        save_tensors(path / "weights.safetensors", dict(self.model.state_dict()), {"target": self.target})
+        return path
 
     def exact(self) -> "ExactModel":
         """The exported layers' equations in exact arithmetic (linear, elman and hawk only)."""
@@ -234,7 +247,30 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
         model.readout.b_U.copy_(torch.as_tensor(b_Uf.reshape(-1), dtype=dtype))
     model.eval()
     return Compiled(program, target, chain, plans, model, input_kind, target in ("linear", "hawk") and not tokens,
-                    (W_U, b_U), {"eps": eps, "margin": margin, "sat": sat, "dtype": str(dtype)})
+                    (W_U, b_U), {"eps": eps, "margin": margin, "sat": sat, "dtype": str(dtype),
+                                 "call": {"input_kind": input_kind, "dtype": str(dtype), "eps": eps, "margin": margin,
+                                          "sat": sat}})
 
 
-__all__ = ["ARCH_PARAMS", "Compiled", "ExactModel", "TARGETS", "compile"]
+def load_compiled(path) -> Compiled:
+    """A compiled model written by :meth:`Compiled.save`: the program is recompiled with the stored
+    options (for the chain and read-outs) and the stored weights are put in, so outputs are
+    bit-identical to the saved model's."""
+    from probe._io import load_tensors, read_json
+    from analyses.lsrl.serial import program_from_json
+    path = Path(path)
+    meta = read_json(path / "compiled.json")
+    if meta.get("format") != "probe.lsrl.compiled/1":
+        raise ValueError(f"{path}: not a compiled LSRL model (format {meta.get('format')!r})")
+    call = dict(meta["call"])
+    call["dtype"] = getattr(torch, call["dtype"].removeprefix("torch."))
+    c = compile(program_from_json(meta["program"]), meta["target"], **call)
+    tensors, _ = load_tensors(path / "weights.safetensors")
+    state = c.model.state_dict()
+    if set(tensors) != set(state) or any(tensors[k].shape != state[k].shape for k in state):
+        raise ValueError(f"{path}: stored weights do not fit the recompiled {meta['target']} model")
+    c.model.load_state_dict(tensors)
+    return c
+
+
+__all__ = ["ARCH_PARAMS", "Compiled", "ExactModel", "TARGETS", "compile", "load_compiled"]

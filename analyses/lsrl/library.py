@@ -3,7 +3,7 @@
     counter()            ones read so far                         LinState, A = B = 1
     majority()           1 while more ones than zeros so far       two counters and a ReLU step (paper's example)
     parity()             streaming parity                          the DFA simulator on the parity automaton
-    mod_counter(n)       t mod n                                   a one-hot state turned by a cyclic shift
+    mod_counter(n)       0, 1, ..., n-1, 0, ... (official phase)   a one-hot state turned by a cyclic shift
     dfa(delta)           the state of any automaton (one-hot)      ReLUState over (state, symbol) pairs
     lookup(K, V, gate)   values stored under the queried key        outer-product memory, read by a gate
 
@@ -100,8 +100,8 @@ def majority() -> LibraryProgram:
 
 def mod_counter(n: int = 3) -> LibraryProgram:
     x = _bits()
-    return LibraryProgram("mod_counter", Program(x, {f"t mod {n}": S.mod_counter(x, n)}, name="mod_counter"),
-                          BITS, f"t mod {n}, t the number of inputs read")
+    return LibraryProgram("mod_counter", Program(x, {f"(t-1) mod {n}": S.mod_counter(x, n)}, name="mod_counter"),
+                          BITS, f"(t - 1) mod {n}, t the number of inputs read (0 at the first step, as official)")
 
 
 def dfa_state(x: Node, delta: Sequence[Sequence[int]], start: int = 0, resets: Optional[dict] = None,
