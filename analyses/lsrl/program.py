@@ -154,6 +154,8 @@ class Interpreter:
                 v = be.cat(ins)
             elif isinstance(n, g.ReLU):
                 v = be.relu(ins[0])
+            elif isinstance(n, g.Indicator):
+                v = be.relu(ins[0]) - be.relu(ins[0] - 1)
             elif isinstance(n, g.Multiplicative):
                 gate, val = ins[0][:, :n.dim], ins[0][:, n.dim:]
                 if self.check and n.binary_gate and not be.is_binary(gate):

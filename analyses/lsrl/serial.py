@@ -76,7 +76,8 @@ def program_to_json(prog: Program) -> dict:
         b = {"kind": n.kind, "name": n.name, "inputs": [index[s] for s in g.sources(n)], "dim": n.dim}
         if isinstance(n, g.Input):
             b.update(low=None if n.low is None else expr_to_json(n.low),
-                     high=None if n.high is None else expr_to_json(n.high))
+                     high=None if n.high is None else expr_to_json(n.high),
+                     grid=None if n.grid is None else expr_to_json(n.grid))
         elif isinstance(n, g.Linear):
             b.update(A=_mat(n.A), b=_mat(n.b))
         elif isinstance(n, g.Affine):
@@ -87,8 +88,18 @@ def program_to_json(prog: Program) -> dict:
             b.update(A=_mat(n.A), B=_mat(n.B), bias=_mat(n.bias), init=_mat(n.init))
             if isinstance(n, g.ReLUState):
                 b.update(binary=n.binary)
-        elif not isinstance(n, (g.Concat, g.ReLU)):
+        elif not isinstance(n, (g.Concat, g.ReLU, g.Indicator)):
             raise TypeError(f"{n.name}: cannot store block kind {type(n).__name__}")
+        clamp, ifelse = getattr(n, "clamp", None), getattr(n, "ifelse", None)
+        if clamp is not None and clamp[0] in index:
+            b["clamp"] = [index[g.resolve(clamp[0])], expr_to_json(clamp[1])]
+        if ifelse is not None and all(v is None or g.resolve(v) in index for v in ifelse.values()
+                                      if isinstance(v, g.Node) or v is None):
+            b["ifelse"] = {k: (expr_to_json(v) if k == "big" else None if v is None else index[g.resolve(v)])
+                           for k, v in ifelse.items()}
+        mod = getattr(n, "modcounter", None)
+        if mod is not None and g.resolve(mod["anchor"]) in index:
+            b["modcounter"] = dict(mod, anchor=index[g.resolve(mod["anchor"])])
         blocks.append(b)
     return {"format": FORMAT, "name": prog.name, "blocks": blocks, "output": index[prog.output],
             "output_labels": list(prog.output_labels)}
@@ -107,7 +118,8 @@ def program_from_json(d: dict) -> Program:
         kind, name = b["kind"], b["name"]
         if kind == "input":
             low, high = (None if b[k_] is None else expr_from_json(b[k_]) for k_ in ("low", "high"))
-            node = g.Input(b["dim"], name=name, low=low, high=high)
+            grid = None if b.get("grid") is None else expr_from_json(b["grid"])
+            node = g.Input(b["dim"], name=name, low=low, high=high, grid=grid)
         elif kind == "linear":
             node = g.Linear(ins[0], _unmat(b["A"]), _unmat(b["b"]), name=name)
         elif kind == "affine":
@@ -116,6 +128,8 @@ def program_from_json(d: dict) -> Program:
             node = g.Concat(ins, name=name)
         elif kind == "relu":
             node = g.ReLU(ins[0], name=name)
+        elif kind == "ind":
+            node = g.Indicator(ins[0], name=name)
         elif kind == "mul":
             node = g.Multiplicative(ins[0], name=name, binary_gate=b["binary_gate"])
         elif kind in ("linstate", "relustate"):
@@ -124,7 +138,14 @@ def program_from_json(d: dict) -> Program:
                     else g.LinState(*args, name=name))
         else:
             raise ValueError(f"unknown block kind {kind!r} in a stored program; valid: input, linear, affine, "
-                             "concat, relu, mul, linstate, relustate")
+                             "concat, relu, ind, mul, linstate, relustate")
+        if "clamp" in b:
+            node.clamp = (built[b["clamp"][0]], expr_from_json(b["clamp"][1]))
+        if "ifelse" in b:
+            node.ifelse = {k: (expr_from_json(v) if k == "big" else None if v is None else built[v])
+                           for k, v in b["ifelse"].items()}
+        if "modcounter" in b:
+            node.modcounter = dict(b["modcounter"], anchor=built[b["modcounter"]["anchor"]])
         built.append(node)
     inputs = [n for n in built if isinstance(n, g.Input)]
     if len(inputs) != 1:

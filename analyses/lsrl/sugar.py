@@ -66,7 +66,9 @@ def step(x: Node, scale=1000) -> Node:
     s = exact(scale)
     if not s > 0:
         raise ValueError(f"step of '{x.name}': scale must be positive, got {scale!r}")
-    return ReLU(x * s) - ReLU(x - 1 / s) * s
+    out = ReLU(x * s) - ReLU(x - 1 / s) * s
+    out.clamp = (x, s)                  # what it computes, for the compiler's analysis (harden.py)
+    return out
 
 
 def bump(x: Node, lo: Operand, hi: Operand, scale=1000) -> Node:
@@ -107,7 +109,10 @@ def not_(c: Node) -> Node:
 
 def and_(a: Node, b: Node, scale=1000) -> Node:
     """1 where both a and b are positive (at least 1/scale)."""
-    return ReLU(step(a, scale) + step(b, scale) - 1)
+    z = step(a, scale) + step(b, scale) - 1
+    out = ReLU(z)
+    out.clamp = (z, exact(1))           # relu(z) = clamp(z, 0, 1) since z <= 1
+    return out
 
 
 def or_(a: Node, b: Node, scale=1000) -> Node:
@@ -125,13 +130,14 @@ def ifelse(cond: Node, t: Optional[Operand], f: Optional[Operand], big=10**10) -
     like = t if isinstance(t, Node) else f if isinstance(f, Node) else cond
     c = _broadcast(cond, like.dim)
     L = exact(big)
-    out = None
-    for val, off in ((f, c), (t, not_(c))):
+    out, vals = None, {}
+    for key, val, off in (("f", f, c), ("t", t, not_(c))):
         if val is None:
             continue
-        v = _node(val, c)
+        v = vals[key] = _node(val, c)
         part = ReLU(v - off * L) - ReLU(-v - off * L)
         out = part if out is None else out + part
+    out.ifelse = {"cond": c, "t": vals.get("t"), "f": vals.get("f"), "big": L}   # for harden.py
     return out
 
 
@@ -162,13 +168,15 @@ def ifelse_step(cond: Node, t: Optional[Operand], f: Optional[Operand], big=10**
     like = t if isinstance(t, Node) else f if isinstance(f, Node) else cond
     c = _broadcast(cond, like.dim)
     L, half = exact(big), sympy.Rational(1, 2)
-    out = None
-    for val, on in ((t, step(c - half, scale)), (f, step(half - c, scale))):
+    out, vals, on_t = None, {}, None
+    for key, val, on in (("t", t, step(c - half, scale)), ("f", f, step(half - c, scale))):
+        on_t = on if key == "t" else on_t
         if val is None:
             continue
-        v = _node(val, c)
+        v = vals[key] = _node(val, c)
         part = ReLU(on * L - L + v) - ReLU(on * L - L - v)
         out = part if out is None else out + part
+    out.ifelse = {"cond": on_t, "t": vals.get("t"), "f": vals.get("f"), "big": L, "step_of": c}
     return out
 
 
@@ -217,9 +225,9 @@ def mod_counter(x: Node, n: int, method: Literal["shift", "rotation"] = "shift",
             Linear(turn, [[0, 0]], [1])             # n = 1: one phase, always on (official: cos(π) = -1 threshold)
     else:
         raise ValueError(f"mod_counter: unknown method {method!r}; valid choices: shift, rotation")
-    if onehot:
-        return phase
-    return Linear(phase, [list(range(n))], name=name)
+    out = phase if onehot else Linear(phase, [list(range(n))], name=name)
+    out.modcounter = {"anchor": x, "n": n, "method": method, "onehot": onehot, "first": first}   # for harden.py
+    return out
 
 
 __all__ = ["and_", "bump", "const", "eq", "ifelse", "ifelse_mul", "ifelse_step", "ifeq", "larger", "mod_counter", "neq", "not_",
