@@ -6,6 +6,7 @@
     runs/<run_id>/metrics.jsonl              one line per logged step and member
     runs/<run_id>/ckpt/step_<N>.safetensors  every member + optimizer + RNG state at step N
     runs/<run_id>/analyses/<name>.json       cached analysis Results (written by ``analyses``)
+    runs/index.json                          every run's row, kept by list_runs (:mod:`probe._runindex`)
 
 A run's id is ``<task>-<arch>-h<hidden>-<hash8>``, the hash taken over its whole config (task,
 model and training, seed included), so the same command always names the same folder: that is
