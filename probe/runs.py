@@ -296,12 +296,14 @@ def _indexed_row(root: Path, entry: os.DirEntry, old: dict, new: dict, racy_ns: 
     return _read_row(root, entry.name)
 
 
-def list_runs(store: str | os.PathLike = "runs") -> list[dict[str, Any]]:
+def list_runs(store: str | os.PathLike = "runs", update_index: bool = True) -> list[dict[str, Any]]:
     """One row per run in ``store``, from the store's index and the ``run.json`` files changed since.
 
     The index (``<store>/index.json``, see :mod:`probe._runindex`) is checked against a stat of
     every ``run.json`` and brought up to date atomically, so a 1,000-run store lists in a few
     milliseconds once indexed, and the rows are always those the ``run.json`` files give.
+    ``update_index=False`` leaves the store as it is (the index is used, not rewritten): how a
+    failed command names the runs it could have meant without touching the store.
 
     Returns
     -------
@@ -320,8 +322,9 @@ def list_runs(store: str | os.PathLike = "runs") -> list[dict[str, Any]]:
     racy_ns = old_scan_ns - int(_runindex.RACY_S * 1e9)
     with os.scandir(root) as entries:
         found = [(e.name, _indexed_row(root, e, old, new, racy_ns)) for e in entries if not e.name.startswith(".")]
-    _runindex.save(root, new, old, scan_ns)
-    # Copies, so a caller editing a row cannot edit the index; a killed run's lock says "stopped".
+    if update_index:
+        _runindex.save(root, new, old, scan_ns)
+    # A run.json saying "running" whose lock nobody holds is a killed run: "stopped".
     rows = [dict(r, status=_is_alive(root / name, r)) for name, r in found if r is not None]
     return sorted(rows, key=lambda r: r["id"])
 
@@ -410,7 +413,7 @@ def open_run(path_or_id: str | os.PathLike, store: str | os.PathLike = "runs") -
     _safepath.check_name(text)
     if _looks_like_run(root / text):
         return Run(root / text)
-    ids = [r["id"] for r in list_runs(root)] if root.is_dir() else []
+    ids = [r["id"] for r in list_runs(root, update_index=False)] if root.is_dir() else []
     # Let a unique prefix stand for the whole id, as git does for commits.
     matches = [i for i in ids if i.startswith(text)]
     if len(matches) == 1:

@@ -178,6 +178,15 @@ def test_the_index_follows_changed_new_and_removed_runs(tmp_path, monkeypatch):
     assert (tmp_path / "index.json").stat().st_mtime_ns == written
 
 
+def test_a_failed_open_names_the_runs_without_writing_the_index(tmp_path):
+    _old_fake_runs(tmp_path, 3)
+    with pytest.raises(ValueError, match="unknown run 'nope'.*parity-gru-h8-0000000"):
+        open_run("nope", store=tmp_path)
+    assert not (tmp_path / "index.json").exists()
+    list_runs(tmp_path, update_index=False)
+    assert not (tmp_path / "index.json").exists()
+
+
 @pytest.mark.parametrize("damage", ["garbage", "not an object", "other version", "bad entry", "a link", "a folder",
                                     "lying row, stat changed"])
 def test_a_damaged_index_is_ignored_and_rebuilt(tmp_path, damage):
