@@ -177,3 +177,18 @@ def test_auto_warns_nothing_on_short_sequences():
         warnings.simplefilter("error")
         model(tokens(T=5))
     assert model.layers[0].last_solve is None     # CPU: "auto" ran the loop
+
+
+@pytest.mark.parametrize("arch", ["mingru", "minlstm", "gru_diag", "lstm_diag"])
+def test_the_explorer_shows_and_edits_the_new_architectures(arch):
+    import numpy as np
+
+    from app import logic
+    task = tasks.make("parity", max_len=10)
+    model = make(arch, task, hidden=6, seed=0)
+    x = logic.make_input(task, "seed", 0, length=12)
+    trajs, out = logic.trajectories(model, x["inputs"])
+    assert set(trajs) == set(model.hook_dict) and out.shape == (12, 2)
+    d = logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 4, None, "zero")
+    diff = np.asarray(d["diff"])
+    assert diff[:4].max() < 1e-6 and diff[4] > 1e-3
