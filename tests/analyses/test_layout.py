@@ -20,7 +20,7 @@ STUDIES = sorted(ANALYSES + ["lsrl"])
 CLAIMS = ["attention.construction_exact", "attention.discovered", "cells.charlm", "cells.saturation",
           "disjointness.order_asymmetry", "integration.outlier_eigenvalue", "integration.theory_match",
           "lsrl.exact", "lsrl.ground_truth", "parallel.predictability", "parity.automaton", "parity.infinite_generalization",
-          "recall.state_frontier", "regular.icll", "repetition.linear_large", "repetition.onion_small"]
+          "recall.delta_rule", "recall.state_frontier", "regular.icll", "repetition.linear_large", "repetition.onion_small"]
 
 
 def _module_name(path: Path) -> str:
