@@ -192,3 +192,15 @@ def test_the_explorer_shows_and_edits_the_new_architectures(arch):
     d = logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 4, None, "zero")
     diff = np.asarray(d["diff"])
     assert diff[:4].max() < 1e-6 and diff[4] > 1e-3
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_2x2_block_scan_equals_the_matrix_scan(reverse):
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(2, 3, 70, 5, 2, 2, generator=g, dtype=torch.float64) * 0.6   # (..., T, H, 2, 2)
+    b = torch.randn(2, 3, 70, 10, generator=g, dtype=torch.float64)
+    h0 = torch.randn(2, 3, 10, generator=g, dtype=torch.float64)
+    as_matrices = newton.matrix_scan(J.movedim(-3, -4), b.unflatten(-1, (2, -1)).movedim(-1, -3),
+                                     h0.unflatten(-1, (2, -1)).transpose(-1, -2), reverse, "sequential")
+    want = as_matrices.movedim(-3, -1).flatten(-2)                                # (..., T, 2H)
+    torch.testing.assert_close(newton._scan(J, b, h0, 2, reverse), want, atol=1e-12, rtol=1e-12)
