@@ -332,11 +332,12 @@ def solve(f: Callable[..., Tensor], h0: Tensor, T: int, *args: Tensor, method: M
 
 
 def choose_solver(device: torch.device, T: int, D: int, structured: bool) -> str:
-    """What ``solver="auto"`` runs: Newton where the benchmarks found it faster than the loop.
+    """What ``solver="auto"`` runs.
 
-    On the CPU the step-by-step loop wins at every length measured (benchmarks/NOTES.md), so
-    "auto" is "sequential" there; on a GPU, a diagonal cell (one elementwise scan per Newton
-    step) from T = 256 on, a dense one with D <= 32 ("deer") from T = 1024 on.
+    On the CPU the step-by-step loop won at every length measured (benchmarks/NOTES.md), so "auto"
+    is "sequential" there. On a GPU (not yet measured: a guess to revisit with
+    ``benchmarks/parallel_rnn.py``) Newton for a structured cell (diagonal or 2x2 blocks) from
+    T = 256 on, and dense DEER for D <= 32 from T = 1024 on.
     """
     if torch.device(device).type == "cpu":
         return "sequential"
