@@ -66,6 +66,7 @@ def automaton_figure(a: dict, title: str = "Extracted automaton", max_states: in
                 edges.setdefault((q, t), []).append(str(sym))
     small = n <= 12  # label edges on small graphs; on big ones colour them by symbol instead
     edge_colour = {"0": "#636363", "1": "#e31a1c"}
+    notes = []  # every annotation, set once: plotly's add_annotation copies all the earlier ones
     for (q, t), syms in edges.items():
         text, col = ",".join(syms), edge_colour.get(syms[0], "gray") if len(syms) == 1 else "black"
         if q == t:  # a self-loop: a small circle outside the node
@@ -74,18 +75,19 @@ def automaton_figure(a: dict, title: str = "Extracted automaton", max_states: in
             fig.add_trace(go.Scatter(x=c[0] + r * np.cos(th), y=c[1] + r * np.sin(th), mode="lines",
                                      line=dict(color=col, width=1), hoverinfo="skip", showlegend=False))
             if small:
-                fig.add_annotation(x=c[0] * (1 + 1.5 * r), y=c[1] * (1 + 1.5 * r) + (r if n == 1 else 0),
-                                   text=text, showarrow=False)
+                notes.append(dict(x=c[0] * (1 + 1.5 * r), y=c[1] * (1 + 1.5 * r) + (r if n == 1 else 0),
+                                  text=text, showarrow=False))
             continue
         (x0, y0), (x1, y1) = pos[q], pos[t]
         normal = np.array([y0 - y1, x1 - x0]) * 0.06  # bend apart the two directions of a pair
-        fig.add_annotation(x=x1 + normal[0], y=y1 + normal[1], ax=x0 + normal[0], ay=y0 + normal[1],
-                           xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2,
-                           arrowsize=1.2 if small else 0.8, arrowwidth=1, arrowcolor=col,
-                           standoff=14 if small else 6, text="")
+        notes.append(dict(x=x1 + normal[0], y=y1 + normal[1], ax=x0 + normal[0], ay=y0 + normal[1],
+                          xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2,
+                          arrowsize=1.2 if small else 0.8, arrowwidth=1, arrowcolor=col,
+                          standoff=14 if small else 6, text=""))
         if small:
             mid = (pos[q] + pos[t]) / 2 + 2 * normal
-            fig.add_annotation(x=mid[0], y=mid[1], text=text, showarrow=False, font=dict(size=12))
+            notes.append(dict(x=mid[0], y=mid[1], text=text, showarrow=False, font=dict(size=12)))
+    fig.update_layout(annotations=notes)
     colour = {0: "#3182bd", 1: "#e6550d", None: "#bdbdbd"}
     sizes = a.get("sizes") or [1] * n
     hover = [f"state {q}, output {labels[q]}, {sizes[q]} prefixes" + (" (start)" if q == start else "")
