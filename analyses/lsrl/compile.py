@@ -254,8 +254,11 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
     info = analyse(program, horizon)
     constructions: list[str] = []
     if harden:
-        hardened, constructions = harden_program(program, target, info)
-        if constructions:
+        for _ in range(4):                        # a rewrite can reveal more (a shift counter has a grid)
+            hardened, done = harden_program(program, target, info)
+            if not done:
+                break
+            constructions += done
             program, info = hardened, analyse(hardened, horizon)
     chain = linearise(program)
     if target != "elman":

@@ -95,8 +95,8 @@ def program_to_json(prog: Program) -> dict:
             b["clamp"] = [index[g.resolve(clamp[0])], expr_to_json(clamp[1])]
         if ifelse is not None and all(v is None or g.resolve(v) in index for v in ifelse.values()
                                       if isinstance(v, g.Node) or v is None):
-            b["ifelse"] = {k: (expr_to_json(v) if k == "big" else None if v is None else index[g.resolve(v)])
-                           for k, v in ifelse.items()}
+            b["ifelse"] = {k: (v if k == "gate" else None if v is None else expr_to_json(v) if k == "big"
+                               else index[g.resolve(v)]) for k, v in ifelse.items()}
         mod = getattr(n, "modcounter", None)
         if mod is not None and g.resolve(mod["anchor"]) in index:
             b["modcounter"] = dict(mod, anchor=index[g.resolve(mod["anchor"])])
@@ -142,8 +142,8 @@ def program_from_json(d: dict) -> Program:
         if "clamp" in b:
             node.clamp = (built[b["clamp"][0]], expr_from_json(b["clamp"][1]))
         if "ifelse" in b:
-            node.ifelse = {k: (expr_from_json(v) if k == "big" else None if v is None else built[v])
-                           for k, v in b["ifelse"].items()}
+            node.ifelse = {k: (v if k == "gate" else None if v is None else expr_from_json(v) if k == "big"
+                               else built[v]) for k, v in b["ifelse"].items()}
         if "modcounter" in b:
             node.modcounter = dict(b["modcounter"], anchor=built[b["modcounter"]["anchor"]])
         built.append(node)
