@@ -65,8 +65,12 @@ def test_official_program_on_every_target(name, target):
     c = compile(lp.program, target, horizon=L)
     x = torch.tensor(lp.sample(np.random.default_rng(2), 16, L))
     err = max_error(c(x), lp.program.run(x))
-    assert err <= c.bound.value, (err, c.bound.value)
-    assert err <= 1e-9, (err, c.constructions)
+    assert err <= 1e-9, (err, c.constructions)                         # against the float64 interpreter
+    # the bound is on |model - exact program|: check it against the symbolic interpreter (the
+    # rotation counter's nested radicals make that too slow for official_counters: float there)
+    exact = (lp.program.run(x[:2].numpy(), backend="symbolic").astype(float) if name != "official_counters"
+             else lp.program.run(x[:2]).numpy())
+    assert max_error(c(x[:2]), exact) <= c.bound.value, (c.bound.value, c.constructions)
     # a gru product is a pair of units whose read-out cancels two ±1 terms: its worst case sits
     # near 1e-10 of the value it gates (measured errors stay below 1e-9); everything else <= 1e-9
     assert c.bound.value <= (1e-7 if target == "gru" and name in ("official_ifelse", "kv_lookup") else 1e-9)
