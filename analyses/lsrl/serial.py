@@ -1,6 +1,6 @@
 """Save and load programs (JSON) and compiled models (JSON + safetensors); nothing is pickled.
 
-    save_program(prog, "maj.json");  prog = load_program("maj.json")
+    save_program(prog, "maj.json");  prog = load_program("maj.json")     # analyses.lsrl.serial
     c.save("maj_gru");               c = load_compiled("maj_gru")   # maj_gru/{compiled.json, weights.safetensors}
 
 A program is stored block by block in topological order: kind, name, the indices of its inputs,
@@ -171,18 +171,8 @@ def load_program(path) -> Program:
 
 
 def parameter_count(prog: Program) -> int:
-    """Weights of the program's blocks, counted as the official ``ForEach.parameter_count`` does:
-    every entry of A and b of a Linear (and of an Affine's matrices), of A, B and bias of a
-    LinState / ReLUState (not its initial state); Concat, ReLU and Multiplicative have none."""
-    count = 0
-    for n in prog.nodes:
-        if isinstance(n, g.Linear):
-            count += n.A.rows * n.A.cols + n.b.rows
-        elif isinstance(n, g.Affine):
-            count += sum(A.rows * A.cols for A in n.As) + n.b.rows
-        elif isinstance(n, g.LinState):
-            count += n.A.rows * n.A.cols + n.B.rows * n.B.cols + n.bias.rows
-    return count
+    """The official ``ForEach.parameter_count`` (see :meth:`Program.parameter_count`)."""
+    return prog.parameter_count()
 
 
 __all__ = ["expr_from_json", "expr_to_json", "load_program", "parameter_count", "program_from_json",
