@@ -407,7 +407,7 @@ def _write_index(spec: Spec, store: Path, rows: list[dict]) -> Path:
 
 def run_sweep(spec: Spec, store: str | os.PathLike = "runs", engine: str = "local", workers: int | None = None,
               address: str | None = None, num_cpus: float | None = None, num_gpus: float | None = None,
-              out=sys.stdout) -> tuple[list[dict], list[dict]]:
+              out=None) -> tuple[list[dict], list[dict]]:
     """Train every unfinished point of ``spec`` into ``store``; returns ``(rows, failed)``.
 
     Finished points are skipped, unfinished ones resumed. A failing point never stops the
@@ -416,6 +416,7 @@ def run_sweep(spec: Spec, store: str | os.PathLike = "runs", engine: str = "loca
     """
     if engine not in ("local", "ray"):
         raise ValueError(f"unknown engine {engine!r}; valid engines: local, ray")
+    out = out or sys.stdout
     store = Path(store).absolute()
     rows = plan(spec, store)
     todo = [(p, r) for p, r in zip(spec.points, rows) if r["status"] not in ("done", "diverged")]
