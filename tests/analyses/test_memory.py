@@ -174,10 +174,10 @@ def test_quick_profile_delta_rule_claim_passes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a GRU does not use the second reading: in the quick profile the gap is "
-                                       "0.17 read once and 0.19 read twice, and four searches found no setting where "
-                                       "reading twice lifts long-first accuracy by half the gap (analyses/memory/NOTES.md); "
-                                       "left failing, not loosened, until the matrix-state models of issue 22")
+@pytest.mark.xfail(strict=True, reason="JRT's models (linattn, based, mamba; 2 layers, state 64, 124 elements, sets "
+                                       "of 4 and 16, 2000 steps) learn neither order (0.03-0.04), so there is no gap "
+                                       "to close; before them a GRU showed no gap (0.17 read once, 0.19 twice); "
+                                       "analyses/memory/NOTES.md; left failing, not loosened")
 def test_quick_profile_order_asymmetry_claim_passes(tmp_path):
     result = memory_claims.order_asymmetry(profile="quick", store=str(tmp_path))
     assert result.passed, result
