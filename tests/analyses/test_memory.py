@@ -162,12 +162,16 @@ def test_bad_input_names_the_valid_choices(disjoint):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the LRU does not rise by 0.1 from state 64 to 256 (0.160 to 0.214) while every "
+                                       "input-dependent model does and leads it by 0.38 / 0.66; analyses/memory/NOTES.md")
 def test_quick_profile_frontier_claim_passes(tmp_path):
     result = memory_claims.state_frontier(profile="quick", store=str(tmp_path))
     assert result.passed, result
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="DeltaNet learns MQAR more slowly than linear attention at the quick budget "
+                                       "(0.11 / 0.56 against 0.54 / 0.87 at state ~60 / ~240); analyses/memory/NOTES.md")
 def test_quick_profile_delta_rule_claim_passes(tmp_path):
     result = memory_claims.delta_rule(profile="quick", store=str(tmp_path))
     assert result.passed, result
