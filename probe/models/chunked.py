@@ -64,11 +64,12 @@ def linear_attention_step(q: Tensor, k: Tensor, v: Tensor, log_decay: Optional[T
     _check(q, k, v, 1)
     S = q.new_zeros(q.shape[0], q.shape[2], v.shape[2]) if state is None else state
     out = []
-    for t in range(q.shape[1]):
-        if log_decay is not None:
-            S = S * log_decay[:, t, :, None].exp()
-        S = S + k[:, t, :, None] * v[:, t, None, :]
-        out.append(torch.einsum("nk,nkv->nv", q[:, t], S))
+    decays = log_decay.unbind(1) if log_decay is not None else [None] * q.shape[1]
+    for q_t, k_t, v_t, g_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), decays):
+        if g_t is not None:
+            S = S * g_t[:, :, None].exp()
+        S = S + k_t[:, :, None] * v_t[:, None, :]
+        out.append(torch.einsum("nk,nkv->nv", q_t, S))
     return torch.stack(out, 1), S
 
 
@@ -89,9 +90,10 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
         intra = (q @ k.transpose(-1, -2)).masked_fill(~causal, 0) @ v               # (N, n, C, V)
         kv = k.transpose(-1, -2) @ v                                                 # (N, n, K, V)
         S, outs = S0, []
-        for c in range(n):
-            outs.append(q[:, c] @ S + intra[:, c])
-            S = S + kv[:, c]
+        # unbind once: indexing chunk c would cost a zero-filled copy of the whole tensor in the backward
+        for q_c, intra_c, kv_c in zip(q.unbind(1), intra.unbind(1), kv.unbind(1)):
+            outs.append(q_c @ S + intra_c)
+            S = S + kv_c
         return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
     b = torch.cumsum(g, 2)                                                           # (N, n, C, K|1)
     if g.shape[-1] == 1:                 # one decay per step: a C×C decay matrix
@@ -106,9 +108,9 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
     kv = kd.transpose(-1, -2) @ v                                                    # (N, n, K, V)
     last = b[:, :, -1].exp()                                                         # (N, n, K|1)
     S, outs = S0, []
-    for c in range(n):
-        outs.append(qd[:, c] @ S + intra[:, c])
-        S = last[:, c, :, None] * S + kv[:, c]
+    for qd_c, intra_c, last_c, kv_c in zip(qd.unbind(1), intra.unbind(1), last.unbind(1), kv.unbind(1)):
+        outs.append(qd_c @ S + intra_c)
+        S = last_c[:, :, None] * S + kv_c
     return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
 
 
@@ -123,12 +125,13 @@ def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_decay: Op
     _check(q, k, v, 1)
     S = q.new_zeros(q.shape[0], q.shape[2], v.shape[2]) if state is None else state
     out = []
-    for t in range(q.shape[1]):
-        if log_decay is not None:
-            S = S * log_decay[:, t, None, None].exp()
-        u = beta[:, t, None] * (v[:, t] - torch.einsum("nk,nkv->nv", k[:, t], S))
-        S = S + k[:, t, :, None] * u[:, None, :]
-        out.append(torch.einsum("nk,nkv->nv", q[:, t], S))
+    decays = log_decay.unbind(1) if log_decay is not None else [None] * q.shape[1]
+    for q_t, k_t, v_t, b_t, g_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1), decays):
+        if g_t is not None:
+            S = S * g_t[:, None, None].exp()
+        u = b_t[:, None] * (v_t - torch.einsum("nk,nkv->nv", k_t, S))
+        S = S + k_t[:, :, None] * u[:, None, :]
+        out.append(torch.einsum("nk,nkv->nv", q_t, S))
     return torch.stack(out, 1), S
 
 
@@ -158,11 +161,64 @@ def delta_rule_chunked(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_decay:
     kd = k * (b[:, :, -1:] - b).exp()[..., None]
     last = b[:, :, -1].exp()                                                         # (N, n)
     outs = []
-    for c in range(n):
-        u = u_v[:, c] - w[:, c] @ S                                                  # (N, C, V)
-        outs.append(qd[:, c] @ S + attn[:, c] @ u)
-        S = last[:, c, None, None] * S + kd[:, c].transpose(-1, -2) @ u
+    for u_c, w_c, qd_c, attn_c, last_c, kd_c in zip(*(x.unbind(1) for x in (u_v, w, qd, attn, last, kd))):
+        u = u_c - w_c @ S                                                            # (N, C, V)
+        outs.append(qd_c @ S + attn_c @ u)
+        S = last_c[:, None, None] * S + kd_c.transpose(-1, -2) @ u
     return torch.stack(outs, 1).reshape(N, n * C, V)[:, :T], S
+
+
+# ---------------------------------------------------------------------------------------------
+# flash-linear-attention's kernels, where installed, on CUDA
+# ---------------------------------------------------------------------------------------------
+
+def _fla_ops():
+    """flash-linear-attention's chunked kernels, or None where it is not installed."""
+    try:
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+        from fla.ops.gla import chunk_gla
+        from fla.ops.simple_gla import chunk_simple_gla
+    except Exception:  # noqa: BLE001 - an optional extra: missing, or built for another torch
+        return None
+    return {"gla": chunk_gla, "simple_gla": chunk_simple_gla, "delta": chunk_gated_delta_rule}
+
+
+def use_fla(x: Tensor) -> bool:
+    """Whether :func:`fla_linear_attention` / :func:`fla_delta_rule` serve ``x``: a CUDA tensor
+    of a dtype fla's Triton kernels take, fla installed, and ``PROBE_FLA`` not set to 0."""
+    import os
+    return (x.is_cuda and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            and os.environ.get("PROBE_FLA", "1") != "0" and _fla_ops() is not None)
+
+
+def _to_fla(x: Tensor) -> Tensor:
+    """Our (N, T, ...) -> fla's (B=1, T, H=N, ...)."""
+    return x.transpose(0, 1)[None].contiguous()
+
+
+def fla_linear_attention(q, k, v, log_decay=None, state=None, chunk: int = 64):
+    """:func:`linear_attention_chunked` on flash-linear-attention's kernels (scale 1)."""
+    ops = _fla_ops()
+    S0 = None if state is None else state[None].contiguous()
+    if log_decay is None:
+        o, S = ops["simple_gla"](_to_fla(q), _to_fla(k), _to_fla(v), scale=1.0, initial_state=S0,
+                                 output_final_state=True)
+    elif log_decay.shape[-1] == 1:
+        o, S = ops["simple_gla"](_to_fla(q), _to_fla(k), _to_fla(v), g=_to_fla(log_decay[..., 0]), scale=1.0,
+                                 initial_state=S0, output_final_state=True)
+    else:
+        o, S = ops["gla"](_to_fla(q), _to_fla(k), _to_fla(v), _to_fla(log_decay), scale=1.0, initial_state=S0,
+                          output_final_state=True)
+    return o[0].transpose(0, 1), S[0]
+
+
+def fla_delta_rule(q, k, v, beta, log_decay=None, state=None, chunk: int = 64):
+    """:func:`delta_rule_chunked` on flash-linear-attention's kernel (scale 1, keys as given)."""
+    g = torch.zeros_like(beta) if log_decay is None else log_decay
+    S0 = None if state is None else state[None].contiguous()
+    o, S = _fla_ops()["delta"](_to_fla(q), _to_fla(k), _to_fla(v), _to_fla(g), _to_fla(beta), scale=1.0,
+                               initial_state=S0, output_final_state=True)
+    return o[0].transpose(0, 1), S[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,4 +270,4 @@ def causal_conv(x: Tensor, W: Tensor, b: Tensor, past: Optional[Tensor]) -> tupl
 
 
 __all__ = ["FEATURES", "causal_conv", "delta_rule_chunked", "delta_rule_step", "feature_dim", "feature_map",
-           "linear_attention_chunked", "linear_attention_step"]
+           "fla_delta_rule", "fla_linear_attention", "linear_attention_chunked", "linear_attention_step", "use_fla"]

@@ -31,7 +31,7 @@ from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from probe.models.base import constant, linear, uniform
-from probe.models.chunked import delta_rule_chunked
+from probe.models.chunked import delta_rule_chunked, fla_delta_rule, use_fla
 from probe.models.linattn import MatrixLayer, edited_log
 from probe.models.recurrence import at
 
@@ -78,7 +78,8 @@ class DeltaNetLayer(MatrixLayer):
 
     def _kernel(self, prep, S0, start):
         q, k, v, beta, g = (self._slice(prep, n, start) for n in ("q", "k", "v", "beta", "g"))
-        return delta_rule_chunked(q, k, v, beta, g, S0, chunk=self.chunk)
+        kernel = fla_delta_rule if use_fla(q) else delta_rule_chunked
+        return kernel(q, k, v, beta, g, S0, chunk=self.chunk)
 
     def _update(self, prep, S: Tensor, t: int) -> Tensor:
         if prep.g is not None:

@@ -21,7 +21,8 @@ state: the carried state is ``hook_S``, (B, T, heads·F·V) with S flattened row
 (heads, F, V). Its whole trajectory is built only where a hook asks for it: caching it is
 opt-in (``names_filter`` must name it), and a trajectory that would not fit in memory is refused
 with the size named. Without a hook on S the layer runs the chunkwise-parallel kernel of
-:mod:`probe.models.chunked`; with one, the reference steps.
+:mod:`probe.models.chunked` (flash-linear-attention's, on CUDA where it is installed); with one,
+the reference steps.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from transformer_lens.hook_points import HookPoint
 
 from probe import _limits
 from probe.models.base import Layer, constant, linear, uniform
-from probe.models.chunked import causal_conv, feature_dim, feature_map, linear_attention_chunked
+from probe.models.chunked import (causal_conv, feature_dim, feature_map, fla_linear_attention,
+                                  linear_attention_chunked, use_fla)
 from probe.models.recurrence import Join, at, has_backward_hooks, has_forward_hooks, loop
 
 # numbers one cached step of S costs: the trajectory, the copy the hooks are handed, the cache's
@@ -256,7 +258,8 @@ class LinAttnLayer(MatrixLayer):
 
     def _kernel(self, prep, S0, start):
         q, k, v, g = (self._slice(prep, n, start) for n in ("q", "k", "v", "g"))
-        return linear_attention_chunked(q, k, v, g, S0, chunk=self.chunk)
+        kernel = fla_linear_attention if use_fla(q) else linear_attention_chunked
+        return kernel(q, k, v, g, S0, chunk=self.chunk)
 
     def _update(self, prep, S: Tensor, t: int) -> Tensor:
         if prep.g is not None:

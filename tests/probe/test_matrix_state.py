@@ -115,6 +115,35 @@ def test_taylor_feature_map_approximates_exp():
     torch.testing.assert_close(got, 1 + s + s * s / 2, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("decay", ["none", "per_key", "scalar", "delta"])
+def test_flash_linear_attention_kernels_equal_ours_on_gpu(decay):
+    """Where fla and a GPU are present the layers run fla's kernels: they must agree with ours."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    pytest.importorskip("fla")
+    from probe.models.chunked import fla_delta_rule, fla_linear_attention, use_fla
+    g = torch.Generator().manual_seed(0)
+    N, T, K, V = 4, 100, 32, 32
+    q, k, v = (torch.randn(N, T, d, generator=g) for d in (K, K, V))
+    S0 = torch.randn(N, K, V, generator=g)
+    k = F.normalize(k, dim=-1)
+    if decay == "delta":
+        beta, log_a = torch.rand(N, T, generator=g), -0.1 * torch.rand(N, T, generator=g)
+        args = (q, k, v, beta, log_a, S0)
+        ours, theirs = delta_rule_chunked, fla_delta_rule
+    else:
+        width = {"none": 0, "per_key": K, "scalar": 1}[decay]
+        log_a = -0.1 * torch.rand(N, T, width, generator=g) if width else None
+        args = (q, k, v, log_a, S0)
+        ours, theirs = linear_attention_chunked, fla_linear_attention
+    cuda = [None if a is None else a.cuda() for a in args]
+    assert use_fla(cuda[0])
+    o1, s1 = ours(*(None if a is None else a.double() for a in args))
+    o2, s2 = theirs(*cuda)
+    torch.testing.assert_close(o2.double().cpu(), o1, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(s2.double().cpu(), s1, atol=2e-3, rtol=2e-3)
+
+
 # -- the layer against a hand-written recurrence -------------------------------------------------
 
 def conv(L, e, W, b):
