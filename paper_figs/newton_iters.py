@@ -22,8 +22,9 @@ NAME = "newton_iters"
 DASH = {"parity": "solid", "integration": "dash"}
 
 
-def figure(results: dict) -> go.Figure:
-    """``results``: task name -> :class:`analyses.parallel.ParallelResult` (from ``analyze_run``)."""
+def figure(results: dict, max_iter: int | None = None) -> go.Figure:
+    """``results``: task name -> :class:`analyses.parallel.ParallelResult` (from ``analyze_run``);
+    ``max_iter``, if given, is drawn as the line where a solve stopped without converging."""
     from analyses.parallel.figures import COLORS, LABELS
     step_length = next(iter(results.values())).step_length
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
@@ -35,6 +36,10 @@ def figure(results: dict) -> go.Figure:
                                      name=f"{task}: {LABELS[method]}"), 1, 1)
             fig.add_trace(go.Scatter(x=r.steps, y=r.by_step[method], mode="lines+markers", line=style,
                                      showlegend=False), 1, 2)
+    if max_iter is not None:
+        for col in (1, 2):
+            fig.add_hline(y=max_iter, line=dict(color="grey", dash="dot", width=1), row=1, col=col,
+                          annotation_text="max_iter: no convergence", annotation_position="bottom right")
     fig.update_xaxes(type="log", title_text="T", row=1, col=1)
     fig.update_xaxes(title_text="training step", row=1, col=2)
     fig.update_yaxes(title_text="Newton iterations", row=1, col=1)
@@ -46,6 +51,7 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick") -> list[P
     """Train (or load) the claim's GRUs, count iterations, draw, write PNG, SVG and HTML."""
     from analyses.parallel import claims as pc
 
+    s = pc.settings(profile)
     with tempfile.TemporaryDirectory() as store:
-        results = pc.measure(pc.settings(profile), store)
-    return save(figure(results), out_dir, NAME, width=1200, height=480)
+        results = pc.measure(s, store)
+    return save(figure(results, s.max_iter), out_dir, NAME, width=1200, height=480)

@@ -177,11 +177,40 @@ def _scan(J, b, h0, blocks, reverse=False):
         return linear_scan(J, b, h0)
     if blocks is None:
         return matrix_scan(J, b, h0, reverse)
+    if blocks == 2:
+        return _scan2(J, b, h0, reverse)
     k = J.shape[-1]
     bb = b.unflatten(-1, (k, -1)).movedim(-1, -3)                                  # (..., H, T, k)
     JJ = J.movedim(-3, -4)                                                          # (..., H, T, k, k)
     hb = None if h0 is None else h0.unflatten(-1, (k, -1)).transpose(-1, -2)       # (..., H, k)
     return matrix_scan(JJ, bb, hb, reverse).movedim(-3, -1).flatten(-2)            # (..., T, D)
+
+
+def _scan2(J: Tensor, b: Tensor, h0: Optional[Tensor], reverse: bool) -> Tensor:
+    """:func:`_scan` for 2x2 blocks with the products written out elementwise: Hillis-Steele over
+    (A, v) pairs of H independent 2x2 recurrences, without batched 2x2 matmuls."""
+    if reverse:
+        return _scan2(J.flip(-4), b.flip(-2), h0, False).flip(-2)
+    H = b.shape[-1] // 2
+    p, q, r, s = J[..., 0, 0], J[..., 0, 1], J[..., 1, 0], J[..., 1, 1]            # (..., T, H) each
+    u, v = b[..., :H], b[..., H:]
+    if h0 is not None:  # fold h0 into the first step
+        x0, y0 = h0[..., None, :H], h0[..., None, H:]
+        u = torch.cat([u[..., :1, :] + p[..., :1, :] * x0 + q[..., :1, :] * y0, u[..., 1:, :]], -2)
+        v = torch.cat([v[..., :1, :] + r[..., :1, :] * x0 + s[..., :1, :] * y0, v[..., 1:, :]], -2)
+    T, step = b.shape[-2], 1
+    while step < T:
+        P, Q, R, S = (m[..., step:, :] for m in (p, q, r, s))                       # A_t
+        pu, pv = u[..., :-step, :], v[..., :-step, :]                               # v_{t-step}
+        u = torch.cat([u[..., :step, :], P * pu + Q * pv + u[..., step:, :]], -2)
+        v = torch.cat([v[..., :step, :], R * pu + S * pv + v[..., step:, :]], -2)
+        if 2 * step < T:  # A_t A_{t-step}
+            p0, q0, r0, s0 = (m[..., :-step, :] for m in (p, q, r, s))
+            p, q, r, s = (torch.cat([m[..., :step, :], new], -2) for m, new in
+                          zip((p, q, r, s), (P * p0 + Q * r0, P * q0 + Q * s0, R * p0 + S * r0, R * q0 + S * s0),
+                              strict=True))
+        step *= 2
+    return torch.cat([u, v], -1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,11 +332,12 @@ def solve(f: Callable[..., Tensor], h0: Tensor, T: int, *args: Tensor, method: M
 
 
 def choose_solver(device: torch.device, T: int, D: int, structured: bool) -> str:
-    """What ``solver="auto"`` runs: Newton where the benchmarks found it faster than the loop.
+    """What ``solver="auto"`` runs.
 
-    On the CPU the step-by-step loop wins at every length measured (benchmarks/NOTES.md), so
-    "auto" is "sequential" there; on a GPU, a diagonal cell (one elementwise scan per Newton
-    step) from T = 256 on, a dense one with D <= 32 ("deer") from T = 1024 on.
+    On the CPU the step-by-step loop won at every length measured (benchmarks/NOTES.md), so "auto"
+    is "sequential" there. On a GPU (not yet measured: a guess to revisit with
+    ``benchmarks/parallel_rnn.py``) Newton for a structured cell (diagonal or 2x2 blocks) from
+    T = 256 on, and dense DEER for D <= 32 from T = 1024 on.
     """
     if torch.device(device).type == "cpu":
         return "sequential"

@@ -177,3 +177,30 @@ def test_auto_warns_nothing_on_short_sequences():
         warnings.simplefilter("error")
         model(tokens(T=5))
     assert model.layers[0].last_solve is None     # CPU: "auto" ran the loop
+
+
+@pytest.mark.parametrize("arch", ["mingru", "minlstm", "gru_diag", "lstm_diag"])
+def test_the_explorer_shows_and_edits_the_new_architectures(arch):
+    import numpy as np
+
+    from app import logic
+    task = tasks.make("parity", max_len=10)
+    model = make(arch, task, hidden=6, seed=0)
+    x = logic.make_input(task, "seed", 0, length=12)
+    trajs, out = logic.trajectories(model, x["inputs"])
+    assert set(trajs) == set(model.hook_dict) and out.shape == (12, 2)
+    d = logic.counterfactual(model, task, x["inputs"], "layers.0.hook_h", 4, None, "zero")
+    diff = np.asarray(d["diff"])
+    assert diff[:4].max() < 1e-6 and diff[4] > 1e-3
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_2x2_block_scan_equals_the_matrix_scan(reverse):
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(2, 3, 70, 5, 2, 2, generator=g, dtype=torch.float64) * 0.6   # (..., T, H, 2, 2)
+    b = torch.randn(2, 3, 70, 10, generator=g, dtype=torch.float64)
+    h0 = torch.randn(2, 3, 10, generator=g, dtype=torch.float64)
+    as_matrices = newton.matrix_scan(J.movedim(-3, -4), b.unflatten(-1, (2, -1)).movedim(-1, -3),
+                                     h0.unflatten(-1, (2, -1)).transpose(-1, -2), reverse, "sequential")
+    want = as_matrices.movedim(-3, -1).flatten(-2)                                # (..., T, 2H)
+    torch.testing.assert_close(newton._scan(J, b, h0, 2, reverse), want, atol=1e-12, rtol=1e-12)
