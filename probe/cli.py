@@ -286,6 +286,9 @@ _HEADLINES: dict[str, Callable[[dict, Any], str]] = {
     "memory": lambda s, run: (
         f"accuracy {_g(s['accuracy.short_long'])} with the short set first vs {_g(s['accuracy.long_short'])} "
         f"with the long set first" if "accuracy.short_long" in s else
+        f"{_g(s['retrieval.retrievable_at_end'])} of {s['retrieval.pairs_stored']} stored pairs read back "
+        f"from the matrix state (S_t k closest to its own value) at the last step"
+        if "retrieval.pairs_stored" in s else
         f"accuracy {_g(s['accuracy.shortest_lag'])} at the shortest lag, {_g(s['accuracy.longest_lag'])} "
         f"at the longest"),
     "ngram": lambda s, run: (
