@@ -98,7 +98,7 @@ def _headline(result, feature: str) -> dict:
 # The paper's cells on source code (Fig. 2, the Linux kernel): the pass rule is on the first two;
 # the rest are reported (best unit, score, nulls), as is the narrower in_string.
 PASS_FEATURES = {"in_comment_or_string": 0.9, "bracket_depth": 0.7}
-REPORT_FEATURES = ("in_string", "in_comment", "in_char", "column", "in_if")
+REPORT_FEATURES = ("in_string", "in_comment", "in_char", "paren_depth", "column", "in_if")
 
 
 def _cells_ok(result) -> tuple[dict, bool]:
