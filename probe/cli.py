@@ -180,10 +180,15 @@ def cmd_analyze(args) -> int:
     members = int(run.config["model"].get("members", 1))
     if not 0 <= args.member < members:
         raise ValueError(f"--member {args.member} out of range: run {run.id} has members 0..{members - 1}")
+    from probe import _safepath
+
+    _safepath.run_subdir(run.path, "analyses")  # a link or a file there is one error line, before any progress
     cache = run.path / "analyses" / (f"{args.analysis}.json" if args.member == 0 else f"{args.analysis}.m{args.member}.json")
     cached = cache.is_file()
     if not cached:
-        run.model(args.member)  # a damaged checkpoint is one error line, before any progress line
+        # a damaged checkpoint or metrics file is one error line, before any progress line
+        run.model(args.member)
+        run.metrics  # noqa: B018  (reads and checks metrics.jsonl)
     with Progress(total=1, desc=f"analyze {args.analysis} on {run.id} member {args.member}", unit="stage") as bar:
         bar.stage("loading the cached result" if cached else "computing (cached in the run folder afterwards)")
         result = analyses.analyze(args.analysis, run, member=args.member)
