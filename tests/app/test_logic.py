@@ -219,12 +219,12 @@ def test_the_heatmap_has_tokens_on_time_and_one_track_per_feature():
     traj = np.random.default_rng(0).normal(size=(7, 4))
     fig = figures.states_heatmap(traj, list("0110101"), {"parity": [0] * 7, "position": list(range(7))},
                                  "layers.0.hook_h", units=[1], brush=(2, 4))
-    heatmaps = [t for t in fig.data if t.type == "heatmap"]
-    assert len(heatmaps) == 3
-    assert np.asarray(heatmaps[0].z).shape == (4, 7)
-    assert fig.layout.xaxis3.ticktext[:3] == ("0", "1", "1")
-    assert heatmaps[1].zmin == 0 and heatmaps[1].zmax == 1 and heatmaps[1].y[0] == "parity (= 0)"  # drawn as 0
-    assert (heatmaps[2].zmin, heatmaps[2].zmax) == (0, 6)
+    heat, tracks = [t for t in fig.data if t.type == "heatmap"]
+    assert np.asarray(heat.z).shape == (4, 7)
+    assert fig.layout.xaxis2.ticktext[:3] == ("0", "1", "1")
+    assert list(tracks.y) == ["parity (= 0)", "position"]
+    assert np.allclose(tracks.z[0], 0) and np.allclose(tracks.z[1], np.arange(7) / 6)  # a constant 0 is drawn as 0
+    assert (tracks.zmin, tracks.zmax) == (0, 1) and list(tracks.customdata[1]) == list(range(7))
 
 
 def test_every_token_under_the_heatmap_is_labelled_and_whitespace_is_visible():
