@@ -170,12 +170,13 @@ def make_input(task, mode: Literal["seed", "typed"] = "seed", seed: Any = 0, tex
 # --- states --------------------------------------------------------------------------------------
 
 
-def trajectories(model, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Every hook's trajectory ``{hook: (T, D)}`` and the outputs ``(T, d_output)`` for one input."""
+def trajectories(model, inputs, names_filter=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every hook's trajectory ``{hook: (T, D)}`` (those ``names_filter`` names, if given; a matrix
+    state's only then) and the outputs ``(T, d_output)`` for one input."""
     import torch
 
     with torch.no_grad():
-        out, cache = model.run_with_cache(inputs)
+        out, cache = model.run_with_cache(inputs, names_filter=names_filter)
     trajs = {k: v[0].float().numpy() for k, v in cache.items() if v.dim() == 3}  # (T, D)
     return trajs, out[0].float().numpy()
 

@@ -129,6 +129,8 @@ def draw(run_id, member, hook, mode, seed, _go, length, t0, t1, threshold, off, 
         run, model, task = MODELS.get(current_store(), run_id, member, step_for(ckpt, run_id))
         x = _input(task, mode, seed, text, length)
         trajs, _ = logic.trajectories(model, x["inputs"])
+        if hook not in trajs and hook in model.hook_dict:  # a matrix state (hook_S) is cached on request only
+            trajs.update(logic.trajectories(model, x["inputs"], names_filter=[hook])[0])
         if hook not in trajs:
             raise ValueError(f"hook {hook!r} is not in this model")
         traj = trajs[hook]  # (T, D)

@@ -9,6 +9,15 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     gru     hook_r hook_z hook_n                  lstm   hook_i hook_f hook_g hook_o hook_c
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
+    mingru  hook_z hook_h_tilde                   minlstm hook_f hook_i hook_h_tilde
+    gru_diag hook_z hook_r hook_n                 lstm_diag hook_f hook_g hook_c hook_o
+    linattn  hook_q hook_k hook_v [hook_alpha] hook_S     (hook_h: the state's readout)
+    deltanet hook_q hook_k hook_v hook_beta [hook_alpha] hook_S
+    based    hook_conv hook_q hook_k hook_v hook_S
+    mamba    hook_x hook_dt hook_B hook_C hook_S hook_gate
+
+Matrix-state layers (linattn, deltanet, based, mamba) carry ``hook_S``, the state flattened per step; ``run_with_cache``
+caches it only where ``names_filter`` names it.
 """
 from __future__ import annotations
 
@@ -19,11 +28,18 @@ from typing import Any, Literal, Mapping, Optional
 
 from probe import _limits
 from probe.models.base import Layer, member_seed
+from probe.models.diag import GRUDiagLayer, LSTMDiagLayer
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
+from probe.models.based import BasedLayer
+from probe.models.deltanet import DeltaNetLayer
+from probe.models.linattn import LinAttnLayer
+from probe.models.mamba import MambaLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
+from probe.models.mingru import MinGRULayer
+from probe.models.minlstm import MinLSTMLayer
 from probe.models.model import RecurrentModel
 
 ARCHITECTURES: dict[str, type[Layer]] = {
@@ -33,6 +49,14 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "linear": LinearLayer,
     "lru": LRULayer,
     "hawk": HawkLayer,
+    "linattn": LinAttnLayer,
+    "deltanet": DeltaNetLayer,
+    "mamba": MambaLayer,
+    "based": BasedLayer,
+    "mingru": MinGRULayer,
+    "minlstm": MinLSTMLayer,
+    "gru_diag": GRUDiagLayer,
+    "lstm_diag": LSTMDiagLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 
@@ -123,6 +147,9 @@ def _check_arch_params(arch: str, params: Mapping[str, Any]) -> dict[str, Any]:
         ok, allowed = _in_range(value, spec, values)
         if not ok:
             raise ValueError(f"{arch} parameter {key} must lie in {allowed}, got {value!r}")
+    for key in getattr(layer, "OMIT_DEFAULTS", ()):  # how, not what, it computes: run ids stay as they were
+        if values[key] == defaults[key]:
+            del values[key]
     return values
 
 
@@ -181,7 +208,8 @@ def step_numbers(config: Mapping[str, Any]) -> int:
     with torch.device("meta"):
         for i, width_in in enumerate([d_in] + [hidden] * min(config["layers"] - 1, 1)):
             layer = Layer_(width_in, hidden, 1, **config["arch_params"])
-            widths = sum(layer.width(n) for n, m in layer.named_modules() if isinstance(m, HookPoint))
+            widths = sum(layer.width(n) for n, m in layer.named_modules()
+                         if isinstance(m, HookPoint) and not getattr(m, "opt_in", False))
             total += widths * (1 if i == 0 else config["layers"] - 1)
     return total
 

@@ -209,7 +209,9 @@ class HookedRecurrent(HookedRootModule):
                 value, time = value.squeeze(batch), time - 1
             cache[hook.name + ("_grad" if is_backward else "")] = pos_slice.apply(value, dim=time)
 
-        names = [name for name in self.hook_dict if keep(name)]
+        # a matrix state's hook (``opt_in``) is cached only where names_filter asks for it
+        names = [name for name in self.hook_dict if keep(name)
+                 and (names_filter is not None or not getattr(self.hook_dict[name], "opt_in", False))]
         fwd = [(name, partial(save, is_backward=False)) for name in names]
         bwd = [(name, partial(save, is_backward=True)) for name in names] if incl_bwd else []
         return cache, fwd, bwd
@@ -231,7 +233,8 @@ class HookedRecurrent(HookedRootModule):
         The cache is a :class:`RecurrentCache` (a dict with ``return_cache_object=False``).
         ``incl_bwd=True`` calls ``backward()`` on the output, so it needs ``return_type="loss"``
         (and ``targets=``, or a ``Batch`` as input); gradients land under ``<name>_grad``.
-        Caching never changes the output: the hooks only observe.
+        Caching never changes the output: the hooks only observe. A matrix state's hook
+        (``hook_S``) is cached only where ``names_filter`` names it.
         """
         if remove_batch_dim and model_args:
             size = self.batch_size(model_args[0])

@@ -48,6 +48,10 @@ def test_training_reduces_the_loss_on_parity_and_integration(tmp_path, arch):
             # log 2 from the start; it still learns what the short prefixes allow.
             acc = run.curve("train.accuracy")[1]
             assert acc[-1] > acc[0] + 0.05 and loss[-1] < 0.75, (acc, loss)
+        elif task == "parity" and arch in ("linattn", "deltanet", "mamba", "based"):
+            # the same holds for matrix states with positive eigenvalues (Grazzi et al. 2024):
+            # they train without diverging, but parity stays out of reach
+            assert loss[-1] < 0.75, loss
         else:
             assert loss[-1] < 0.8 * loss[0], (task, arch, loss[0], loss[-1])
 
