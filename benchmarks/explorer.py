@@ -79,10 +79,11 @@ def wait(driver, ready_js: str, timeout: float = 180.0) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         try:
-            if driver.execute_script(f"return !!({ready_js})") and driver.execute_script(_IDLE):
-                return time.perf_counter() - t0
+            ready = driver.execute_script(f"return !!({ready_js})") and driver.execute_script(_IDLE)
         except Exception:  # noqa: BLE001 - the page may be between two renders
-            pass
+            ready = False
+        if ready:
+            return time.perf_counter() - t0
         time.sleep(0.05)
     raise TimeoutError(f"not ready after {timeout:.0f} s: {ready_js}")
 
