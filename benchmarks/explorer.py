@@ -108,7 +108,7 @@ def pages(store: str) -> dict[str, tuple[str, str]]:
         "states": (f"/states?run={charlm}", _q("#states-heatmap .heatmaplayer image, #states-heatmap .heatmaplayer path")
                    + " && " + _q("#states-text-view", "unit")),
         "intervene": (f"/intervene?run={parity}", _q("#intervene-hook", "hook_h")),
-        "analyses": (f"/analyses?run={parity}&analysis=automaton", _q("#analyses-name", "automaton")),
+        "analyses": (f"/analyses?run={parity}", _q("#analyses-go")),
         "claims": ("/claims", _q("#claims-table", "PASS")),
     }
 
@@ -193,11 +193,10 @@ def _text_view(driver) -> float:
 
 
 def _analysis(driver, url: str, run: str) -> float:
-    """Seconds from the click on "show" to the cached result's summary and first figure drawn."""
-    driver.get(f"{url}/analyses?run={run}&analysis=automaton")
-    wait(driver, _q("#analyses-name", "automaton"))
+    """Seconds from opening the Analyses page on a cached result (as the Claims page links it) to
+    its summary and first figure drawn."""
     t0 = time.perf_counter()
-    _click(driver, "analyses-go")
+    driver.get(f"{url}/analyses?run={run}&analysis=automaton")
     return time.perf_counter() - t0 + wait(driver, _q("#analyses-summary") + " && " + _q("#analyses-result .main-svg"))
 
 

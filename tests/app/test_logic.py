@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+import dash
 import numpy as np
 import pytest
 
@@ -526,3 +527,20 @@ def test_an_analysis_shows_its_first_figure_at_once_and_the_others_per_tab(dash_
         assert page.tab("second", parity_id, 0, "app_unit_figs").figure.data[0].type == "bar"
         assert "show the analysis again" in str(page.tab("third", parity_id, 0, "app_unit_figs"))
         assert built == [1]  # built once, for the summary and the tabs
+
+
+def test_a_link_to_a_cached_analysis_shows_it_and_nothing_is_computed_before_a_click(dash_app, parity_id):
+    import analyses
+    from analyses.base import Result
+
+    calls = []
+    analyses.register("app_unit_link", lambda run, member=0: (calls.append(1), Result(summary={"y": 3.0}))[1])
+    page = _page("analyses")
+    with dash_app.server.test_request_context():
+        assert page.show(None, None, parity_id, 0, "app_unit_link")[:3] == (dash.no_update, "", "")  # not cached
+        assert page.show(None, None, None, 0, None)[2] == ""  # no run yet: no error either
+        assert calls == []
+        run = app_store.open_run(dash_app.server.config["PROBE_STORE"], parity_id)
+        analyses.analyze("app_unit_link", run)  # now cached
+        out, status, err, _ = page.show(None, None, parity_id, 0, "app_unit_link")
+        assert status.endswith("cached result") and "3" in str(out) and calls == [1]
