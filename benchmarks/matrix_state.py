@@ -108,8 +108,10 @@ def measure(case: str, T: int, device, repeats: int, stat: str, skip_loop: bool,
     if skip_loop:
         fns.pop("step loop")
     g = torch.Generator().manual_seed(1)
-    outs = {name: fn(**x) for name, fn in fns.items()}                 # warm-up, and the grads' shapes
-    go, gs = (torch.randn(o.shape, generator=g).to(device) for o in next(iter(outs.values())))
+    for name, fn in fns.items():                                       # warm-up (the loop's is its own first round)
+        if name != "step loop":
+            out = fn(**x)
+    go, gs = (torch.randn(o.shape, generator=g).to(device) for o in out)  # the grads' shapes
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = {name: [] for name in fns}
     for _ in range(repeats):
