@@ -56,14 +56,19 @@ def run_picker(prefix: str, run: str | None, member: bool = True) -> html.Div:
     return html.Div(items, style={"marginBottom": "0.5em"})
 
 
-def default_run(value, selected):
-    """The run a page opens on: its own value, else the first run selected on the Runs page."""
-    from dash import no_update
+def open_on_selected(prefix: str) -> None:
+    """Register the callback that opens a page on the first run selected on the Runs page when its
+    URL names none. It runs in the browser (a clientside callback): no round trip to the server
+    before the page's own callbacks start."""
+    from dash import Input, Output, State, clientside_callback
 
-    if value:
-        return no_update
-    ok = isinstance(selected, list) and selected and isinstance(selected[0], str)  # the browser may send anything
-    return selected[0] if ok else no_update
+    clientside_callback(
+        """function(_, value, selected) {
+            const ok = Array.isArray(selected) && selected.length > 0 && typeof selected[0] === "string";
+            return (value || !ok) ? window.dash_clientside.no_update : selected[0];
+        }""",
+        Output(f"{prefix}-run", "value"), Input(f"{prefix}-run", "id"), State(f"{prefix}-run", "value"),
+        State("app-selected", "data"))
 
 
 def step_for(checkpoint: dict | None, run_id: str | None):

@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+MAX_WIDTH = 28_000  # px of plot area: every one of 2000 typed characters at 14 px; browsers cap canvases near 32k
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
@@ -35,30 +36,56 @@ def training(curves: dict[str, dict[int, tuple[list[int], list[float]]]], checkp
     """Every metric against step, one panel per metric and one line per member, checkpoints marked.
 
     ``curves`` is ``{metric: {member: (steps, values)}}``. Checkpoints are dotted vertical
-    lines and clickable markers along the bottom panel; ``selected`` is drawn solid.
+    lines through every panel and clickable markers along the bottom; ``selected`` is drawn solid.
+    The lines are one list of shapes set once (``add_vline`` per line and panel copies every
+    earlier shape: 13 checkpoints × 9 panels took 18 s).
     """
     keys = list(curves)
     if not keys:
         return empty("no metrics logged yet")
-    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, subplot_titles=keys, vertical_spacing=0.06)
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, subplot_titles=keys,
+                        vertical_spacing=min(0.06, 0.3 / len(keys)))
     for r, key in enumerate(keys, start=1):
         for m, (steps, vals) in sorted(curves[key].items()):
             fig.add_trace(go.Scatter(x=steps, y=vals, mode="lines+markers" if len(steps) < 3 else "lines",
                                      name=f"member {m}", legendgroup=f"m{m}", showlegend=r == 1,
                                      line_color=_COLORS[m % len(_COLORS)]), row=r, col=1)
-        if key == "loss":
-            fig.update_yaxes(type="log", row=r, col=1)
-    for s in checkpoints:
-        fig.add_vline(x=s, line_dash="solid" if s == selected else "dot",
-                      line_color="black" if s == selected else "#bbb", line_width=2 if s == selected else 1)
+        fig.update_yaxes(title_text=key.rsplit(".", 1)[-1], type="log" if key == "loss" else "linear", row=r, col=1)
+    lines = [dict(type="line", xref="x", yref="paper", x0=s, x1=s, y0=0, y1=1, layer="below",
+                  line=dict(dash="solid" if s == selected else "dot", color="black" if s == selected else "#bbb",
+                            width=2 if s == selected else 1)) for s in checkpoints]
     fig.add_trace(go.Scatter(x=list(checkpoints), y=[0] * len(checkpoints), mode="markers",
                              marker=dict(symbol="triangle-up", size=10, color="black"), name="checkpoints",
                              yaxis=f"y{len(keys) + 1}", hovertemplate="checkpoint %{x}<extra></extra>"))
-    fig.update_layout(**{f"yaxis{len(keys) + 1}": dict(domain=[0, 0.03], visible=False, anchor="x")})
+    fig.update_layout(shapes=lines, **{f"yaxis{len(keys) + 1}": dict(domain=[0, 0.03], visible=False, anchor="x")})
     fig.update_xaxes(type="log" if log_x else "linear")
     fig.update_xaxes(title_text="step (click a checkpoint marker to use it)", row=len(keys), col=1)
-    fig.update_layout(height=220 * len(keys) + 80, legend_orientation="h", clickmode="event")
+    # the legend sits just above the first panel, where the eye starts, whatever the figure's height
+    fig.update_layout(height=200 * len(keys) + 100, clickmode="event", margin=dict(t=70),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="top", yref="container"))
     return fig
+
+
+def token_axis(labels: Sequence[str], T: int) -> dict:
+    """Width and x-axis ticks that keep every token readable: one tick per step, whitespace as
+    glyphs, at least 14 px a step (the figure grows and its container scrolls, never thinned)."""
+    from app.textview import glyph
+
+    shown = [glyph(labels[t]) if t < len(labels) else str(t) for t in range(T)]
+    longest = max((len(x) for x in shown), default=1)
+    px = 14 if longest <= 2 else min(24, 7 * longest + 4)  # a long label stands on end: 24 px is enough
+    every = max(1, -(-(px * T) // MAX_WIDTH))  # only past a canvas's width (2000 vectors): a tick every k steps
+    return {"width": max(900, 160 + min(px * T, MAX_WIDTH)), "tickvals": list(range(0, T, every)),
+            "ticktext": shown[::every], "tickangle": 0 if longest <= 2 else -90, "labels": shown}
+
+
+def _feature_range(vals: Sequence[float]) -> tuple[float, float, bool]:
+    """Colour range of a feature track: at least [0, 1], so a constant track is drawn at its value
+    (0 dark, 1 bright) and not in the middle colour; and whether the track is constant."""
+    v = np.asarray(vals, dtype=float)
+    finite = v[np.isfinite(v)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return min(lo, 0.0), max(hi, 1.0), lo == hi
 
 
 def states_heatmap(traj: np.ndarray, labels: Sequence[str], features: dict[str, Sequence[float]],
@@ -66,33 +93,62 @@ def states_heatmap(traj: np.ndarray, labels: Sequence[str], features: dict[str, 
     """Unit × time heatmap of one hook, tokens along the time axis, the task's features as tracks beneath.
 
     ``traj`` is (T, D). Selected ``units`` are marked on the y axis; ``brush`` shades a range.
+    Every token is labelled (the figure is as wide as the text needs, see :func:`token_axis`);
+    a feature track is coloured over at least [0, 1], so a constant one reads as its value.
     """
     T, D = traj.shape
     n = len(features)
     fig = make_subplots(rows=1 + n, cols=1, shared_xaxes=True, vertical_spacing=0.02,
                         row_heights=[0.75] + [0.25 / max(n, 1)] * n)
-    text = [[labels[t] if t < len(labels) else "" for t in range(T)] for _ in range(D)]
-    fig.add_trace(go.Heatmap(z=traj.T, x=list(range(T)), y=list(range(D)), colorscale="RdBu", zmid=0,
-                             text=text, hovertemplate="t=%{x} (%{text}) unit %{y}: %{z:.3f}<extra></extra>",
-                             colorbar=dict(len=0.7, y=0.65)), row=1, col=1)
+    axis = token_axis(labels, T)
+    text = [axis["labels"]] * D
+    lim = float(np.abs(traj).max(initial=0)) or 1.0
+    fig.add_trace(go.Heatmap(z=traj.T, x=list(range(T)), y=list(range(D)), colorscale="RdBu", zmid=0, zmin=-lim,
+                             zmax=lim, text=text, hovertemplate="t=%{x} (%{text}) unit %{y}: %{z:.3f}<extra></extra>",
+                             colorbar=dict(len=0.7, y=0.65, title="activation")), row=1, col=1)
     # An invisible scatter over the heatmap makes box selection (brushing) report its range.
     fig.add_trace(go.Scatter(x=list(range(T)), y=[D - 0.5] * T, mode="markers", marker_opacity=0,
                              showlegend=False, hoverinfo="skip"), row=1, col=1)
     for i, (name, vals) in enumerate(features.items(), start=2):
-        fig.add_trace(go.Heatmap(z=[list(vals)], x=list(range(T)), y=[name], colorscale="Viridis",
+        lo, hi, constant = _feature_range(vals)
+        label = f"{name} (= {vals[0]:g})" if constant and len(vals) else name
+        fig.add_trace(go.Heatmap(z=[list(vals)], x=list(range(T)), y=[label], colorscale="Viridis", zmin=lo, zmax=hi,
                                  showscale=False, hovertemplate=f"{name} t=%{{x}}: %{{z}}<extra></extra>"), row=i, col=1)
     if brush:
         fig.add_vrect(x0=brush[0] - 0.5, x1=brush[1] + 0.5, line_color="black", line_width=2, fillcolor="rgba(0,0,0,0)",
                       row=1, col=1)
-    for u in units:
-        fig.add_hline(y=u, line_color="gold", line_width=1, row=1, col=1)
-    step = max(1, T // 60)
-    fig.update_xaxes(tickmode="array", tickvals=list(range(0, T, step)),
-                     ticktext=[labels[t] if t < len(labels) else str(t) for t in range(0, T, step)],
-                     row=1 + n, col=1)
+    fig.update_layout(shapes=list(fig.layout.shapes) + [
+        dict(type="line", xref="x", yref="y", x0=-0.5, x1=T - 0.5, y0=u, y1=u, line=dict(color="gold", width=1))
+        for u in units])
+    fig.update_xaxes(tickmode="array", tickvals=axis["tickvals"], ticktext=axis["ticktext"],
+                     tickangle=axis["tickangle"], title_text="step (token)", row=1 + n, col=1)
     fig.update_yaxes(title_text=f"{hook} unit", row=1, col=1)
-    fig.update_layout(height=420 + 30 * n, dragmode="select", selectdirection="h", margin=dict(t=30),
-                      title=f"{hook}: drag horizontally to brush a time range")
+    fig.update_layout(height=420 + 30 * n, width=axis["width"], dragmode="select", selectdirection="h",
+                      margin=dict(t=30, l=140), title=f"{hook}: drag across to brush steps; click a row to view that unit")
+    return fig
+
+
+def unit_lines(traj: np.ndarray, labels: Sequence[str], units: Sequence[int], hook: str,
+               threshold: float | None = None, brush: tuple[int, int] | None = None) -> go.Figure:
+    """The selected units' activations as lines over the text (LSTMVis's main view), the
+    threshold dashed and the brushed steps shaded; as wide as the heatmap above it."""
+    if not len(units):
+        return empty("brush steps on the heatmap: the units on there are drawn here as lines")
+    T = traj.shape[0]
+    axis = token_axis(labels, T)
+    fig = go.Figure([go.Scatter(x=list(range(T)), y=traj[:, u], mode="lines", name=f"unit {u}",
+                                line_color=_COLORS[i % len(_COLORS)], text=axis["labels"],
+                                hovertemplate=f"unit {u} t=%{{x}} (%{{text}}): %{{y:.3f}}<extra></extra>")
+                     for i, u in enumerate(list(units)[:20])])
+    if threshold is not None:
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#777")
+    if brush:
+        fig.add_vrect(x0=brush[0] - 0.5, x1=brush[1] + 0.5, fillcolor="rgba(255,215,0,0.2)", line_width=0)
+    fig.update_xaxes(tickmode="array", tickvals=axis["tickvals"], ticktext=axis["ticktext"],
+                     tickangle=axis["tickangle"], title_text="step (token)", range=[-0.5, T - 0.5])
+    fig.update_layout(height=300, width=axis["width"], yaxis_title=f"{hook} activation", margin=dict(t=30, l=140),
+                      title=f"{len(units)} selected unit(s)" + (" (first 20 drawn)" if len(units) > 20 else ""),
+                      legend=dict(orientation="h", y=1, yanchor="bottom", x=1, xanchor="right"))
     return fig
 
 
@@ -132,9 +188,13 @@ def counterfactual(data: dict, labels: Sequence[str]) -> go.Figure:
                   row=4, col=1)
     for r in (1, 2, 3):
         fig.add_vline(x=data["step"], line_color="gold", line_width=2, row=r, col=1)
-    step = max(1, T // 60)
-    fig.update_xaxes(tickmode="array", tickvals=x[::step], ticktext=list(labels[:T])[::step], row=4, col=1)
+    axis = token_axis(labels, T)
+    fig.update_xaxes(tickmode="array", tickvals=axis["tickvals"], ticktext=axis["ticktext"],
+                     tickangle=axis["tickangle"], row=4, col=1)
     fig.update_yaxes(tickvals=[0, 1], ticktext=["edited", "original"], range=[-0.5, 1.5], row=4, col=1)
-    fig.update_layout(height=700, showlegend=False, margin=dict(t=40),
+    for r in (1, 2, 3):
+        fig.update_yaxes(title_text="unit", row=r, col=1)
+    fig.update_xaxes(title_text="step (token)", row=4, col=1)
+    fig.update_layout(height=700, width=axis["width"], showlegend=False, margin=dict(t=40),
                       title=f"{data['op']} at step {data['step']} on {data['hook']}, units {data['units'] or 'all'}")
     return fig

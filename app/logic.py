@@ -94,8 +94,13 @@ def alphabet(task) -> list[str]:
 
 
 def parse_tokens(task, text: str) -> list[int]:
-    """Token ids of a typed input: labels separated by spaces (``"0 1 <pad>"``) or, failing
-    that, one character per token (``"0110"``, spaces ignored).
+    """Token ids of a typed input.
+
+    When the alphabet has a whitespace token (charlm's space and newline), the text is read one
+    character per token and whitespace is kept: a space is the space token, a newline the
+    newline token (``"\\n"`` in charlm's labels), so code can be typed as it is. Otherwise
+    labels separated by spaces (``"0 1 <pad>"``, ``"k3 v40"``) or, failing that, one character
+    per token (``"0110"``), where the spaces only separate.
 
     Raises ``ValueError`` naming the first bad symbol and the valid ones.
     """
@@ -107,12 +112,18 @@ def parse_tokens(task, text: str) -> list[int]:
         raise ValueError(f"typed input is {len(text)} characters long; at most {MAX_TYPED}")
     labels = alphabet(task)
     index = {label: i for i, label in enumerate(labels)}
-    symbols = text.split()
-    if not all(s in index for s in symbols):
-        symbols = [c for c in text if not c.isspace()]  # "0110": one character per token
+    if "\\n" in index and "\n" not in index:
+        index["\n"] = index["\\n"]  # a typed newline is the newline token
+    text = text.replace("\r\n", "\n")
+    if any(c.isspace() for c in index if len(c) == 1):
+        symbols = list(text)  # whitespace is text: keep every character
+    else:
+        symbols = text.split()
+        if not all(s in index for s in symbols):
+            symbols = [c for c in text if not c.isspace()]  # "0110": one character per token
     bad = [s for s in symbols if s not in index]
     if bad:
-        shown = " ".join(repr(l) for l in labels[:40]) + (" ..." if len(labels) > 40 else "")
+        shown = " ".join(repr(label) for label in labels[:40]) + (" ..." if len(labels) > 40 else "")
         raise ValueError(f"{bad[0]!r} is not in the alphabet of {task.name}: {shown}")
     return [index[s] for s in symbols]
 
@@ -199,6 +210,44 @@ def brush_range(relayout: dict | None, selected: dict | None, length: int) -> tu
     return (t0, t1) if t0 <= t1 else None
 
 
+def clicked_unit(click: Any) -> int | None:
+    """The unit (row) of a click on the states heatmap (its first trace), else ``None``."""
+    points = click.get("points") if isinstance(click, dict) else None
+    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
+        return None
+    p = points[0]
+    y = p.get("y")
+    if p.get("curveNumber", 0) != 0 or isinstance(y, bool) or not isinstance(y, (int, float)) \
+            or not math.isfinite(y) or y != int(y) or not 0 <= y < 1 << 20:
+        return None
+    return int(y)
+
+
+_CELLS: dict[tuple, list] = {}  # (cache file, mtime) -> ranking: reading the cells result takes a second
+
+
+def cells_ranking(run, member: int = 0, per_feature: int = 3) -> list[tuple[str, str, float]]:
+    """The best units of the *cached* cells analysis of ``run``: ``[(unit, feature, score)]``,
+    ``per_feature`` per feature, best first; empty when the analysis is not cached (never computed here)."""
+    import analyses
+
+    from app import jobs
+
+    if not jobs.is_cached(run, "cells", member):
+        return []
+    path = run.path / "analyses" / analyses._cache_name("cells", member, {})
+    key = (str(path), os.lstat(path).st_mtime_ns)
+    if key not in _CELLS:
+        result = analyses.analyze("cells", run, member=member)
+        top = getattr(result, "top", {}) or {}
+        ranked = [(str(r["unit"]), str(feature), float(r.get("score", 0.0)))
+                  for feature, rows in top.items() if isinstance(rows, list)
+                  for r in rows[:per_feature] if isinstance(r, dict) and "unit" in r]
+        _CELLS.clear()
+        _CELLS[key] = sorted(ranked, key=lambda r: -r[2])
+    return _CELLS[key]
+
+
 def select_units(traj: np.ndarray, t0: int, t1: int, threshold: float, off_elsewhere: bool = False) -> list[int]:
     """Units above ``threshold`` at every step of ``[t0, t1]`` (and, if asked, below it everywhere else).
 
@@ -226,35 +275,89 @@ def pca(traj: np.ndarray, k: int = 3) -> tuple[np.ndarray, list[float]]:
     return p.transform(traj), [float(v) for v in p.explained_variance_ratio_]
 
 
-def match_inputs(model, task, hook: str, units: list[int], pattern: np.ndarray, threshold: float,
-                 n: int = 32, seed: int = 1) -> list[dict]:
-    """Sampled inputs whose selected units switch on like ``pattern`` (the on/off steps, (L,)).
+def match_scores(acts: np.ndarray, ref: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Score every window of every sequence against a reference window of the same units.
 
-    Slides the pattern over each input and scores the best window by the fraction of steps on
-    which every selected unit agrees; returns the best matches first.
+    ``acts`` is (n, T, U) and ``ref`` (L, U): the selected units' activations. A unit is *on* at
+    a step when above ``threshold``. Returns ``jaccard`` (n, T - L + 1), the Jaccard index of the
+    window's on-set and the reference's (as sets of (step, unit) pairs; 1 when both are empty),
+    and ``distance`` (n, T - L + 1), the mean |activation - reference| over the window, which
+    ranks windows with the same on-set.
+    """
+    _, T, U = acts.shape
+    L = ref.shape[0]
+    if ref.ndim != 2 or ref.shape[1] != U or not 1 <= L <= T:
+        raise ValueError(f"reference window {ref.shape} does not fit activations {acts.shape}")
+    windows = np.lib.stride_tricks.sliding_window_view(acts, L, axis=1)  # (n, T - L + 1, U, L)
+    ref_t = ref.T  # (U, L)
+    on, ref_on = windows > threshold, ref_t > threshold
+    inter = (on & ref_on).sum((-2, -1))  # (n, T - L + 1)
+    union = (on | ref_on).sum((-2, -1))
+    jaccard = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    distance = np.abs(windows - ref_t).mean((-2, -1))  # (n, T - L + 1)
+    return jaccard, distance
+
+
+def match_inputs(model, task, hook: str, units: list[int], ref: np.ndarray, threshold: float,
+                 n: int = 32, seed: int = 1, context: int = 8) -> list[dict]:
+    """Sampled inputs whose selected units behave like the reference window ``ref`` (L, U).
+
+    Every window of ``n`` sampled inputs is scored by :func:`match_scores`; each input keeps
+    its best window (highest Jaccard index, then smallest distance), and the ten best inputs
+    come first. Rows carry the match with ``context`` tokens either side, whitespace as glyphs.
     """
     import torch
 
-    if not units or len(pattern) == 0:
+    from app import textview
+
+    ref = np.asarray(ref, dtype=float)
+    if not units or ref.ndim != 2 or len(ref) == 0:
         raise ValueError("select units and a time range first")
     batch = task.sample(n, seed=seed)
     with torch.no_grad():
         _, cache = model.run_with_cache(batch.inputs, names_filter=[hook])
-    on = (cache[hook][..., units] > threshold).all(-1).numpy()  # (n, T)
-    L = len(pattern)
+    acts = cache[hook][..., units].float().numpy()  # (n, T, U)
+    L = ref.shape[0]
+    if acts.shape[1] < L:
+        return []
+    jaccard, distance = match_scores(acts, ref, threshold)
     out = []
-    for i, row in enumerate(on):
-        if len(row) < L:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(row, L)  # (T - L + 1, L)
-        score = (windows == pattern).mean(1)
-        t = int(score.argmax())
-        out.append({"sample": i, "start": t, "score": round(float(score[t]), 3),
-                    "text": " ".join(task.decode(batch.inputs[i])[t:t + L])})
-    return sorted(out, key=lambda r: -r["score"])[:10]
+    for i in range(n):
+        t = int(np.lexsort((distance[i], -jaccard[i]))[0])  # best Jaccard, then nearest
+        labels = task.decode(batch.inputs[i])
+        part = lambda a, b, labels=labels: textview.render(labels[max(a, 0):b])  # noqa: E731
+        sep = textview.joiner(labels)
+        out.append({"sample": i, "start": t, "score": round(float(jaccard[i, t]), 3),
+                    "distance": round(float(distance[i, t]), 4), "text": part(t, t + L),
+                    "before": ("…" if t > context else "") + part(t - context, t) + (sep if t else ""),
+                    "after": (sep if t + L < len(labels) else "") + part(t + L, t + L + context)
+                    + ("…" if t + L + context < len(labels) else "")})
+    return sorted(out, key=lambda r: (-r["score"], r["distance"]))[:10]
 
 
 # --- interventions -------------------------------------------------------------------------------
+
+
+def carried_over(picked: Any, run_id: str, hooks: list[str]) -> dict | None:
+    """What the Intervene page takes from the States page's selection (``app-units``): the hook,
+    the units (as text), the first brushed step and the input (seed, length, typed text).
+    ``None`` when the selection is for another run or is not a selection at all."""
+    if not isinstance(picked, dict) or picked.get("run") != run_id:
+        return None
+    hook = picked.get("hook") if picked.get("hook") in hooks else hooks[0]
+    units = picked.get("units")
+    units = ",".join(str(u) for u in units if isinstance(u, int) and not isinstance(u, bool)) \
+        if isinstance(units, list) else ""
+    t0 = picked.get("t0")
+    step = t0 if isinstance(t0, int) and not isinstance(t0, bool) and t0 >= 0 else None
+    typed = picked.get("mode") == "typed" and isinstance(picked.get("text"), str)
+    seed = picked.get("seed")
+    length = picked.get("length")
+    return {"hook": hook, "units": units, "step": step,
+            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else 0,
+            "length": length if isinstance(length, int) and not isinstance(length, bool) else None,
+            "text": picked["text"] if typed else ""}
+
 
 Op = Literal["zero", "clamp", "scale", "set", "patch"]
 
@@ -359,6 +462,51 @@ def counterfactual(model, task, inputs, hook: str, step: Any, units: list[int] |
 # --- claims --------------------------------------------------------------------------------------
 
 
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def measured_rows(value: Any, prefix: str = "", limit: int = 200) -> list[tuple[str, str]]:
+    """A claim's measured (or expected) value as ``(key, value)`` rows for a table: nested dicts
+    flattened to dotted keys, lists of numbers written in one cell (one entry per member or seed)."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(v: Any, key: str) -> None:
+        if len(rows) >= limit:
+            return
+        if isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, f"{key}.{k}" if key else str(k))
+        elif isinstance(v, list) and not any(isinstance(x, (dict, list)) for x in v):
+            rows.append((key, ", ".join(_fmt(x) for x in v)))
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                walk(item, f"{key}[{i}]")
+        else:
+            rows.append((key, _fmt(v)))
+
+    walk(value, prefix)
+    return rows
+
+
+def cached_runs(store, analysis: str) -> list[str]:
+    """Runs of ``store`` holding a cached result of ``analysis`` (member 0), whose figures the
+    Analyses page shows at once."""
+    from probe.runs import list_runs
+
+    out = []
+    for r in list_runs(store):
+        path = Path(store) / str(r["id"]) / "analyses" / f"{analysis}.json"
+        if os.path.isfile(path) and not os.path.islink(path):
+            out.append(str(r["id"]))
+    return out
+
+
+
 def load_claims(store) -> tuple[list[dict], str]:
     """Rows of ``<store>/claims.json`` (written by ``probe verify``) and a one-line header."""
     from probe import _io, _safepath
@@ -378,6 +526,7 @@ def load_claims(store) -> tuple[list[dict], str]:
         cell = lambda v: v if isinstance(v, (int, float, str)) or v is None else json.dumps(v, default=str)  # noqa: E731
         rows.append({"id": c.get("id"), "source": c.get("source"), "statement": c.get("statement"),
                      "measured": cell(c.get("measured")), "expected": cell(c.get("expected")),
+                     "measured_rows": measured_rows(c.get("measured")),
                      "result": "PASS" if c.get("passed") else "FAIL", "seconds": c.get("seconds")})
     created = data.get("created", 0)
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(created if isinstance(created, (int, float))

@@ -99,6 +99,7 @@ class ModelCache:
         self.size = size
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}  # one lock per key being loaded
 
     def get(self, store, run_id, member=0, step=None):
         """``(run, model, task)`` for a checked run id, member and checkpoint step."""
@@ -119,12 +120,19 @@ class ModelCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        model = run.model(member=member, step=step).eval()
-        value = (run, model, run.task())
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            loading = self._loading.setdefault(key, threading.Lock())
+        # A page asks for its model from several callbacks at once: the first loads it, the others wait.
+        with loading:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            model = run.model(member=member, step=step).eval()
+            value = (run, model, run.task())
+            with self._lock:
+                self._items[key] = value
+                self._loading.pop(key, None)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
         return value
 
 

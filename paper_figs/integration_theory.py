@@ -59,7 +59,9 @@ def figure(leaky, sampled, oscillator, gamma: float, omega: float) -> go.Figure:
     fig.update_xaxes(title_text="Re", row=1, col=3)
     fig.update_yaxes(title_text="Im", row=1, col=3)
     fig.update_layout(template="plotly_white", legend=dict(orientation="h", y=-0.2),
-                      margin=dict(t=40, b=90))
+                      title=f"Learning to integrate pulls one eigenvalue of W out of the bulk to the task's decay "
+                            f"γ = {gamma:g}, as the reduced theory predicts",
+                      margin=dict(t=80, b=90))
     return fig
 
 

@@ -23,5 +23,6 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: st
     from analyses import magnitude
 
     fig = magnitude.size_figure(profile, str(store))
-    fig.update_layout(width=800, height=480)
+    fig.update_layout(width=800, height=480,
+                      title="Onion (magnitude) interventions work on GRUs of every size; linear ones only on large GRUs")
     return save(fig, out_dir, NAME, width=800, height=480)

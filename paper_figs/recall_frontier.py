@@ -1,13 +1,14 @@
-"""Recall accuracy against recurrent state size, per architecture (Zoology's recall-memory frontier).
+"""MQAR accuracy against recurrent state size, every architecture on one plot (Zoology's figure 2).
 
     paper_figs.make("recall_frontier", "figs_out")       # or: probe figs --only recall_frontier
 
-One line per architecture (GRU, LSTM, LRU, Hawk), each point the mean MQAR accuracy of the seeds
-of one run, error bars spanning them. State size is counted in real numbers the recurrence
-carries (LSTM: h and c; LRU: real and imaginary parts), so the architectures are compared at equal
-memory. ``profile`` picks the sweep of ``analyses.memory.plans`` ("quick": 16 tokens, 4 pairs,
-states 4-64; "full": 256 tokens, 4-16 pairs, states 8-256). Runs are cached in ``store``
-(default ``"runs"``, the store ``probe verify`` uses, so the claim and this figure share them).
+One line per registered architecture of the profile (quick: the LTI LRU against the input-dependent
+linattn, deltanet, mamba and based; full: every architecture), each point the mean MQAR accuracy
+of the seeds of one run at the model's own ``state_size()``, error bars spanning them, on Zoology's
+task (random filler, power-law query placement). ``profile`` picks the sweep of
+``analyses.memory.plans`` ("quick": 64 tokens, 32 steps, 4 pairs, states 64 and 256; "full":
+8192 tokens, 256 steps, 4-32 pairs, states 64-4096). Runs are cached in ``store`` (default
+``"runs"``, the store ``probe verify`` uses, so the claims and this figure share them).
 """
 from __future__ import annotations
 

@@ -26,5 +26,7 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: st
     from analyses import ngram
 
     fig = ngram.sweep_figures(profile, str(store))["sweep"]
-    fig.update_layout(width=1100, height=480)
+    fig.update_layout(width=1100, height=480,
+                      title="In-context learning of regular languages: accuracy and TVD against the number of "
+                            "training automata, beside in-context n-gram predictors (dotted)")
     return save(fig, out_dir, NAME, width=1100, height=480)

@@ -6,7 +6,8 @@ measurement agrees with the paper. It lives next to the analysis it uses::
     from probe.claims import claim, outcome
 
     @claim("parity-len-gen", source="van Rossem & Saxe 2025, Fig. 2",
-           statement="GRUs trained on parity up to length 10 generalise to length 1000")
+           statement="GRUs trained on parity up to length 10 generalise to length 1000",
+           quick_s=30, full_s=900, measured=("quick",))   # expected seconds; probe verify --list
     def parity_length_generalisation(profile="quick", store="runs") -> Claim:
         ...
         return outcome(measured=acc, expected=">= 0.99", passed=acc >= 0.99)
@@ -16,13 +17,19 @@ source and statement come from the registration. The registry is module state on
 claims register themselves when their module is imported, as Dash pages do. ``probe`` itself
 never imports ``analyses``; ``probe verify`` (in ``probe/cli.py``) calls ``analyses.load_all()``,
 which imports every study's ``claims`` module, so their claims are here when it asks.
+
+Claims train through ``probe.train`` (or load what the store already holds, by run id) and read
+analyses through ``analyses.analyze`` (cached in the run folder), so checking them a second time
+on the same store trains nothing. :func:`run` with ``workers > 1`` checks the claims of different
+study modules in parallel processes; the claims of one module share runs and run in order in one
+process. :func:`write_report` with ``merge=True`` updates the claims it checked in an existing
+report and keeps the others (``probe verify --only``).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -57,6 +64,18 @@ class ClaimSpec:
     source: str
     statement: str
     fn: Callable[..., Any]
+    quick_s: float | None = None  # expected seconds on 2 CPU cores from an empty store
+    full_s: float | None = None
+    measured: tuple[str, ...] = ()  # the profiles whose time was measured; the others are estimates
+
+    @property
+    def group(self) -> str:
+        """Claims of one group share runs and are checked in order, in one process."""
+        return self.fn.__module__
+
+    def expected_s(self, profile: Profile) -> float | None:
+        """Expected seconds of ``profile`` from an empty store (None when nobody said)."""
+        return self.quick_s if profile == "quick" else self.full_s
 
     def __call__(self, profile: Profile = "quick", store: str = "runs") -> Claim:
         return check(self, profile=profile, store=store)
@@ -102,18 +121,28 @@ def check(spec: ClaimSpec, profile: Profile = "quick", store: str = "runs") -> C
     return result
 
 
-def claim(id: str, source: str, statement: str) -> Callable[[Callable], ClaimSpec]:
+def claim(id: str, source: str, statement: str, quick_s: float | None = None, full_s: float | None = None,
+          measured: tuple[str, ...] = ()) -> Callable[[Callable], ClaimSpec]:
     """Register ``fn(profile="quick", store="runs")`` as the check of a paper claim.
 
     ``fn`` returns a :class:`Claim`, usually made by :func:`outcome`. Ids are unique across all
-    analyses modules.
+    analyses modules. ``quick_s`` and ``full_s`` are the seconds each profile is expected to take
+    on 2 CPU cores from an empty store (``probe verify --list`` prints them, the progress bar's
+    ETA uses them); ``measured`` names the profiles whose time was measured rather than estimated.
     """
+    for name, v in (("quick_s", quick_s), ("full_s", full_s)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
+            raise ValueError(f"claim {id!r}: {name} must be a number of seconds >= 0; got {v!r}")
+    measured = (measured,) if isinstance(measured, str) else tuple(measured)
+    if any(m not in ("quick", "full") for m in measured):
+        raise ValueError(f"claim {id!r}: measured must name profiles (quick, full); got {measured!r}")
+
     def register(fn: Callable) -> ClaimSpec:
         old = _REGISTRY.get(id)
         if old is not None and (old.fn.__module__, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
             raise ValueError(f"claim id {id!r} is registered twice: by {old.fn.__module__}.{old.fn.__qualname__} "
                              f"and {fn.__module__}.{fn.__qualname__}")
-        spec = ClaimSpec(id, source, statement, fn)
+        spec = ClaimSpec(id, source, statement, fn, quick_s, full_s, measured)
         _REGISTRY[id] = spec
         return spec
     return register
@@ -126,22 +155,100 @@ def registered(only: str | list[str] | None = None) -> list[ClaimSpec]:
     ids = [only] if isinstance(only, str) else list(only)
     unknown = [i for i in ids if i not in _REGISTRY]
     if unknown:
-        raise ValueError(f"unknown claim {unknown[0]!r}; valid claims: {', '.join(sorted(_REGISTRY)) or 'none registered'}")
+        from probe._suggest import choices
+
+        raise ValueError(f"unknown claim {unknown[0]!r}; {choices(unknown[0], sorted(_REGISTRY), 'claims', 'probe verify --list shows them')}")
     return [_REGISTRY[i] for i in ids]
 
 
-def run(specs: list[ClaimSpec], profile: Profile = "quick", store: str = "runs",
-        progress: bool | None = None) -> list[Claim]:
-    """Check every claim in ``specs`` in order, with a progress bar on stderr."""
-    from tqdm import tqdm
+def _weight(spec: ClaimSpec, profile: Profile) -> float:
+    return spec.expected_s(profile) or 60.0  # a claim that says nothing counts as a minute
 
-    progress = sys.stderr.isatty() if progress is None else progress
-    out = []
-    with tqdm(specs, desc="claims", disable=not progress or not specs, leave=False, file=sys.stderr) as bar:
-        for spec in bar:
-            bar.set_postfix_str(spec.id)
-            out.append(check(spec, profile=profile, store=store))
+
+def run(specs: list[ClaimSpec], profile: Profile = "quick", store: str = "runs",
+        progress: bool | str | None = None, workers: int = 1) -> list[Claim]:
+    """Check every claim in ``specs``; the results come back in the order of ``specs``.
+
+    ``workers > 1`` checks groups of claims (:attr:`ClaimSpec.group`: one study module, whose
+    claims share runs) in that many processes at once. ``progress`` (see :mod:`probe.progress`)
+    shows what runs, with an ETA from the claims' expected times.
+    """
+    from probe.progress import Progress
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer; got {workers!r}")
+    total = sum(_weight(s, profile) for s in specs)
+    with Progress(total=total or None, desc=f"claims ({profile})", unit="s", mode=progress if specs else False) as bar:
+        if workers == 1 or len({s.group for s in specs}) < 2:
+            out = []
+            for spec in specs:
+                bar.stage(spec.id)
+                out.append(check(spec, profile=profile, store=store))
+                bar.update(_weight(spec, profile), note=f"{spec.id} {'PASS' if out[-1].passed else 'FAIL'}")
+        else:
+            out = _run_parallel(specs, profile, store, workers, bar)
+        bar.close(f"{sum(c.passed for c in out)}/{len(out)} claims pass")
     return out
+
+
+def _check_group(ids: list[str], modules: list[str], profile: Profile, store: str) -> list[dict]:
+    # In a worker process: a forked one has the registry already, a spawned one imports the modules.
+    import importlib
+
+    if any(i not in _REGISTRY for i in ids):
+        for m in modules:
+            importlib.import_module(m)
+    return [check(_REGISTRY[i], profile=profile, store=store).to_dict() for i in ids]
+
+
+def _run_parallel(specs: list[ClaimSpec], profile: Profile, store: str, workers: int, bar) -> list[Claim]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    groups: dict[str, list[ClaimSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.group, []).append(spec)
+    # Longest groups first, so the last one to finish starts early.
+    order = sorted(groups.values(), key=lambda g: -sum(_weight(s, profile) for s in g))
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    done: dict[str, Claim] = {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(order)), mp_context=ctx) as pool:
+        running = {pool.submit(_check_group, [s.id for s in g], sorted({s.fn.__module__ for s in g}), profile,
+                               store): g for g in order}
+        while running:
+            bar.stage("running " + ", ".join(s.id for g in list(running.values())[:workers] for s in g))
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                group = running.pop(fut)
+                try:
+                    rows = [Claim(**row) for row in fut.result()]
+                except Exception as e:  # noqa: BLE001 (the worker died (memory, a signal): its claims fail, the rest go on)
+                    rows = [Claim(s.id, s.source, s.statement, f"error: worker: {type(e).__name__}: {e}", None, False)
+                            for s in group]
+                done.update((c.id, c) for c in rows)
+                bar.update(sum(_weight(s, profile) for s in group),
+                           note=", ".join(f"{c.id} {'PASS' if c.passed else 'FAIL'}" for c in rows))
+    return [done[s.id] for s in specs]
+
+
+def format_list(specs: list[ClaimSpec]) -> str:
+    """One line per claim: id, expected quick and full times (``~`` marks an estimate), statement."""
+    from probe.progress import duration
+
+    def t(spec: ClaimSpec, profile: str) -> str:
+        v = spec.expected_s(profile)
+        return "?" if v is None else ("" if profile in spec.measured else "~") + duration(v)
+
+    rows = [(s.id, t(s, "quick"), t(s, "full"), _clip(s.statement, 70)) for s in specs]
+    head = ("id", "quick", "full", "statement")
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(head)]
+    line = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()
+    known = lambda key: sum(getattr(s, key) or 0 for s in specs)
+    tail = (f"{len(specs)} claims; expected in all: quick {duration(known('quick_s'))}, full {duration(known('full_s'))}"
+            " on 2 CPU cores from an empty store (~: estimated, not measured; a second run on the same store "
+            "loads the trained runs)")
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows), tail])
 
 
 def _cell(v: Any) -> str:
@@ -189,10 +296,33 @@ def to_markdown(claims: list[Claim], profile: Profile = "quick") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(claims: list[Claim], store: str = "runs", profile: Profile = "quick") -> tuple[Path, Path]:
-    """Write ``<store>/claims.md`` and ``<store>/claims.json`` (atomically); return their paths."""
+def read_report(store: str = "runs") -> tuple[str | None, list[Claim]]:
+    """The profile and claims of ``<store>/claims.json`` (``(None, [])`` when there is none or it is unreadable)."""
     from probe.runs import store_dir
 
+    path = store_dir(store) / "claims.json"
+    try:
+        data = _io.read_json(path)
+        fields = {f.name for f in dataclasses.fields(Claim)}
+        return data.get("profile"), [Claim(**{k: v for k, v in c.items() if k in fields}) for c in data["claims"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, []
+
+
+def write_report(claims: list[Claim], store: str = "runs", profile: Profile = "quick",
+                 merge: bool = False) -> tuple[Path, Path]:
+    """Write ``<store>/claims.md`` and ``<store>/claims.json`` (atomically); return their paths.
+
+    ``merge=True`` keeps the claims of an existing report of the same profile that ``claims`` does
+    not hold, replacing those it does (in id order), so checking one claim does not shrink the report.
+    """
+    from probe.runs import store_dir
+
+    if merge:
+        old_profile, old = read_report(store)
+        if old_profile == profile:
+            new = {c.id: c for c in claims}
+            claims = sorted([c for c in old if c.id not in new] + list(new.values()), key=lambda c: c.id)
     root = store_dir(store, create=True)
     md, js = root / "claims.md", root / "claims.json"
     _io.write_bytes(md, to_markdown(claims, profile).encode())

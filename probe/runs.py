@@ -330,7 +330,7 @@ def open_run(path_or_id: str | os.PathLike, store: str | os.PathLike = "runs") -
     Raises
     ------
     ValueError
-        If no such run exists (the message lists the runs in the store), the id is not a plain
+        If no such run exists (the message names the nearest runs in the store), the id is not a plain
         folder name, or the run cannot be read (the message says why).
     """
     text = os.fspath(path_or_id) if isinstance(path_or_id, os.PathLike) else path_or_id
@@ -349,5 +349,7 @@ def open_run(path_or_id: str | os.PathLike, store: str | os.PathLike = "runs") -
     matches = [i for i in ids if i.startswith(text)]
     if len(matches) == 1:
         return Run(root / matches[0])
-    choices = ", ".join(ids[:20]) + (" ..." if len(ids) > 20 else "") if ids else "none"
-    raise ValueError(f"unknown run {shown} in store {str(store)!r}; runs: {choices}")
+    from probe._suggest import choices
+
+    raise ValueError(f"unknown run {shown} in store {str(store)!r}; "
+                     f"{choices(text, ids, 'runs', f'probe runs --store {store} lists them')}")

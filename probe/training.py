@@ -16,18 +16,18 @@ import json
 import math
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
-from tqdm import tqdm
 
 import probe
 from probe import _io, _limits, _safepath
+from probe import threads as _threads
 from probe._resume import load_latest, make_run_dir, read_info, resume_points
 from probe._trainer import _LONG, Trainer, derive_seed
+from probe.progress import Progress
 from probe.runs import Run, ckpt_path, run_id, store_dir
 
 Optimizer = Literal["adamw", "sgd"]
@@ -157,24 +157,25 @@ def _summary(rows: list[dict], diverged: dict) -> dict:
     return {k: sum(r[k] for r in keep) / len(keep) for k in keys}
 
 
-def _loop(tr: Trainer, cfg: TrainConfig, start: int, path, info: dict, progress: bool) -> None:
+def _loop(tr: Trainer, cfg: TrainConfig, start: int, path, info: dict, progress: bool | None) -> None:
     ckpts = set(checkpoint_steps(cfg.steps, cfg.n_checkpoints))
     every = cfg.to_dict()["eval_every"]
     logs = ckpts | set(range(0, cfg.steps + 1, every))
     metric = "train.accuracy" if tr.task.loss == "ce" else "train.mse"
-    bar = tqdm(total=cfg.steps, initial=start, desc=info["id"], disable=not progress, leave=False,
-               file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bar = Progress(total=cfg.steps, initial=start, desc=f"train {info['id']} ({tr.task.name})", unit="step",
+                   mode=progress)
+    note = None
     t0, last_save = time.monotonic(), time.monotonic()
     for step in range(start, cfg.steps):
         losses = tr.step(step, lr_at(cfg, step)).tolist()
         s, stop = step + 1, not bool(tr.alive.any())
-        bar.update(1)
+        bar.update(1, note)
         if s in logs or stop:
             long = stop or s == cfg.steps or s % every == 0
             rows = tr.log(s, losses, lr_at(cfg, min(s, cfg.steps - 1)), long=long)
             info["final"].update(_summary(rows, tr.diverged))
-            bar.set_postfix({"loss": f"{info['final'].get('train.loss', math.nan):.4g}",
-                             metric[6:9]: f"{info['final'].get(metric, math.nan):.3f}"})
+            note = (f"loss {info['final'].get('train.loss', math.nan):.4g}, "
+                    f"{metric[6:9]} {info['final'].get(metric, math.nan):.3f}")
         if s in ckpts or stop:
             tr.save(s, ckpt_path(path, s))
             for old in (path / "ckpt").glob("resume_*.safetensors"):
@@ -192,7 +193,7 @@ def _loop(tr: Trainer, cfg: TrainConfig, start: int, path, info: dict, progress:
             for f in old:
                 f.unlink()
             last_save = time.monotonic()
-    bar.close()
+    bar.close(f"{bar.n - start} steps" + (f", {note}" if note else ""))
 
 
 def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-3,
@@ -201,7 +202,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
           eval_n: int = 256, eval_splits: list[str] | None = None, shared_batches: bool = True,
           n_checkpoints: int = 30, stateful: bool = False,
           store: str = "runs", seed: int | None = None, device: Device = "auto",
-          progress: bool | None = None, from_step: int | None = None) -> Run:
+          progress: bool | None = None, from_step: int | None = None, threads: int | None = None) -> Run:
     """Train ``model`` (every member at once) on ``task``, saving into ``store``; resume if unfinished.
 
     The run's id is a hash of the task, the model config and the training config below, so
@@ -237,10 +238,14 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
         Seed of the batch stream (default: the model's own seed).
     device : "auto", "cpu" or "cuda"
     progress : bool, optional
-        Show a progress bar (default: when stderr is a terminal).
+        Report progress on stderr (:mod:`probe.progress`): a bar with the loss and an ETA on a
+        terminal, a line when training starts and ends otherwise; False: silent. Default: on.
     from_step : int, optional
         Resume from the checkpoint at this step instead of the newest one, deleting the later
         ones (for a run whose newest checkpoint is damaged: the error names the last good step).
+    threads : int, optional
+        Torch threads while training (default :func:`probe.threads.count`: 1 unless
+        ``OMP_NUM_THREADS`` is set, as ``probe train`` does); the caller's setting is restored.
 
     Returns
     -------
@@ -261,6 +266,8 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
                       shared_batches=shared_batches, seed=seed, n_checkpoints=n_checkpoints, stateful=stateful)
     if from_step is not None:
         _limits.check_int("from_step", from_step, 0, cfg.steps)
+    if threads is not None:
+        _limits.check_int("threads", threads, 1, 4096)
     dev = _device(device)
     root = store_dir(store)
     _check_interface(task, model)
@@ -278,8 +285,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
     made = [p for p in (root, path) if not p.exists()]
     store_dir(store, create=True)
     make_run_dir(path)
-    progress = sys.stderr.isatty() if progress is None else progress
-    with _io.Lock(path / ".lock", f"run {rid}"), torch.random.fork_rng(
+    with _threads.limited(threads), _io.Lock(path / ".lock", f"run {rid}"), torch.random.fork_rng(
             devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
         try:
             return _train_locked(tr, cfg, path, rid, config, seed, dev, progress, from_step)
@@ -294,7 +300,7 @@ def train(task, model, steps: int = 1000, batch_size: int = 128, lr: float = 1e-
             raise
 
 
-def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, seed: int, dev, progress: bool,
+def _train_locked(tr: Trainer, cfg: TrainConfig, path, rid: str, config: dict, seed: int, dev, progress: bool | None,
                   from_step: int | None) -> Run:
     # Only the lock holder writes here, so a temporary file left by a killed writer is stale.
     _safepath.clean_stale_tmp(path)

@@ -87,14 +87,20 @@ class Batch:
                      info={k: pick(v) for k, v in self.info.items()})
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    # torch refuses to share memory with a read-only array (it warns, then shares it anyway):
+    # copy those, such as a view of a memory-mapped corpus.
+    return a if a.flags.writeable else a.copy()
+
+
 def as_long(a: np.ndarray) -> torch.Tensor:
     """numpy integer array -> LongTensor without an extra copy where possible."""
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+    return torch.from_numpy(_writable(np.ascontiguousarray(a, dtype=np.int64)))
 
 
 def as_float(a: np.ndarray) -> torch.Tensor:
     """numpy array -> FloatTensor (float32)."""
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    return torch.from_numpy(_writable(np.ascontiguousarray(a, dtype=np.float32)))
 
 
 def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

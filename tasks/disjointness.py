@@ -5,8 +5,9 @@ plus one element of A planted at a random position (the same distribution as JRT
 of the vocabulary into two halves, A from one and B from the other; each set must fit in half).
 The input is ``[ A | B ?`` and the single label, at the final ``?``, is the shared element.
 ``order`` says which set comes first: the short one, the long one, or either at random
-per row (``"both"``, the default, as JRT trains on both orders). With ``read_twice=True`` the
-context ``[ A | B`` is repeated before the ``?`` (JRT-Prompt).
+per row (``"both"``, the default, as JRT trains on both orders). With ``num_passes=k`` the
+context ``[ A | B`` is read k times before the ``?``; ``read_twice=True`` is ``num_passes=2``
+(JRT-Prompt).
 
 Example (short=2, long=3, order="short_first"; tokens 1 ``[``, 2 ``|``, 3 ``?``)::
 
@@ -40,7 +41,8 @@ class DisjointnessParams:
     short: int = param(4, ge=1, doc="size of the short set")
     long: int = param(16, ge=1, doc="size of the long set")
     order: Literal["both", "short_first", "long_first"] = param("both", doc="which set comes first")
-    read_twice: bool = param(False, doc="repeat the context before the answer (JRT-Prompt)")
+    read_twice: bool = param(False, doc="repeat the context before the answer (JRT-Prompt): num_passes=2")
+    num_passes: int = param(1, ge=1, le=1_000, doc="times the context [ A | B is read before the answer")
 
 
 class Disjointness(Task):
@@ -60,6 +62,9 @@ class Disjointness(Task):
 
     def _check(self, cfg: DisjointnessParams) -> None:
         half = (cfg.vocab_size - N_SPECIAL) // 2
+        if cfg.read_twice and cfg.num_passes not in (1, 2):
+            raise bad_param(self.name, "num_passes", cfg.num_passes,
+                            "1 or 2 with read_twice=True (read_twice is num_passes=2; set one of them)")
         if cfg.short > cfg.long:
             raise bad_param(self.name, "short", cfg.short, f"an int <= long = {cfg.long}")
         if cfg.long > half:
@@ -102,7 +107,7 @@ class Disjointness(Task):
                            np.where(col == 0, PREFIX, LIST_SEP))  # (B, C)
         context_in_a = np.where(is_a | is_b, np.take_along_axis(in_a, set_col, axis=1), 0)
         phase = np.where(is_a, 1, np.where(is_b, 2, 0))
-        reads = 2 if cfg.read_twice else 1
+        reads = 2 if cfg.read_twice else cfg.num_passes
         inputs = np.concatenate([np.tile(context, reads), np.full((n, 1), ANSWER_SEP)], axis=1)  # (B, T)
         T = inputs.shape[1]
         mask = np.zeros((n, T), dtype=bool)

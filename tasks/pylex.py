@@ -12,14 +12,25 @@ character-level model must carry to predict the next one:
 - ``in_comment``: 1 from ``#`` (outside strings) up to, not including, the newline.
 - ``bracket_depth``: open ``( [ {`` minus closed ones so far, counting only those outside
   strings and comments; the opening bracket already counts, the closing one no longer does.
+- ``in_comment_or_string``: ``in_string`` or ``in_comment`` (the paper's cell that "turns on
+  inside comments and quotes").
 - ``indent``: leading spaces of the current line, divided by 4 (floor).
 - ``column``: offset of the character in its line, 0-based; a newline has its line's length.
+- ``in_if``: 1 inside the condition of an ``if`` or ``elif`` statement: from the character after
+  the keyword up to, not including, the ``:`` that ends it (the first ``:`` outside strings,
+  comments and brackets that is not ``:=``). Only statements count: the keyword is the first
+  word of its line, outside brackets; the ``if`` of a conditional expression or comprehension
+  does not. A ``lambda``'s colon right in the condition would end it early (never seen in the corpus).
 
 Example::
 
     text           x = f"#{a}" # it's
     in_string      000001111100000000
     in_comment     000000000000111111
+
+    text           if (a): b
+    in_if          001111000
+    bracket_depth  000110000
 """
 from __future__ import annotations
 
@@ -27,14 +38,15 @@ import re
 
 import numpy as np
 
-__all__ = ["lex", "FEATURES"]
+__all__ = ["FEATURES", "lex"]
 
-FEATURES = ("in_string", "in_comment", "bracket_depth", "indent", "column")
+FEATURES = ("in_string", "in_comment", "in_comment_or_string", "bracket_depth", "indent", "column", "in_if")
 
 _START = re.compile(r"[#'\"]")
 # the rest of a string after its opening quote(s): content, then the closer (group 1)
 _SINGLE_END = {q: re.compile(rf"(?:[^{q}\\\n]|\\[\s\S])*({q}|\n|\Z)") for q in "'\""}
 _TRIPLE_END = {q: re.compile(rf"(?:[^{q}\\]|\\[\s\S]|{q}(?!{q}{q}))*({q}{q}{q}|\Z)") for q in "'\""}
+_IF = re.compile(r"^[ \t]*(?:el)?if\b", re.MULTILINE)  # an if/elif statement's keyword, ending at match.end()
 
 
 def _spans(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,8 +85,7 @@ def lex(text: str) -> dict[str, np.ndarray]:
 
     Returns
     -------
-    dict of int32 arrays (len(text),)
-        ``in_string``, ``in_comment``, ``bracket_depth``, ``indent``, ``column``.
+    dict of int32 arrays (len(text),), keyed by :data:`FEATURES`.
     """
     n = len(text)
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (n,)
@@ -99,5 +110,25 @@ def lex(text: str) -> dict[str, np.ndarray]:
     next_not_space = np.minimum.accumulate(not_space[::-1])[::-1]  # (n,)
     leading = next_not_space[line_start] - line_start
     return {"in_string": in_string.astype(np.int32), "in_comment": in_comment.astype(np.int32),
+            "in_comment_or_string": (in_string | in_comment).astype(np.int32),
             "bracket_depth": depth.astype(np.int32), "indent": (leading // 4).astype(np.int32),
-            "column": (position - line_start).astype(np.int32)}
+            "column": (position - line_start).astype(np.int32),
+            "in_if": _in_if(text, codes, code, depth)}
+
+
+def _in_if(text: str, codes: np.ndarray, code: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The ``in_if`` feature: (n,) int32 from the code mask and bracket depth (see the module docstring)."""
+    n = len(text)
+    colon = (codes == ord(":")) & code & (depth == 0)
+    colon[:-1] &= codes[1:] != ord("=")                                        # not the walrus :=
+    colons = np.nonzero(colon)[0]                                              # (K,) sorted
+    edges = np.zeros(n + 1, dtype=np.int32)
+    for m in _IF.finditer(text):
+        k = m.end() - 1                                                        # the keyword's last letter
+        if not code[k] or depth[k] != 0:
+            continue
+        at = np.searchsorted(colons, k)
+        end = int(colons[at]) if at < len(colons) else n
+        edges[k + 1] += 1
+        edges[end] -= 1
+    return (np.cumsum(edges[:n]) > 0).astype(np.int32)

@@ -200,8 +200,11 @@ class AutomatonResult(Result):
     groups : list of lists of str
         The prefixes of each extracted state ("ε" is the initial state).
     dynamics : dict of lists, one entry per checkpoint
-        ``steps, n_states, n_states_minimal, removed, added, mergers, finite, equivalent,
-        model_accuracy_long`` (and ``long_length``); empty for a single model.
+        ``steps, n_states, n_states_minimal, removed, added, mergers, merges, splits, finite,
+        equivalent, model_accuracy_long`` (and ``long_length``); empty for a single model.
+        ``mergers`` is the paper's count, (2 removed - added) / 3, exact for pairwise mergers and
+        splits and negative after other changes; ``merges`` and ``splits`` count each kind
+        (>= 0, see :func:`analyses.automaton.automata.merges_and_splits`); the figure draws those.
     pca : dict
         ``prefixes``, ``parity`` and two ``panels`` (step, n_states, coords (N, 2)).
     """
@@ -237,6 +240,51 @@ def _check_params(tolerance: float, long_length: int, long_n: int) -> None:
             raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
 
 
+CHANCE = 0.5  # per-step accuracy of guessing parity
+_FAR_BELOW = 0.1  # the automaton "did not work" when it scores this much below the model
+
+
+def verdict(summary: dict, long_length: int) -> str:
+    """One paragraph saying whether the extraction worked, and if not the likely reason and what to try.
+
+    Read from a summary of :func:`analyze` (its ``missing_transitions`` too); shown by
+    ``probe analyze`` and the explorer beside the numbers it explains.
+    """
+    auto = summary.get(f"automaton_accuracy_len_{long_length}")
+    model = summary.get(f"model_accuracy_len_{long_length}")
+    n, n_min, missing = summary["n_states"], summary["n_states_minimal"], summary.get("missing_transitions", 0)
+    if model is not None and model < CHANCE + _FAR_BELOW:
+        return (f"nothing to extract: the model itself is near chance at length {long_length} (accuracy {model:.3g}, "
+                f"chance {CHANCE}), so its states hold no parity automaton. Try training longer, or the "
+                "setting of van Rossem & Saxe: an Elman ReLU net with small init (--set nonlinearity=relu "
+                "--set gain=0.1 --set h0=ones), where the automaton forms within a few hundred steps.")
+    if auto is not None and model is not None and auto < model - _FAR_BELOW:
+        why = []
+        if missing:
+            why.append(f"{missing} transition(s) of the {n} extracted states were never taken by a training "
+                       "prefix (states reached only at the longest prefixes), and a run that reaches one stops, "
+                       "scoring 0 from there")
+        if summary.get("transition_conflicts"):
+            why.append(f"{summary['transition_conflicts']} (state, symbol) pair(s) lead to different states: the "
+                       "grouping merged states that behave differently")
+        if summary.get("label_conflicts"):
+            why.append(f"{summary['label_conflicts']} state(s) hold prefixes with different outputs")
+        if not why:
+            why.append("its states drift on strings longer than the training ones, away from every extracted state")
+        fix = (f"The minimised automaton has {n_min} states" + (" and is parity's own" if summary.get("equivalent")
+                                                                  else "") + ". ")
+        return (f"extraction failed: the extracted automaton scores {auto:.3g} at length {long_length} against the "
+                f"model's {model:.3g}. Likely reason: " + "; ".join(why) + ". " + fix +
+                "Try a larger tolerance (analyses.analyze('automaton', run, tolerance=0.05)), which merges states "
+                "that differ only in recent input; or train longer, until the state count falls (the "
+                "'dynamics' figure), which it does soonest for an Elman ReLU net with small init.")
+    if not summary.get("equivalent"):
+        return (f"the extracted automaton runs as well as the model (accuracy {auto:.3g}), but minimised it has "
+                f"{n_min} states and is not parity's automaton: the model computes something else on these strings.")
+    return (f"ok: the extracted automaton ({n} states, {n_min} minimised: parity's own) runs as well as the model "
+            f"at length {long_length} ({auto:.3g} against {model:.3g}).")
+
+
 def _summary(ex: fa.Extraction, minimal: fa.Automaton, truth: fa.Automaton, auto_acc: float,
              model_acc: float | None, long_length: int) -> dict:
     start_alone = int(np.sum(ex.group == ex.group[0])) == 1
@@ -245,6 +293,7 @@ def _summary(ex: fa.Extraction, minimal: fa.Automaton, truth: fa.Automaton, auto
             "n_states_minimal": minimal.n_states, "complete": ex.automaton.complete,
             "consistent": ex.consistent, "finite": ex.finite,
             "transition_conflicts": ex.transition_conflicts, "label_conflicts": ex.label_conflicts,
+            "missing_transitions": sum(t < 0 for row in ex.automaton.delta for t in row),
             "equivalent": minimal == truth, "threshold": ex.threshold,
             f"automaton_accuracy_len_{long_length}": auto_acc,
             f"model_accuracy_len_{long_length}": model_acc}
@@ -256,8 +305,9 @@ def _result(ex, truth, auto_acc, model_acc, long_length, **extra) -> AutomatonRe
     groups = [[] for _ in range(ex.n_states)]
     for p, g in zip(ex.prefixes, ex.group.tolist()):
         groups[g].append(_pname(p))
-    return AutomatonResult(summary=_summary(ex, minimal, truth, auto_acc, model_acc, long_length),
-                           automaton={**ex.automaton.to_dict(), "sizes": sizes}, minimal=minimal.to_dict(),
+    summary = _summary(ex, minimal, truth, auto_acc, model_acc, long_length)
+    summary["verdict"] = verdict(summary, long_length)
+    return AutomatonResult(summary=summary, automaton={**ex.automaton.to_dict(), "sizes": sizes}, minimal=minimal.to_dict(),
                            truth=truth.to_dict(), groups=groups, **extra)
 
 
@@ -276,8 +326,9 @@ def analyze(model, task, tolerance: float = 0.01, long_length: int = 10000, long
     -------
     AutomatonResult
         ``summary``: n_states, n_states_visited, n_states_minimal, complete, consistent, finite,
-        transition_conflicts, label_conflicts, equivalent, threshold, and the per-step accuracy of
-        the automaton and of the model on the long strings.
+        transition_conflicts, label_conflicts, missing_transitions, equivalent, threshold, the
+        per-step accuracy of the automaton and of the model on the long strings, and ``verdict``:
+        whether the extraction worked, and if not why and what to try (:func:`verdict`).
     """
     _check_params(tolerance, long_length, long_n)
     states, labels = prefix_states(model, task)
@@ -322,15 +373,18 @@ def analyze_run(run, member: int = 0, tolerance: float = 0.01, long_length: int 
     h, out, h0 = _prefix_arrays(stacked, L)  # (C, 2^L, L, D), (C, 2^L, L), (C, D)
     batch = long_batch(task, long_length, long_n, seed)
     accuracy = member_accuracies(stacked, batch)  # (C,)
-    d = {k: [] for k in ("n_states", "n_states_minimal", "removed", "added", "mergers", "finite", "equivalent")}
+    d = {k: [] for k in ("n_states", "n_states_minimal", "removed", "added", "mergers", "merges", "splits", "finite",
+                         "equivalent")}
     ex = None
     for i in range(len(steps)):
         states, labels = _by_prefix(L, h[i], out[i], h0[i])
         previous, ex = ex, fa.extract(states, tolerance, labels, alphabet=(0, 1))
         minimal = fa.minimise(ex.automaton)
         removed, added, mergers = fa.state_changes(previous.group, ex.group) if previous is not None else (0, 0, 0.0)
+        merges, splits = fa.merges_and_splits(previous.group, ex.group) if previous is not None else (0, 0)
         for k, v in (("n_states", ex.n_states), ("n_states_minimal", minimal.n_states), ("removed", removed),
-                     ("added", added), ("mergers", mergers), ("finite", ex.finite), ("equivalent", minimal == truth)):
+                     ("added", added), ("mergers", mergers), ("merges", merges), ("splits", splits),
+                     ("finite", ex.finite), ("equivalent", minimal == truth)):
             d[k].append(v)
     d.update(steps=steps, model_accuracy_long=accuracy, long_length=long_length)
     peak = int(np.argmax(d["n_states"]))

@@ -325,6 +325,22 @@ def state_changes(before: np.ndarray, after: np.ndarray) -> tuple[int, int, floa
     return removed, added, (2 * removed - added) / 3
 
 
+def merges_and_splits(before: np.ndarray, after: np.ndarray) -> tuple[int, int]:
+    """How many mergers and splits turn one grouping of the same prefixes into the other; both >= 0.
+
+    Link each old state to each new state that shares a prefix with it. A new state linked to k
+    old ones took k - 1 mergers to make; an old state linked to k new ones was split k - 1 times.
+    When only pairwise mergers and splits happen, ``merges`` equals :func:`state_changes`'s
+    (2 removed - added) / 3, which other changes (a three-way split, a prefix moving between
+    two states) can make negative.
+    """
+    before, after = np.asarray(before), np.asarray(after)
+    pairs = set(zip(before.tolist(), after.tolist()))
+    merges = len(pairs) - len({b for _, b in pairs})  # sum over new states of (old ones linked - 1)
+    splits = len(pairs) - len({a for a, _ in pairs})
+    return merges, splits
+
+
 def moore(delta: Sequence[Sequence[int]], labels: Sequence, start: int = 0, alphabet: Sequence = (0, 1)) -> Automaton:
     """Build an :class:`Automaton` from plain lists (e.g. ``moore([[0, 1], [1, 0]], [0, 1])`` is parity)."""
     delta = tuple(tuple(int(t) for t in row) for row in delta)

@@ -28,7 +28,7 @@ The claims ``cells.charlm`` and ``cells.saturation`` are in :mod:`analyses.cells
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ def _units(acts: dict[str, np.ndarray], mask: np.ndarray) -> tuple[list[str], np
     return labels, np.concatenate([v[mask] for v in acts.values()], axis=1)  # (N, U)
 
 
-def _batch(task, n: int, seed: int, split: Optional[str], overrides: Optional[dict]):
+def _batch(task, n: int, seed: int, split: str | None, overrides: dict | None):
     splits = task.splits()
     split = split or ("valid" if "valid" in splits else "train")
     if split not in splits:
@@ -85,7 +85,7 @@ def _target_logprob(model, inputs, targets, edits=()) -> np.ndarray:
 
 
 def causal_check(model, batch, hook: str, unit: int, feature: str, base_lp: np.ndarray,
-                 mean: float, control_unit: int, mask: Optional[np.ndarray] = None) -> dict[str, Any]:
+                 mean: float, control_unit: int, mask: np.ndarray | None = None) -> dict[str, Any]:
     """Mean-ablate ``unit`` of ``hook`` at every step; the change in target log-prob where ``feature`` drops.
 
     "Drops" means feature[t + 1] < feature[t], so the target at t is what ends the feature's
@@ -161,10 +161,15 @@ def _check(n: int, margin: float, n_shuffles: int, causal: str, burn_in: int) ->
         raise ValueError(f"causal must be one of mean, none; got {causal!r}")
 
 
-def _nulls(init_model, full: dict, batch, feats: dict, mask: np.ndarray, n_shuffles: int, seed: int) -> dict:
-    """Best score per feature of the untrained model, and of the trained one (``full``) on shuffled features."""
+def _nulls(init_model, full: dict, batch, feats: dict, mask: np.ndarray, n_shuffles: int, seed: int,
+           ranks: np.ndarray) -> dict:
+    """Best score per feature of the untrained model, and of the trained one (``full``) on shuffled features.
+
+    ``ranks`` are the trained units' ranks at ``mask``, reused where a shuffle keeps every step.
+    """
     out = {}
     init_acts = None if init_model is None else _units(collect(init_model, batch.inputs), mask)[1]
+    init_ranks = None if init_acts is None else sc.unit_ranks(init_acts)
     for name, track in feats.items():
         best_shuffle = 0.0
         for s in range(n_shuffles):
@@ -173,18 +178,25 @@ def _nulls(init_model, full: dict, batch, feats: dict, mask: np.ndarray, n_shuff
             if len(np.unique(y)) < 2:
                 continue
             acts = _units(full, ok)[1]
-            best_shuffle = max(best_shuffle, float(sc.score_units(acts, y, with_mi=False)["score"].max()))
-        init = float("nan") if init_acts is None else float(sc.score_units(init_acts, track[mask], False)["score"].max())
+            same = np.array_equal(ok, mask)  # then the units' ranks are those already computed
+            best_shuffle = max(best_shuffle, float(sc.score_units(acts, y, False, ranks if same else None)["score"].max()))
+        init = float("nan") if init_acts is None else \
+            float(sc.score_units(init_acts, track[mask], False, init_ranks)["score"].max())
         out[name] = {"init": init, "shuffle": best_shuffle}
     return out
 
 
-def _text(model, task, top: dict, seed: int, length: int) -> dict:
-    """A display sequence and the top state unit's activation on it, per feature."""
-    overrides = {"length": length} if "length" in task.params and task.name == "charlm" else {}
-    batch = _batch(task, 16, seed + 7, None, overrides)
+def _text(model, task, top: dict, seed: int, length: int, burn_in: int = 0) -> dict:
+    """A display sequence and the top state unit's activation on it, per feature.
+
+    For charlm, windows of ``burn_in + length`` characters are run and their last ``length`` shown,
+    so the state has read the text before them, as when scoring.
+    """
+    charlm = "length" in task.params and task.name == "charlm"
+    skip = burn_in if charlm else 0
+    batch = _batch(task, 16, seed + 7, None, {"length": length + skip} if charlm else {})
     # show the candidate where the few-valued features change most often (strings, brackets, ...)
-    changes = sum((np.diff(v.numpy(), axis=1) != 0).sum(1) for v in batch.features.values()
+    changes = sum((np.diff(v.numpy()[:, skip:], axis=1) != 0).sum(1) for v in batch.features.values()
                   if len(np.unique(v.numpy())) <= 16)
     row = int(np.argmax(changes)) if not isinstance(changes, int) else 0
     with torch.no_grad():
@@ -193,15 +205,16 @@ def _text(model, task, top: dict, seed: int, length: int) -> dict:
     for f, rows in top.items():
         state = [r for r in rows if r["unit"].split(":")[0].split(".")[-1] in STATE_HOOKS] or rows
         hook, u = state[0]["unit"].split(":")
-        v = cache[hook][0, :, int(u)]
+        v = cache[hook][0, skip:, int(u)]
         values[f] = (torch.tanh(v) if hook.endswith("hook_c") else v).tolist()  # the paper shows tanh(c)
         units[f] = state[0]["unit"]
-    return {"tokens": task.decode(batch.inputs[row]), "values": values, "units": units}
+    return {"tokens": task.decode(batch.inputs[row, skip:]), "values": values, "units": units}
 
 
-def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = None,
-            overrides: Optional[dict] = None, init_model=None, margin: float = 0.1, n_shuffles: int = 2,
-            causal: Literal["mean", "none"] = "mean", text_length: int = 400, burn_in: int = 0) -> CellsResult:
+def analyze(model, task, n: int = 128, seed: int = 0, split: str | None = None,
+            overrides: dict | None = None, init_model=None, margin: float = 0.1, n_shuffles: int = 2,
+            causal: Literal["mean", "none"] = "mean", text_length: int = 400, burn_in: int = 0,
+            causal_features: tuple[str, ...] | None = None) -> CellsResult:
     """Score every unit against every feature of ``task``; saturation, probes and causal checks.
 
     Parameters
@@ -215,7 +228,9 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
     margin : a unit is interpretable when its score beats both nulls by this much.
     n_shuffles : shuffles of the feature tracks for the shuffle null.
     causal : "mean" to run the one-unit causal check (mean ablation), "none" to skip it.
-    text_length : characters in the display sequence (charlm).
+    causal_features : the features the causal check runs for (default: every feature); each
+        costs two forward passes with an edit at every step.
+    text_length : characters in the display sequence (charlm: shown after ``burn_in`` characters read).
     burn_in : steps at the start of every sequence that are run but not scored (scores, nulls,
         saturation, probes, causal check). A window of ``charlm`` starts anywhere in the corpus,
         with an empty state, possibly inside a string or a bracket the network never saw open;
@@ -243,11 +258,12 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
     labels, X = _units(full, mask)                                           # (N, U)
     if init_model is None:
         init_model = probe.models.from_config(model.config)
-    nulls = _nulls(init_model, full, batch, feats, mask, n_shuffles, seed)
+    ranks, binned = sc.unit_ranks(X), sc.quantile_bins(X)                    # (N, U) each, for every feature
+    nulls = _nulls(init_model, full, batch, feats, mask, n_shuffles, seed, ranks)
 
     scores, top, kinds = {}, {}, {}
     for name, track in feats.items():
-        s = sc.score_units(X, track[mask])
+        s = sc.score_units(X, track[mask], ranks=ranks, binned=binned)
         kinds[name] = "binary" if "auc" in s else "graded"
         order = np.argsort(-s["score"], kind="stable")
         scores[name] = {k: v.tolist() for k, v in s.items()}
@@ -274,6 +290,8 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
         base_lp = _target_logprob(model, batch.inputs, batch.targets) if task.loss == "ce" else None
         rng = np.random.default_rng(seed)
         for name in feats if base_lp is not None else ():
+            if causal_features is not None and name not in causal_features:
+                continue
             pick = next((r for r in top[name] if r["unit"].split(":")[0].split(".")[-1] in STATE_HOOKS), None)
             if pick is None:
                 continue
@@ -295,7 +313,7 @@ def analyze(model, task, n: int = 128, seed: int = 0, split: Optional[str] = Non
     for hook, s in saturation.items():
         summary[f"{hook}.left_mean"] = float(np.mean(s["left"]))
         summary[f"{hook}.right_mean"] = float(np.mean(s["right"]))
-    text = _text(model, task, top, seed, text_length) if task.input_kind == "tokens" else {}
+    text = _text(model, task, top, seed, text_length, burn_in) if task.input_kind == "tokens" else {}
     return CellsResult(summary=summary, units=labels, features=list(feats), kinds=kinds, scores=scores,
                        nulls=nulls, top=top, saturation=saturation, probes=probes, causal=checks, text=text,
                        margin=margin)

@@ -22,14 +22,45 @@ def _lines(tokens: list[str], width: int) -> list[list[int]]:
     return lines + ([cur] if cur else [])
 
 
+def colour_range(values, low: float = 2.0, high: float = 98.0) -> tuple[float, float, str]:
+    """The colour scale of a unit's text panel: (zmin, zmax, description), fitted to the unit's range.
+
+    The scale is clipped at the ``low`` and ``high`` percentiles of ``values``, so one outlier
+    does not wash the rest out to a single colour. When that range holds 0 it is made symmetric
+    about 0 (white is 0, red positive, blue negative: the paper's diverging look); otherwise it
+    is the range itself (blue its low end, red its high end).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return -1.0, 1.0, "no values"
+    lo, hi = (float(x) for x in np.percentile(v, [low, high]))
+    if lo < 0 < hi:
+        m = max(-lo, hi)
+        return -m, m, f"white 0, blue -{m:.2g}, red +{m:.2g} (clipped at percentiles {low:g}/{high:g})"
+    if hi - lo < 1e-6:  # a constant unit: one colour is the truth
+        lo, hi = lo - 1e-3, hi + 1e-3
+    return lo, hi, f"blue {lo:.2g}, red {hi:.2g} (percentiles {low:g}/{high:g})"
+
+
+def colour_levels(trace, n: int = 9) -> np.ndarray:
+    """How many characters of a text panel fall in each of ``n`` equal bins of its colour scale: (n,)."""
+    z = np.asarray(trace.z, dtype=np.float64)
+    z = z[np.isfinite(z)]
+    t = np.clip((z - trace.zmin) / (trace.zmax - trace.zmin), 0, 1)
+    return np.bincount(np.minimum((t * n).astype(int), n - 1), minlength=n)
+
+
 def text_heatmap(tokens: list[str], values: list[float], title: str = "", width: int = 80,
                  max_lines: int = 30) -> go.Figure:
     """The text with every character's background coloured by a unit's activation (the paper's look).
 
     Parameters
     ----------
-    tokens : (T,) display labels (``task.decode``), newlines as ``\\n``.
+    tokens : (T,) display labels (``task.decode``), newlines as ``\\n``, tabs as ``\\t``.
     values : (T,) the unit's activation after reading each token (tanh(c) for a cell).
+
+    The colour scale is :func:`colour_range` of the characters shown.
     """
     if len(tokens) != len(values):
         raise ValueError(f"tokens and values differ in length: {len(tokens)} vs {len(values)}")
@@ -37,18 +68,19 @@ def text_heatmap(tokens: list[str], values: list[float], title: str = "", width:
     cols = max((len(line) for line in lines), default=1)
     z = np.full((len(lines), cols), np.nan)                                 # (lines, cols)
     text = [[""] * cols for _ in lines]
+    shown = {"\\n": "↵", " ": "·", "\\t": "→"}
     for r, line in enumerate(lines):
         for c, i in enumerate(line):
             z[r, c] = values[i]
-            text[r][c] = "↵" if tokens[i] == "\\n" else ("·" if tokens[i] == " " else tokens[i])
-    lo, hi = (float(np.nanmin(z)), float(np.nanmax(z))) if np.isfinite(z).any() else (-1.0, 1.0)
-    fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", textfont=dict(family="monospace", size=11),
-                               colorscale="RdBu_r", zmin=lo, zmax=max(hi, lo + 1e-6), xgap=0, ygap=1,
+            text[r][c] = shown.get(tokens[i], tokens[i])
+    lo, hi, _ = colour_range(z)
+    fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", textfont={"family": "monospace", "size": 11},
+                               colorscale="RdBu_r", zmin=lo, zmax=hi, xgap=0, ygap=1,
                                hovertemplate="line %{y} col %{x}: %{text}<br>activation %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(template="plotly_white", title=title, width=max(400, 11 * cols + 120),
-                      height=max(200, 20 * len(lines) + 90), margin=dict(t=50, l=10, r=10, b=10))
+                      height=max(200, 20 * len(lines) + 90), margin={"t": 50, "l": 10, "r": 10, "b": 10})
     return fig
 
 
@@ -65,7 +97,7 @@ def score_heatmap(result, per_feature: int = 5) -> go.Figure:
                       for f in feats)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(template="plotly_white", title=f"Unit x feature scores<br><sup>best null: {nulls}</sup>",
-                      height=max(300, 22 * len(rows) + 120), width=700, margin=dict(l=180))
+                      height=max(300, 22 * len(rows) + 120), width=700, margin={"l": 180})
     return fig
 
 
@@ -79,11 +111,11 @@ def saturation_scatter(saturation: dict) -> go.Figure:
         layer, gate = int(hook.split(".")[1]), hook.split(".")[-1]
         fig.add_trace(go.Scatter(x=s["left"], y=s["right"], mode="markers", name=gate[5:] + " gate",
                                  legendgroup=gate, showlegend=gate not in seen,
-                                 marker=dict(size=6, opacity=0.7, color=_GATE_COLORS.get(gate))),
+                                 marker={"size": 6, "opacity": 0.7, "color": _GATE_COLORS.get(gate)}),
                       row=1, col=layers.index(layer) + 1)
         seen.add(gate)
     for c in range(1, len(layers) + 1):
-        fig.add_trace(go.Scatter(x=[0, 1], y=[1, 0], mode="lines", line=dict(color="#bbb", dash="dot"),
+        fig.add_trace(go.Scatter(x=[0, 1], y=[1, 0], mode="lines", line={"color": "#bbb", "dash": "dot"},
                                  showlegend=False, hoverinfo="skip"), row=1, col=c)
         fig.update_xaxes(range=[0, 1], title_text="fraction left-saturated (< 0.1)", row=1, col=c)
     fig.update_yaxes(range=[0, 1], title_text="fraction right-saturated (> 0.9)", row=1, col=1)
@@ -100,6 +132,6 @@ def probe_bars(result) -> go.Figure:
     fig = go.Figure([go.Bar(x=feats, y=[result.probes[f]["probe"] for f in feats], name="linear probe (whole state)"),
                      go.Bar(x=feats, y=[result.probes[f]["best_unit"] for f in feats], name="best single unit"),
                      go.Bar(x=feats, y=null, name="best null (init / shuffled)")])
-    fig.update_layout(template="plotly_white", barmode="group", yaxis=dict(range=[0, 1], title="AUC or |r|"),
+    fig.update_layout(template="plotly_white", barmode="group", yaxis={"range": [0, 1], "title": "AUC or |r|"},
                       title="Population (probe) against single units", width=700, height=400)
     return fig

@@ -11,13 +11,14 @@ from scipy.stats import rankdata
 SATURATION_LOW, SATURATION_HIGH = 0.1, 0.9  # Karpathy et al.: left < 0.1, right > 0.9
 
 
-def auc(acts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def auc(acts: np.ndarray, labels: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
     """ROC AUC of every unit as a score for binary ``labels`` (Mann-Whitney U with average ranks).
 
     Parameters
     ----------
     acts : (N, U) activations.
     labels : (N,) of 0/1 (both present).
+    ranks : ``unit_ranks(acts)`` if already computed (the same for every feature).
 
     Returns
     -------
@@ -28,8 +29,13 @@ def auc(acts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     n1, n0 = int(pos.sum()), int((~pos).sum())
     if n1 == 0 or n0 == 0:
         raise ValueError(f"auc needs both classes in labels; got {n1} positives and {n0} negatives")
-    ranks = rankdata(acts, axis=0)                                           # (N, U), ties averaged
+    ranks = unit_ranks(acts) if ranks is None else ranks                     # (N, U), ties averaged
     return (ranks[pos].sum(0) - n1 * (n1 + 1) / 2) / (n1 * n0)               # (U,)
+
+
+def unit_ranks(acts: np.ndarray) -> np.ndarray:
+    """Every unit's ranks over the N steps, ties averaged: (N, U) -> (N, U)."""
+    return rankdata(acts, axis=0)
 
 
 def pearson(acts: np.ndarray, feature: np.ndarray) -> np.ndarray:
@@ -42,25 +48,27 @@ def pearson(acts: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, r, 0.0)
 
 
-def _quantile_bins(x: np.ndarray, bins: int) -> np.ndarray:
+def quantile_bins(x: np.ndarray, bins: int = 16) -> np.ndarray:
     """Bin index 0..bins-1 of every entry, by the column's own quantiles: (N, U) -> (N, U) int."""
     edges = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)       # (bins-1, U)
     return (x[None, :, :] > edges[:, None, :]).sum(0)                        # (N, U)
 
 
-def mutual_information(acts: np.ndarray, feature: np.ndarray, bins: int = 16) -> np.ndarray:
+def mutual_information(acts: np.ndarray, feature: np.ndarray, bins: int = 16,
+                       binned: np.ndarray | None = None) -> np.ndarray:
     """Binned mutual information (nats) between every unit and ``feature``: (N, U), (N,) -> (U,).
 
     Units are cut at their own quantiles into ``bins`` bins; the feature keeps its values if it
     has at most ``bins`` of them, else it is cut at its quantiles too. The plug-in estimate is
     biased upwards by about (bins_a - 1)(bins_f - 1) / 2N, the same for every unit and for the nulls.
+    ``binned`` is ``quantile_bins(acts, bins)`` if already computed (the same for every feature).
     """
     N, U = acts.shape
     values = np.unique(feature)
     fb = (np.searchsorted(values, feature) if len(values) <= bins
-          else _quantile_bins(feature[:, None].astype(np.float64), bins)[:, 0])
+          else quantile_bins(feature[:, None].astype(np.float64), bins)[:, 0])
     nf = int(fb.max()) + 1
-    ab = _quantile_bins(acts, bins)                                          # (N, U)
+    ab = quantile_bins(acts, bins) if binned is None else binned            # (N, U)
     flat = (np.arange(U)[None, :] * bins + ab) * nf + fb[:, None]            # (N, U) joint cell per unit
     joint = np.bincount(flat.ravel(), minlength=U * bins * nf).reshape(U, bins, nf) / N
     pa, pf = joint.sum(2, keepdims=True), joint.sum(1, keepdims=True)        # (U, bins, 1), (U, 1, nf)
@@ -74,8 +82,9 @@ def is_binary(feature: np.ndarray) -> bool:
     return set(np.unique(feature).tolist()) == {0, 1}
 
 
-def score_units(acts: np.ndarray, feature: np.ndarray, with_mi: bool = True) -> dict[str, np.ndarray]:
-    """Every unit against one feature.
+def score_units(acts: np.ndarray, feature: np.ndarray, with_mi: bool = True, ranks: np.ndarray | None = None,
+                binned: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every unit against one feature (``ranks``, ``binned``: see :func:`auc`, :func:`mutual_information`).
 
     Returns
     -------
@@ -84,13 +93,13 @@ def score_units(acts: np.ndarray, feature: np.ndarray, with_mi: bool = True) -> 
     """
     out: dict[str, np.ndarray] = {}
     if is_binary(feature):
-        out["auc"] = auc(acts, feature)
+        out["auc"] = auc(acts, feature, ranks)
         out["score"] = np.maximum(out["auc"], 1 - out["auc"])
     else:
         out["corr"] = pearson(acts, feature)
         out["score"] = np.abs(out["corr"])
     if with_mi:
-        out["mi"] = mutual_information(acts, feature)
+        out["mi"] = mutual_information(acts, feature, binned=binned)
     return out
 
 

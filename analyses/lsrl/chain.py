@@ -7,6 +7,7 @@ stage's previous values y_{t-1}::
     y_t    = pre_t                    kind "lin"  (LinState units, and pass-through units: A = 0)
            = relu(pre_t)              kind "relu" (ReLU units; ReLUState units when A != 0)
            = (G x_t + g) * pre_t      kind "mul"  (Multiplicative: G x + g is the gate half)
+           = clamp(pre_t, 0, 1)       kind "ind"  (Indicator: a switch, pre_t never in (0, 1))
 
 and the chain ends with an affine readout ``W_out y + b_out``. Mixing kinds inside a stage is what
 lets one model layer hold everything at the same depth; each exporter realises each kind its own way.
@@ -43,7 +44,7 @@ SM = sympy.ImmutableSparseMatrix
 class Stage:
     """One layer of n units reading d_in channels. Matrices are exact (sympy sparse)."""
 
-    kind: list[str]            # (n,) "lin" | "relu" | "mul"
+    kind: list[str]            # (n,) "lin" | "relu" | "mul" | "ind"
     W: SM                      # (n, d_in) value pre-activation
     b: SM                      # (n, 1)
     G: SM                      # (n, d_in) gate pre-activation of mul units (zero rows elsewhere)
@@ -107,7 +108,7 @@ class ChainEvaluator:
 
     def __init__(self, chain: Chain, backend: str = "numeric", **kw):
         self.chain, self.be = chain, make_backend(backend, **kw)
-        self.idx = [{k: [i for i, kk in enumerate(s.kind) if kk == k] for k in ("relu", "mul")}
+        self.idx = [{k: [i for i, kk in enumerate(s.kind) if kk == k] for k in ("relu", "mul", "ind")}
                     for s in chain.stages]
 
     def initial(self, B: int) -> list:
@@ -124,6 +125,9 @@ class ChainEvaluator:
             y = pre.clone() if hasattr(pre, "clone") else pre.copy()
             if idx["relu"]:
                 y[:, idx["relu"]] = be.relu(pre[:, idx["relu"]])
+            if idx["ind"]:
+                p = pre[:, idx["ind"]]
+                y[:, idx["ind"]] = be.relu(p) - be.relu(p - 1)
             if idx["mul"]:
                 y[:, idx["mul"]] = be.mul(be.affine(x, s.G, s.g)[:, idx["mul"]], pre[:, idx["mul"]])
             new.append(y)
@@ -241,7 +245,8 @@ def _build_stage(rows, channels, pre, d_in, bounds_in) -> Stage:
             for (ri, j), v in op.A.todok().items():             # the recurrence, inside the block
                 if ri == i and v != 0:
                     A[(r, first[op][0] + j)] = v
-        kind.append("mul" if half else "relu" if isinstance(op, (g.ReLU, g.ReLUState)) else "lin")
+        kind.append("mul" if half else "relu" if isinstance(op, (g.ReLU, g.ReLUState)) else
+                    "ind" if isinstance(op, g.Indicator) else "lin")
         node.append(op.name); index.append(i); is_pass.append(False)
         binary.append(bool(getattr(op, "binary", False) or getattr(op, "binary_gate", False)))
     mk = lambda d, c: SM(n, c, {k: v for k, v in d.items() if v != 0})  # noqa: E731
@@ -279,6 +284,8 @@ def _bounds(s: Stage, bounds_in: list) -> list[tuple[float, float]]:
             out.append((min(prods), max(prods)))
         elif kind == "relu":
             out.append((0.0, 1.0) if s.binary[r] else (0.0, math.inf if rec[r] else max(hi, 0.0)))
+        elif kind == "ind":
+            out.append((0.0, 1.0))
         else:
             out.append((lo, hi) if not rec[r] else None)
     # recurrent lin units: >= 0 when the input part, the recurrence and the start are (a fixed point)

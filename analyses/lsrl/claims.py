@@ -26,6 +26,7 @@ GROUND_TRUTH_EPS = 1e-3
 
 
 @claim("lsrl.exact", source="Petrov et al. 2024 (LSRL), §3 and App. (compilation to RNN/LSTM/GRU/Hawk)",
+       quick_s=18, full_s=60, measured=("quick",),  # seconds, 2 CPU cores, empty store
        statement="Every library program, compiled to every target architecture that can express it, gives the "
                  "interpreter's outputs on all binary strings up to length 12 and random inputs up to length 200: "
                  "exactly with the symbolic backend, within 1e-6 numerically")
@@ -85,6 +86,7 @@ def _cells_report(seed: int) -> dict | str:
 
 @claim("lsrl.ground_truth", source="Petrov et al. 2024 (LSRL) as interpretability ground truth; "
                                    "van Rossem & Saxe 2025 (automaton extraction)",
+       quick_s=9, full_s=30, measured=("quick",),  # seconds, 2 CPU cores, empty store
        statement="Compiled ground-truth models solve parity and a regular language perfectly; the automaton "
                  "extractor recovers the compiled parity automaton (minimised) from their states, and the cells "
                  "analysis ranks the compiled counter unit first for the count of ones")

@@ -20,7 +20,10 @@ own equations in exact arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Optional
+
+import math
 
 import numpy as np
 import sympy
@@ -79,6 +82,9 @@ class Compiled:
     const_channel: bool
     readout: tuple                       # (W_U, b_U), exact for exact targets
     options: dict = field(default_factory=dict)
+    source: Any = None                   # the program as given (``program`` is it after harden)
+    bound: Any = None                    # the compile-time error bound (analyses.lsrl.bound.Bound)
+    constructions: list = field(default_factory=list)   # what harden changed, one line each
 
     @property
     def exact_target(self) -> bool:
@@ -116,6 +122,19 @@ class Compiled:
     def __call__(self, x) -> torch.Tensor:
         """Program outputs (B, T, d_output) computed by the model."""
         return self.model(self.inputs(x))
+
+    def save(self, path) -> Path:
+        """Write the program, the compile options and the weights to the folder ``path``
+        (``compiled.json`` and ``weights.safetensors``); :func:`load_compiled` reads them back."""
+        from probe._io import save_tensors, write_json
+        from analyses.lsrl.serial import program_to_json
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / "compiled.json", {"format": "probe.lsrl.compiled/1", "target": self.target,
+                                            "call": self.options["call"],
+                                            "program": program_to_json(self.source or self.program)})
+        save_tensors(path / "weights.safetensors", dict(self.model.state_dict()), {"target": self.target})
+        return path
 
     def exact(self) -> "ExactModel":
         """The exported layers' equations in exact arithmetic (linear, elman and hawk only)."""
@@ -176,9 +195,27 @@ class ExactModel:
         return run_steps(self, inputs)                                              # (B, T, d_output)
 
 
+DEFAULT_TOLERANCE = 1e-6
+DEFAULT_HORIZON = 1000
+
+
+def _unit_eps(target: str, stage, ur, dtype: torch.dtype) -> np.ndarray:
+    """Small-signal scale per unit: ε Y = sqrt(u) (the tanh's cubic error then sits at the round-off),
+    or u^(1/3) for a gru ReLU / gate pair, whose read-out also cancels ±1 terms (error u / ε)."""
+    from analyses.lsrl.bound import unit_roundoff
+    u = unit_roundoff(dtype)
+    pair = np.array([target == "gru" and (k == "mul" or (k == "relu" and not stage.binary[r]))
+                     for r, k in enumerate(stage.kind)])
+    delta = np.where(pair, u ** (1 / 3), math.sqrt(u))
+    Y = np.where(np.isfinite(ur.Y), np.maximum(ur.Y, 1.0), 1.0)
+    return delta / Y
+
+
 def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", "hawk"],
             input_kind: Literal["vectors", "tokens"] = "vectors", dtype: torch.dtype = torch.float64,
-            eps: Optional[float] = None, margin: float = 1e-3, sat: float = 1000.0) -> Compiled:
+            eps: Optional[float] = None, margin: float = 1e-12, sat: float = 1000.0,
+            tolerance: Optional[float] = DEFAULT_TOLERANCE, horizon: int = DEFAULT_HORIZON,
+            harden: bool = True) -> Compiled:
     """Compile ``program`` into a ``probe.models`` model of architecture ``target``.
 
     Parameters
@@ -187,30 +224,56 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
     target : one of linear, elman, lstm, gru, hawk.
     input_kind : "vectors" (inputs (B, T, d_input)) or "tokens" (the Input is a one-hot token).
     dtype : the model's dtype (float64 by default; float32 to measure precision).
-    eps, margin, sat : small-signal scale (float64 default 1e-9 for lstm, 1e-8 for gru, whose
-        two-unit products lose about ulp(1/eps); float32 1e-6 and 1e-4), ReLU margin and gate
-        saturation of lstm / gru (see :mod:`analyses.lsrl.export_gated`).
+    eps : small-signal scale of lstm / gru (see :mod:`analyses.lsrl.export_gated`). Default: one per
+        unit, from the largest value the unit carries over the horizon (ε Y = sqrt(u), u^(1/3) for a
+        gru pair); a number sets every unit.
+    margin : width of the ReLU gates' transition on lstm / gru (each ReLU adds at most this much error).
+    sat : the bias that pins a constant gate (σ(±1000) is exactly 0 or 1).
+    tolerance : refuse the compilation when the compile-time bound on the output error
+        (:mod:`analyses.lsrl.bound`, over the Input's declared range and ``horizon`` steps)
+        exceeds this; default 1e-6; ``None`` compiles whatever the bound.
+    horizon : the longest input the bound (and the per-unit ε) covers; default 1000.
+    harden : replace sugar constructions by equivalent ones that keep their precision on the
+        target (:mod:`analyses.lsrl.harden`); the changes are listed in ``Compiled.constructions``.
 
-    Raises ``ValueError`` naming the block when ``target`` cannot express it.
+    Raises ``ValueError`` naming the block when ``target`` cannot express it, and naming the block
+    and the bound when the bound exceeds ``tolerance``.
     """
+    from analyses.lsrl.analysis import analyse
+    from analyses.lsrl.bound import error_bound, input_magnitude, stage_ranges, unit_roundoff
+    from analyses.lsrl.harden import harden as harden_program
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     if input_kind not in ("vectors", "tokens"):
         raise ValueError(f"input_kind must be vectors or tokens, got {input_kind!r}")
     if not isinstance(program, Program):
         raise TypeError(f"compile needs a Program, got {type(program).__name__}")
-    eps = DEFAULT_EPS.get((target, dtype), DEFAULT_EPS.get((target, torch.float64))) if eps is None else eps
+    if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance > 0):
+        raise ValueError(f"tolerance must be a positive number or None, got {tolerance!r}")
+    source = program
+    info = analyse(program, horizon)
+    constructions: list[str] = []
+    if harden:
+        hardened, constructions = harden_program(program, target, info)
+        if constructions:
+            program, info = hardened, analyse(hardened, horizon)
     chain = linearise(program)
     if target != "elman":
         chain = zero_init(chain)
+    ranges = [stage_ranges(st, program, info) for st in chain.stages]
+    if target in GATED_BUILDERS:
+        eps_units = ([_unit_eps(target, st, ur, dtype) for st, ur in zip(chain.stages, ranges)] if eps is None
+                     else [np.full(st.n, float(eps)) for st in chain.stages])
+    else:
+        eps_units = [np.zeros(st.n) for st in chain.stages]
     tokens = input_kind == "tokens"
     spec: InputSpec = first_spec(program.d_input, tokens, const=target in ("linear", "hawk"))
     m0, plans = spec.m, []
-    for stage in chain.stages:
+    for stage, ev in zip(chain.stages, eps_units):
         if target in EXACT_BUILDERS:
             plan = EXACT_BUILDERS[target](stage, spec)
         else:
-            plan = GATED_BUILDERS[target](stage, spec, eps=eps, margin=margin, sat=sat)
+            plan = GATED_BUILDERS[target](stage, spec, eps=ev, margin=margin, sat=sat)
         plans.append(plan)
         spec = plan.out
     if target in EXACT_BUILDERS:
@@ -233,8 +296,42 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
         model.readout.W_U.copy_(torch.as_tensor(np.pad(W_Uf, ((0, 0), (0, H - W_Uf.shape[1]))), dtype=dtype))
         model.readout.b_U.copy_(torch.as_tensor(b_Uf.reshape(-1), dtype=dtype))
     model.eval()
-    return Compiled(program, target, chain, plans, model, input_kind, target in ("linear", "hawk") and not tokens,
-                    (W_U, b_U), {"eps": eps, "margin": margin, "sat": sat, "dtype": str(dtype)})
+    bound = error_bound(chain, program, info, target, unit_roundoff(dtype), eps_units, margin, horizon,
+                        input_magnitude(program))
+    if tolerance is not None and not bound.value <= tolerance:
+        node, at = bound.culprit(tolerance)
+        why = (" (declare the Input's low and high: the bound covers only declared ranges)"
+               if not np.isfinite(input_magnitude(program)).all() else "")
+        raise ValueError(f"compile {source.name!r} to {target!r}: output error bound {bound.value:.3g} exceeds "
+                         f"tolerance {tolerance:g} over {horizon} steps; block '{node}' already carries error "
+                         f"{at:.3g}{why}; pass tolerance=None to compile anyway")
+    c = Compiled(program, target, chain, plans, model, input_kind, target in ("linear", "hawk") and not tokens,
+                 (W_U, b_U), {"eps": eps, "margin": margin, "sat": sat, "dtype": str(dtype),
+                              "call": {"input_kind": input_kind, "dtype": str(dtype), "eps": eps, "margin": margin,
+                                       "sat": sat, "tolerance": tolerance, "horizon": horizon, "harden": harden}})
+    c.source, c.bound, c.constructions = source, bound, constructions
+    return c
 
 
-__all__ = ["ARCH_PARAMS", "Compiled", "ExactModel", "TARGETS", "compile"]
+def load_compiled(path) -> Compiled:
+    """A compiled model written by :meth:`Compiled.save`: the program is recompiled with the stored
+    options (for the chain and read-outs) and the stored weights are put in, so outputs are
+    bit-identical to the saved model's."""
+    from probe._io import load_tensors, read_json
+    from analyses.lsrl.serial import program_from_json
+    path = Path(path)
+    meta = read_json(path / "compiled.json")
+    if meta.get("format") != "probe.lsrl.compiled/1":
+        raise ValueError(f"{path}: not a compiled LSRL model (format {meta.get('format')!r})")
+    call = dict(meta["call"])
+    call["dtype"] = getattr(torch, call["dtype"].removeprefix("torch."))
+    c = compile(program_from_json(meta["program"]), meta["target"], **call)
+    tensors, _ = load_tensors(path / "weights.safetensors")
+    state = c.model.state_dict()
+    if set(tensors) != set(state) or any(tensors[k].shape != state[k].shape for k in state):
+        raise ValueError(f"{path}: stored weights do not fit the recompiled {meta['target']} model")
+    c.model.load_state_dict(tensors)
+    return c
+
+
+__all__ = ["ARCH_PARAMS", "DEFAULT_HORIZON", "DEFAULT_TOLERANCE", "Compiled", "ExactModel", "TARGETS", "compile", "load_compiled"]

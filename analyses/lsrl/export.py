@@ -66,7 +66,7 @@ class LayerPlan:
 
 
 def unsupported(target: str, stage: Stage, r: int, why: str) -> ValueError:
-    kind = {"lin": "LinState", "relu": "ReLU", "mul": "Multiplicative"}[stage.kind[r]]
+    kind = {"lin": "LinState", "relu": "ReLU", "mul": "Multiplicative", "ind": "Indicator"}[stage.kind[r]]
     if stage.kind[r] == "relu" and stage.recurrent[r]:
         kind = "ReLUState"
     return ValueError(f"target {target!r} cannot take block '{stage.node[r]}' ({kind}): {why}")
@@ -145,6 +145,10 @@ def elman_layer(stage: Stage, spec: InputSpec) -> LayerPlan:
     pos, labels = [], []                                       # stage unit -> [(hidden unit, sign)]
     names = stage.labels()
     for r, k in enumerate(stage.kind):
+        if k == "ind":                                         # clamp(pre, 0, 1) = relu(pre) - relu(pre - 1)
+            pos.append([(len(labels), 1), (len(labels) + 1, -1)])
+            labels += [names[r] + " (on)", names[r] + " (over)"]
+            continue
         if k == "mul":
             raise unsupported("elman", stage, r, "an Elman RNN has no multiplicative gate "
                                                  "(build the product with sugar.ifelse instead)")
@@ -160,11 +164,13 @@ def elman_layer(stage: Stage, spec: InputSpec) -> LayerPlan:
     R, U0r, c0d = rows_of(SM(stage.A * D)), rows_of(U0), c0.todok()
     Ud, Wd, bd, h0 = {}, {}, {}, {}
     for r, hs in enumerate(pos):
+        ind = stage.kind[r] == "ind"
         for h, s in hs:
-            Ud.update({(h, j): s * v for j, v in U0r.get(r, {}).items()})
-            Wd.update({(h, j): s * v for j, v in R.get(r, {}).items()})
-            bd[(h, 0)] = s * c0d.get((r, 0), 0)
-            h0[(h, 0)] = max(s * stage.init[r, 0], 0)
+            w = 1 if ind else s                                 # a switch's second unit reads pre - 1
+            Ud.update({(h, j): w * v for j, v in U0r.get(r, {}).items()})
+            Wd.update({(h, j): w * v for j, v in R.get(r, {}).items()})
+            bd[(h, 0)] = w * c0d.get((r, 0), 0) - (1 if ind and s < 0 else 0)
+            h0[(h, 0)] = max(s * stage.init[r, 0], 0) if not ind else 0
     params = {"W": _sm(H, H, Wd), "U": _sm(H, spec.m, Ud), "b": _sm(H, 1, bd), "h0": _sm(H, 1, h0)}
     return LayerPlan(params, out=InputSpec(D, SM.zeros(stage.n, 1)), labels=labels)
 
@@ -212,7 +218,7 @@ def _eigen(stage: Stage, idx: list[int]) -> tuple[sympy.Matrix, list]:
 def hawk_layer(stage: Stage, spec: InputSpec) -> LayerPlan:
     names = stage.labels()
     for r, k in enumerate(stage.kind):
-        if k == "relu":
+        if k in ("relu", "ind"):
             raise unsupported("hawk", stage, r, "a Hawk layer has no ReLU (only bilinear gates and a linear "
                                                 "recurrence); use sugar.ifelse_mul for conditionals")
     U0, c0 = lift(stage.W, stage.b, spec)

@@ -13,6 +13,7 @@ LSTM (c = f c + i g, h = o tanh(c); o = 1 always):
     lin accumulator (A = e_r e_rᵀ, a counter)   f = 1, i = 1, g = tanh(ε pre_x)       c += ε Δ
     other lin (any A, incl. pass-through)       f = 0, i = 1, g = tanh(ε (pre_x + A y_{t-1}))
     relu (incl. ReLUState)                      f = 0, i = σ(K (pre - margin/2)), g = tanh(ε pre)
+    switch (Indicator, binary ReLUState)        f = 0, i = 1, g = 1, o = σ(K' (pre - 1/2)): h = o tanh(1)
     mul with a binary gate                      f = 0, i = σ(K' (gate - 1/2)),    g = tanh(ε value)
 GRU (h = (1 - z) n + z h_{t-1}, n = tanh(W_in x + b_in + r (W_hn h + b_hn)); z = 0 always):
     lin (any A)                                 r = 1, n = tanh(ε pre_x + A h_{t-1})
@@ -65,18 +66,33 @@ def _is_accumulator(A: np.ndarray, r: int) -> bool:
     return not row.any()
 
 
-def lstm_layer(stage: Stage, spec: InputSpec, eps: float = 1e-7, margin: float = 1e-3, sat: float = 1000.0
+def unit_eps(eps, n: int) -> np.ndarray:
+    """ε per unit: a number for all units, or one per unit."""
+    e = np.broadcast_to(np.asarray(eps, dtype=np.float64), (n,)).copy()
+    if not (e > 0).all():
+        raise ValueError(f"eps must be positive, got {eps!r}")
+    return e
+
+
+def lstm_layer(stage: Stage, spec: InputSpec, eps=1e-7, margin: float = 1e-3, sat: float = 1000.0
                ) -> LayerPlan:
     spec = float_spec(spec)
     U0, c0, Ug, cg, A = _lifted(stage, spec)
     n, K, Kb = stage.n, 2000.0 / margin, 2000.0
-    Dself = np.eye(n) / eps                                      # y = h / ε
+    ev = unit_eps(eps, n)
+    switch = [k == "ind" or (k == "relu" and stage.binary[r]) for r, k in enumerate(stage.kind)]
+    Dself = np.diag(np.where(switch, 1.0 / np.tanh(1.0), 1.0 / ev))   # y = h / ε; a switch: h = o tanh(1)
     R = A @ Dself                                                # A y_{t-1} from h_{t-1}
     p = _blank(n, spec.m, GATES["lstm"])
     for r, kind in enumerate(stage.kind):
+        eps = ev[r]
         p["o"]["b"][r] = sat
         p["f"]["b"][r] = -sat
         p["g"]["x"][r], p["g"]["b"][r] = eps * U0[r], eps * c0[r]
+        if switch[r]:                                            # c = tanh(sat) = 1, h = o tanh(1): o is the switch
+            p["i"]["b"][r], p["g"]["x"][r], p["g"]["b"][r] = sat, 0.0, sat
+            p["o"]["x"][r], p["o"]["h"][r], p["o"]["b"][r] = Kb * U0[r], Kb * R[r], Kb * (c0[r] - 0.5)
+            continue
         if kind == "lin":
             p["i"]["b"][r] = sat
             if _is_accumulator(A, r):
@@ -95,16 +111,17 @@ def lstm_layer(stage: Stage, spec: InputSpec, eps: float = 1e-7, margin: float =
     return LayerPlan({}, gates=p, out=out, labels=stage.labels())
 
 
-def gru_layer(stage: Stage, spec: InputSpec, eps: float = 1e-7, margin: float = 1e-3, sat: float = 1000.0,
+def gru_layer(stage: Stage, spec: InputSpec, eps=1e-7, margin: float = 1e-3, sat: float = 1000.0,
               C: float = 40.0) -> LayerPlan:
     spec = float_spec(spec)
     U0, c0, Ug, cg, A = _lifted(stage, spec)
     names, rec = stage.labels(), stage.recurrent
+    ev = unit_eps(eps, stage.n)
     units, labels = [], []                                       # stage unit -> hidden units, mode
     for r, kind in enumerate(stage.kind):
         if kind == "lin":
             units.append(("lin", [len(labels)])); labels.append(names[r])
-        elif kind == "relu" and stage.binary[r]:
+        elif (kind == "relu" and stage.binary[r]) or kind == "ind":
             units.append(("bin", [len(labels)])); labels.append(names[r])
         elif kind == "relu" and rec[r]:
             raise unsupported("gru", stage, r, "a GRU gates its recurrent input with the reset gate that a ReLU "
@@ -118,11 +135,12 @@ def gru_layer(stage: Stage, spec: InputSpec, eps: float = 1e-7, margin: float = 
     H = len(labels)
     D = np.zeros((stage.n, H))
     for r, (mode, hs) in enumerate(units):
-        D[r, hs] = 1.0 if mode == "bin" else 1.0 / eps
+        D[r, hs] = 1.0 if mode == "bin" else 1.0 / ev[r]
     R = A @ D                                                    # A y_{t-1} from h_{t-1}
     K, Kb = 2000.0 / margin, 2000.0
     p = _blank(H, spec.m, GATES["gru"], hidden_bias=True)
     for r, (mode, hs) in enumerate(units):
+        eps = ev[r]
         for h in hs:
             p["z"]["b"][h] = -sat
         if mode == "lin":

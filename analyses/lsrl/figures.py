@@ -16,7 +16,7 @@ from analyses.lsrl.chain import Chain, Stage
 from analyses.lsrl.compile import TARGETS, Compiled
 
 COLOURS = {"input": "#444444", "lin": "#3182bd", "pass": "#bdbdbd", "relu": "#e6550d", "relustate": "#a50f15",
-           "mul": "#31a354", "output": "#756bb1"}
+           "ind": "#fdae6b", "mul": "#31a354", "output": "#756bb1"}
 TARGET_COLOURS = dict(zip(TARGETS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")))
 FLOOR = 1e-18          # exact zeros on a log axis
 
@@ -67,7 +67,7 @@ def stack_figure(compiled: Union[Compiled, Chain], title: Optional[str] = None):
             x, y = pos[(c, i)]
             n = len(g["units"])
             name = {"lin": "LinState", "pass": "pass-through", "relu": "ReLU", "relustate": "ReLUState",
-                    "mul": "gate", "input": "input", "output": "output"}[g["kind"]]
+                    "ind": "switch", "mul": "gate", "input": "input", "output": "output"}[g["kind"]]
             fig.add_trace(go.Scatter(
                 x=[x], y=[y], mode="markers+text", text=[f"{g['node']} ({n})" if n > 1 else g["node"]],
                 textposition="top center", name=name, legendgroup=name, showlegend=name not in seen,

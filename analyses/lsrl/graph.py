@@ -179,12 +179,19 @@ class Input(Node):
     ``low`` / ``high`` (numbers, one for all coordinates) bound the inputs the program is meant for
     (bits: ``low=0, high=1``); exporters use the bounds to spend fewer units (elman passes a
     value it can prove non-negative with one ReLU instead of two). ``nonneg=True`` is ``low=0``.
+    ``grid`` (a positive number) promises every input is a multiple of it (1 for bits, tokens and
+    integers); the compiler's analysis uses it to prove comparisons exactly 0 or 1.
+    The interpreter checks none of these; they bound what the compile-time error bound covers.
     """
 
     kind = "input"
 
-    def __init__(self, dim: int, name: Optional[str] = "x", nonneg: bool = False, low=None, high=None):
+    def __init__(self, dim: int, name: Optional[str] = "x", nonneg: bool = False, low=None, high=None,
+                 grid=None):
         super().__init__([], dim, name)
+        self.grid = None if grid is None else exact(grid)
+        if self.grid is not None and not (self.grid.is_Rational and self.grid > 0):
+            raise ValueError(f"{self.name}: grid must be a positive rational number, got {grid!r}")
         self.low = exact(0) if nonneg and low is None else None if low is None else exact(low)
         self.high = None if high is None else exact(high)
         if self.low is not None and self.high is not None and self.low > self.high:
@@ -244,6 +251,21 @@ class ReLU(Node):
     """max(0, x), elementwise."""
 
     kind = "relu"
+
+    def __init__(self, x: Node, name: Optional[str] = None):
+        super().__init__([x], x.dim if isinstance(x, Node) else 1, name)
+
+
+class Indicator(Node):
+    """clamp(x, 0, 1) for an x promised to lie in (-inf, 0] or [1, inf): the 0/1 switch [x >= 1].
+
+    Not written by hand: the compiler puts it in place of a step whose input it proves stays off
+    (0, 1) (see :mod:`analyses.lsrl.harden`), so that lstm and gru realise the switch with one
+    saturated gate instead of two ReLUs carrying scale-sized values. The interpreter computes
+    relu(x) - relu(x - 1), which is the clamp for every x.
+    """
+
+    kind = "ind"
 
     def __init__(self, x: Node, name: Optional[str] = None):
         super().__init__([x], x.dim if isinstance(x, Node) else 1, name)
@@ -380,5 +402,5 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
     return order
 
 
-__all__ = ["Affine", "Concat", "Forward", "Input", "LinState", "Linear", "Multiplicative", "Node", "ReLU",
+__all__ = ["Affine", "Concat", "Forward", "Indicator", "Input", "LinState", "Linear", "Multiplicative", "Node", "ReLU",
            "ReLUState", "exact", "resolve", "sources", "toposort"]

@@ -3,7 +3,7 @@
     counter()            ones read so far                         LinState, A = B = 1
     majority()           1 while more ones than zeros so far       two counters and a ReLU step (paper's example)
     parity()             streaming parity                          the DFA simulator on the parity automaton
-    mod_counter(n)       t mod n                                   a one-hot state turned by a cyclic shift
+    mod_counter(n)       0, 1, ..., n-1, 0, ... (official phase)   a one-hot state turned by a cyclic shift
     dfa(delta)           the state of any automaton (one-hot)      ReLUState over (state, symbol) pairs
     lookup(K, V, gate)   values stored under the queried key        outer-product memory, read by a gate
 
@@ -73,7 +73,7 @@ class LibraryProgram:
 
 
 def _bits(name: str = "x") -> Input:
-    return Input(1, name=name, low=0, high=1)
+    return Input(1, name=name, low=0, high=1, grid=1)
 
 
 def _onehot_alphabet(k: int) -> np.ndarray:
@@ -100,8 +100,8 @@ def majority() -> LibraryProgram:
 
 def mod_counter(n: int = 3) -> LibraryProgram:
     x = _bits()
-    return LibraryProgram("mod_counter", Program(x, {f"t mod {n}": S.mod_counter(x, n)}, name="mod_counter"),
-                          BITS, f"t mod {n}, t the number of inputs read")
+    return LibraryProgram("mod_counter", Program(x, {f"(t-1) mod {n}": S.mod_counter(x, n)}, name="mod_counter"),
+                          BITS, f"(t - 1) mod {n}, t the number of inputs read (0 at the first step, as official)")
 
 
 def dfa_state(x: Node, delta: Sequence[Sequence[int]], start: int = 0, resets: Optional[dict] = None,
@@ -139,7 +139,7 @@ def dfa_state(x: Node, delta: Sequence[Sequence[int]], start: int = 0, resets: O
 
 def dfa(delta: Sequence[Sequence[int]] = EXAMPLE_DFA, start: int = 0, name: str = "dfa") -> LibraryProgram:
     k = len(delta[0])
-    x = Input(k, low=0, high=1)
+    x = Input(k, low=0, high=1, grid=1)
     _, state = dfa_state(x, delta, start, name=name)
     return LibraryProgram(name, Program(x, {"state": state}, name=name), _onehot_alphabet(k),
                           f"one-hot state of a {len(delta)}-state automaton over {k} symbols (zero once dead)")
@@ -161,7 +161,7 @@ def lookup(n_keys: int = 2, n_values: int = 2, gate: Literal["mul", "relu"] = "m
     multiplicative gate; ``"relu"`` with an AND relu(k + v - 1) and a read relu(M - big (1 - q)).
     """
     K, V = n_keys, n_values
-    x = Input(2 * K + V, low=0, high=1)
+    x = Input(2 * K + V, low=0, high=1, grid=1)
     wk, wv, q = x[0:K], x[K:K + V], x[K + V:]
     rep = lambda v: Linear(v, sympy.Matrix(K * V, K, lambda i, j: int(i // V == j)))   # noqa: E731  v[k] at (k, ·)
     tile = lambda v: Linear(v, sympy.Matrix(K * V, V, lambda i, j: int(i % V == j)))  # noqa: E731  v[j] at (·, j)
@@ -201,7 +201,7 @@ def library(names: Optional[Sequence[str]] = None) -> dict[str, LibraryProgram]:
 
 def parity_task_program(scale: int = 1) -> Program:
     """Tokens 0, 1, pad (one-hot 3) -> logits (2): the prefix parity (pad leaves it unchanged)."""
-    x = Input(3, name="token", low=0, high=1)
+    x = Input(3, name="token", low=0, high=1, grid=1)
     delta = [[q, 1 - q, q] for q in range(2)]
     _, state = dfa_state(x, delta, name="parity")
     return Program(x, {"logits": state * scale}, name="parity_task")
@@ -216,7 +216,7 @@ def regular_task_program(delta: Sequence[Sequence[int]], scale: int = 50) -> Pro
     """
     n_letters, sep = 18, 18  # pad (19) gets no edges: its column of delta is -1 like the separator's
     delta = [list(row)[:n_letters] + [-1, -1] for row in delta]
-    x = Input(n_letters + 2, name="token", low=0, high=1)
+    x = Input(n_letters + 2, name="token", low=0, high=1, grid=1)
     _, state = dfa_state(x, delta, resets={sep: 0}, name="regular")
     legal = sympy.zeros(n_letters + 2, len(delta))
     for q, row in enumerate(delta):

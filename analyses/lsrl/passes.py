@@ -18,7 +18,7 @@ import sympy
 from analyses.lsrl import graph as g
 from analyses.lsrl.program import Program
 
-OPS = (g.Input, g.ReLU, g.Multiplicative, g.LinState)   # LinState covers ReLUState
+OPS = (g.Input, g.ReLU, g.Indicator, g.Multiplicative, g.LinState)   # LinState covers ReLUState
 
 
 def is_op(node: g.Node) -> bool:
@@ -86,6 +86,8 @@ def _copy(op: g.Node, new_input: g.Node | None) -> g.Node:
         return g.LinState(new_input, op.A, op.B, op.bias, op.init, name=op.name)
     if isinstance(op, g.ReLU):
         return g.ReLU(new_input, name=op.name)
+    if isinstance(op, g.Indicator):
+        return g.Indicator(new_input, name=op.name)
     if isinstance(op, g.Multiplicative):
         return g.Multiplicative(new_input, name=op.name, binary_gate=op.binary_gate)
     raise ValueError(f"{op.name}: not an op block")

@@ -93,6 +93,22 @@ class Program:
         """Numbers carried from step to step: the sum of the stateful blocks' dimensions."""
         return sum(n.dim for n in self.nodes if n.stateful)
 
+    def parameter_count(self) -> int:
+        """Weights of the program's blocks, as the official ``ForEach.parameter_count`` counts them."""
+        from analyses.lsrl.serial import parameter_count
+        return parameter_count(self)
+
+    def save(self, path):
+        """Write the program as JSON (exact weights; see :mod:`analyses.lsrl.serial`)."""
+        from analyses.lsrl.serial import save_program
+        return save_program(self, path)
+
+    @staticmethod
+    def load(path) -> "Program":
+        """A program written by :meth:`save`."""
+        from analyses.lsrl.serial import load_program
+        return load_program(path)
+
     def interpreter(self, backend: str = "numeric", check: bool = True, **kw) -> "Interpreter":
         return Interpreter(self, backend, check=check, **kw)
 
@@ -138,6 +154,8 @@ class Interpreter:
                 v = be.cat(ins)
             elif isinstance(n, g.ReLU):
                 v = be.relu(ins[0])
+            elif isinstance(n, g.Indicator):
+                v = be.relu(ins[0]) - be.relu(ins[0] - 1)
             elif isinstance(n, g.Multiplicative):
                 gate, val = ins[0][:, :n.dim], ins[0][:, n.dim:]
                 if self.check and n.binary_gate and not be.is_binary(gate):

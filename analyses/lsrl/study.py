@@ -61,7 +61,7 @@ def _row(name: str, lp, target: str, prof: LsrlSettings, cs: checks.Cases, seed:
             "symbolic_chain": sym["chain"], "symbolic_model": sym["model"],
             "relu_margin": margin if math.isfinite(margin) else None,
             "error_vs_length": checks.precision_vs_length(c, cs),
-            "error_vs_length_f32": checks.precision_vs_length(compile(lp.program, target, dtype=torch.float32), cs),
+            "error_vs_length_f32": checks.precision_vs_length(compile(lp.program, target, dtype=torch.float32, tolerance=None), cs),
             "error_vs_length_noise": checks.precision_vs_length(c, cs, noisy=True) if cs.noisy else None}
 
 

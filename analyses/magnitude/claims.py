@@ -16,6 +16,7 @@ def _mean(values) -> float:
 
 
 @claim("repetition.onion_small", source="Csordás et al. 2024, Table 1 (N=48)",
+       quick_s=240, full_s=1800, measured=(),  # seconds, 2 CPU cores, empty store
        statement="In a GRU with 48 hidden units trained to repeat a token sequence, the onion intervention "
                  "succeeds (accuracy >= 0.9) and beats the linear (DAS) intervention by >= 0.3")
 def onion_small(profile: str = "quick", store: str = "runs") -> Claim:
@@ -35,6 +36,7 @@ def onion_small(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("repetition.linear_large", source="Csordás et al. 2024, Table 1",
+       quick_s=300, full_s=3600, measured=(),  # seconds, 2 CPU cores, empty store
        statement="The linear (DAS) intervention's accuracy rises with the GRU's hidden size "
                  "(48, 64, 128, 256; 512 and 1024 in the full profile)")
 def linear_large(profile: str = "quick", store: str = "runs") -> Claim:

@@ -7,7 +7,8 @@ the size of the set it reads *first*, so (short, long) is easy and (long, short)
 state size, and that reading the context twice removes the dependence on order.
 
     result = analyses.memory.analyze(model, task)     # one model on recall or disjointness
-    result.summary, result.figures()                  # recall: accuracy by lag; disjointness: probes
+    result.summary, result.figures()                  # recall: accuracy by lag (and, for a matrix
+                                                      # state, pairs read back out of S); disjointness: probes
     analyses.memory.frontier_figure("quick")          # the sweeps, trained into the run store
     analyses.memory.asymmetry_figure("quick"); analyses.memory.probe_figure("quick")
 
@@ -27,10 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from analyses.base import Result
 from analyses.memory import figures as figs
 from analyses.memory.accounting import member_accuracy, state_size
 from analyses.memory.probes import probe_by_set_size, recall_by_lag
+from analyses.memory.readout import pair_readout, readout_layers, retrieval_summary
 from probe.threads import single_thread
 
 
@@ -45,6 +49,9 @@ class MemoryResult(Result):
     accuracy : {split: accuracy} on fresh sequences of each of the task's splits
     by_lag : recall only: {lag: accuracy}, lag = query position - position of its stored key
     probe : disjointness only: {first-set size: membership-probe balanced accuracy}
+    retrieval : recall with a matrix state only: {"count": [per step, mean pairs whose S_t k is
+        closest to their own v], "stored": [pairs written by each step], "cos_by_step": [mean
+        cosine of S_t k with v]} (:mod:`analyses.memory.readout`)
     """
 
     task: str = ""
@@ -53,9 +60,12 @@ class MemoryResult(Result):
     accuracy: dict = field(default_factory=dict)
     by_lag: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
+    retrieval: dict = field(default_factory=dict)
 
     def figures(self) -> dict:
         out = {}
+        if self.retrieval:
+            out["retrieval"] = figs.retrieval({f"{self.arch}, state {self.state_size}": self.retrieval})
         if self.by_lag:
             out["by_lag"] = figs.by_lag(self.by_lag, f"Recall by lag ({self.arch}, state {self.state_size})")
         if self.probe:
@@ -84,6 +94,12 @@ def analyze(model, task, sizes: list[int] | None = None, n: int = 1024, seed: in
             result.accuracy[split] = member_accuracy(model, task, n, seed=seed + 10_007, **overrides)[0]
         if task.name == "recall":
             result.by_lag = recall_by_lag(model, task, n, seed=seed + 10_007)
+            if readout_layers(model):
+                r = pair_readout(model, task, min(n, 256), seed=seed + 10_007)
+                ctx = 2 * task.config.num_pairs * task.config.num_passes
+                result.retrieval = {"count": r["count"].round(4).tolist(), "stored": r["stored"].tolist(),
+                                    "cos_by_step": np.nanmean(r["cos"], axis=(0, 1)).round(4).tolist(),
+                                    **retrieval_summary(r, ctx)}
         else:
             long = task.config.long
             sizes = sizes or sorted({2 ** i for i in range(long.bit_length()) if 2 ** i <= long} | {long})
@@ -94,6 +110,9 @@ def analyze(model, task, sizes: list[int] | None = None, n: int = 1024, seed: in
         lags = sorted(result.by_lag)
         result.summary.update({"accuracy.shortest_lag": result.by_lag[lags[0]],
                                "accuracy.longest_lag": result.by_lag[lags[-1]]})
+    if result.retrieval:
+        result.summary.update({f"retrieval.{k}": v for k, v in result.retrieval.items()
+                               if not isinstance(v, list)})
     if result.probe:
         result.summary.update({f"probe.size_{k}": v for k, v in result.probe.items()})
     return result

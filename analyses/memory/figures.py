@@ -6,15 +6,22 @@ import plotly.graph_objects as go
 
 
 def frontier(rows: list[dict], title: str = "Recall accuracy against recurrent state size") -> go.Figure:
-    """Accuracy against state size, one line per (architecture, pairs); error bars span the seeds."""
+    """Accuracy against state size, one line per (architecture, pairs); error bars span the seeds.
+
+    x is each model's own state size (``state_size`` of a row, else its target ``state``).
+    """
     fig = go.Figure()
     keys = sorted({(r["arch"], r["pairs"]) for r in rows}, key=lambda k: (k[1], k[0]))
     several = len({r["pairs"] for r in rows}) > 1
+
+    def x(r: dict) -> int:
+        return r.get("state_size", r["state"])
+
     for arch, pairs in keys:
-        pts = sorted((r for r in rows if (r["arch"], r["pairs"]) == (arch, pairs)), key=lambda r: r["state"])
+        pts = sorted((r for r in rows if (r["arch"], r["pairs"]) == (arch, pairs)), key=x)
         mean = np.array([r["mean"] for r in pts])
         fig.add_trace(go.Scatter(
-            x=[r["state"] for r in pts], y=mean, mode="lines+markers",
+            x=[x(r) for r in pts], y=mean, mode="lines+markers",
             name=f"{arch}, {pairs} pairs" if several else arch,
             error_y={"type": "data", "symmetric": False,
                      "array": [max(r["accuracy"]) - m for r, m in zip(pts, mean)],
@@ -27,15 +34,19 @@ def frontier(rows: list[dict], title: str = "Recall accuracy against recurrent s
 
 
 def asymmetry(rows: list[dict], state: int | None = None) -> go.Figure:
-    """Grouped bars: accuracy of each order (group), read once against read twice (colour)."""
+    """Grouped bars: accuracy of each (architecture, order), read once against read twice (colour)."""
     fig = go.Figure()
     orders = ["short_first", "long_first"]
+    archs = list(dict.fromkeys(r.get("arch") for r in rows))
+    label = {"short_first": "short set first", "long_first": "long set first"}
+    x = [f"{a}: {label[o]}" if a else label[o] for a in archs for o in orders]
     for twice, name in ((False, "read once"), (True, "read twice")):
-        by = {r["order"]: r for r in rows if r["read_twice"] == twice}
-        fig.add_trace(go.Bar(x=["short set first", "long set first"], y=[by[o]["mean"] for o in orders], name=name,
+        by = {(r.get("arch"), r["order"]): r for r in rows if r["read_twice"] == twice}
+        pts = [by[(a, o)] for a in archs for o in orders]
+        fig.add_trace(go.Bar(x=x, y=[r["mean"] for r in pts], name=name,
                              error_y={"type": "data", "symmetric": False,
-                                      "array": [max(by[o]["accuracy"]) - by[o]["mean"] for o in orders],
-                                      "arrayminus": [by[o]["mean"] - min(by[o]["accuracy"]) for o in orders]}))
+                                      "array": [max(r["accuracy"]) - r["mean"] for r in pts],
+                                      "arrayminus": [r["mean"] - min(r["accuracy"]) for r in pts]}))
     at = f" at state size {state}" if state else ""
     fig.update_layout(barmode="group", title=f"Set disjointness: order and reading twice{at}",
                       yaxis_title="accuracy", yaxis_range=[0, 1.02], template="plotly_white")
@@ -62,4 +73,22 @@ def by_lag(curve: dict, title: str = "Recall accuracy by how long ago the key wa
                                mode="lines+markers"))
     fig.update_layout(title=title, xaxis_title="steps since the key was stored", yaxis_title="accuracy",
                       yaxis_range=[0, 1.02], template="plotly_white")
+    return fig
+
+
+def retrieval(curves: dict[str, dict], title: str = "Stored pairs read back out of the matrix state") -> go.Figure:
+    """Pairs retrievable from S_t (solid, one line per model) and pairs written (dotted) against the step.
+
+    ``curves``: {name: {"count": (T,), "stored": (T,)}} from :func:`analyses.memory.readout.pair_readout`.
+    """
+    fig = go.Figure()
+    for name, c in curves.items():
+        steps = list(range(len(c["count"])))
+        fig.add_trace(go.Scatter(x=steps, y=list(c["count"]), mode="lines+markers", name=f"{name}: retrievable"))
+    first = next(iter(curves.values()))
+    fig.add_trace(go.Scatter(x=list(range(len(first["stored"]))), y=list(first["stored"]), mode="lines",
+                             line={"dash": "dot", "color": "grey"}, name="pairs written"))
+    fig.add_hline(y=1.0, line_dash="dash", line_color="lightgrey", annotation_text="chance (one pair)")
+    fig.update_layout(title=title, xaxis_title="step t (context, then queries and filler)",
+                      yaxis_title="pairs with S_t k closest to their own v", template="plotly_white")
     return fig

@@ -10,7 +10,7 @@ stored.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -102,15 +102,16 @@ def probe_by_set_size(model, task, sizes: Sequence[int], n: int = 1024, seed: in
 
 @torch.no_grad()
 def recall_by_lag(model, task, n: int = 1024, seed: int = 10_007) -> dict[int, float]:
-    """Accuracy at each query by lag (query position minus the position its key was stored at).
+    """Accuracy at each query by lag (query position minus where its key was last stored).
 
     ``model`` is a plain model; returns {lag: accuracy} over the lags that occur.
     """
     batch = task.sample(n, seed=seed)
     correct = (model(batch.inputs).argmax(-1) == batch.targets) & batch.mask  # (B, T)
-    keys = batch.info["keys"]  # (B, p), key i stored at position 2i
+    keys = batch.info["keys"]  # (B, p), key i stored at 2i, and again 2p later on each further pass
+    last_pass = 2 * keys.shape[1] * (task.config.num_passes - 1)
     b, t = batch.mask.nonzero(as_tuple=True)  # every query
     index = (keys[b] == batch.inputs[b, t][:, None]).int().argmax(1)  # which pair was queried
-    lag = (t - 2 * index).numpy()
+    lag = (t - 2 * index - last_pass).numpy()
     hit = correct[b, t].numpy()
     return {int(L): float(hit[lag == L].mean()) for L in np.unique(lag)}

@@ -47,6 +47,7 @@ def summarise(rows: list[dict], base: dict) -> dict:
 
 
 @claim("regular.icll", source="Akyürek et al. 2024 (arXiv 2401.12973), Fig. 1",
+       quick_s=3300, full_s=14400, measured=(),  # seconds, 2 CPU cores, empty store
        statement="On held-out automata, the accuracy of recurrent models (greedy next letter legal under the "
                  "DFA) rises with the number of training automata for every architecture, and at least one "
                  "architecture beats the in-context bigram baseline")

@@ -13,7 +13,11 @@ v — reported under ``default_readout``. Report-only items sit in ``measured["d
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +117,51 @@ def lr_of(s: IntegrationSettings, gamma: float, factor: float, noise_std: float 
     return factor * (1 - gamma**2) / (noise_std**2 * s.hidden)
 
 
+# The store a claim is checked against: trained histories are kept under <store>/.cache/spectrum/
+# (a dot folder, so `probe runs` skips it), keyed by the initial weights and everything train()
+# is given, so a second `probe verify` loads them instead of training again.
+_STORE: contextvars.ContextVar[str | None] = contextvars.ContextVar("spectrum_store", default=None)
+_ARRAYS = ("steps", "W", "u", "v", "loss")
+
+
+@contextlib.contextmanager
+def stored_in(store: str | None):
+    """Inside the block, :func:`_train` loads and saves histories in ``store`` (None: memory only)."""
+    token = _STORE.set(None if store is None else str(store))
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+def _train(model, task, steps: int, lr: float, record, mode: it.Mode = "exact", batch_size: int = 64,
+           seed: int = 0) -> it.History:
+    """:func:`analyses.spectrum.training.train`, or its stored result for the same inputs."""
+    from probe import _io
+    from probe.runs import store_dir
+
+    store = _STORE.get()
+    if store is None:
+        return it.train(model, task, steps, lr, record, mode=mode, batch_size=batch_size, seed=seed)
+    digest = hashlib.sha256(json.dumps([task.name, task.params, int(steps), float(lr), [int(r) for r in record], mode,
+                                        int(batch_size), int(seed)],
+                                       sort_keys=True).encode())
+    for name, p in sorted(model.state_dict().items()):
+        digest.update(name.encode() + p.detach().cpu().contiguous().numpy().tobytes())
+    path = store_dir(store) / ".cache" / "spectrum" / f"{digest.hexdigest()[:24]}.safetensors"
+    if path.is_file():
+        try:
+            tensors, meta = _io.load_tensors(path)
+            return it.History(*(tensors[k].numpy() for k in _ARRAYS), lr=float(meta["lr"]), mode=meta["mode"])
+        except (ValueError, KeyError):
+            pass  # damaged: train again and overwrite it
+    h = it.train(model, task, steps, lr, record, mode=mode, batch_size=batch_size, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _io.save_tensors(path, {k: torch.from_numpy(np.ascontiguousarray(getattr(h, k))) for k in _ARRAYS},
+                     {"lr": repr(h.lr), "mode": h.mode})
+    return h
+
+
 @functools.lru_cache(maxsize=8)  # both claims (and the figure) use the same runs
 def leaky_run(s: IntegrationSettings, seed: int, mode: it.Mode = "exact", readout_scale: float | None = None,
               init_scale: float | None = None, lr_factor: float | None = None) -> Experiment:
@@ -122,7 +171,7 @@ def leaky_run(s: IntegrationSettings, seed: int, mode: it.Mode = "exact", readou
     model = build(task, s.hidden, scale, s.readout_scale if readout_scale is None else readout_scale, seed)
     lr = lr_of(s, s.gamma, s.lr_factor if lr_factor is None else lr_factor)
     lr = lr if mode == "exact" else lr / 2  # SGD on the MSE = 2L at lr/2 is GD on L at lr
-    h = it.train(model, task, s.steps, lr, _record(s.steps), mode=mode, batch_size=s.sampled_batch, seed=seed)
+    h = _train(model, task, s.steps, lr, _record(s.steps), mode=mode, batch_size=s.sampled_batch, seed=seed)
     exp = measure(h, task.params, scale)
     init = theory.leaky_init(h.W[0], h.u[0], h.v[0])
     exp.prediction = theory.predict_leaky(init, s.gamma, h.lr, h.steps,
@@ -162,7 +211,7 @@ def oscillator_run(s: IntegrationSettings, seed: int) -> Experiment:
     """Train on the damped-oscillator target; ``prediction`` is the plane reduction's."""
     task = tasks.make("integration", kind="oscillator", gamma=s.gamma, frequency=s.frequency)
     model = build(task, s.hidden, s.init_scale, s.readout_scale, seed)
-    h = it.train(model, task, s.oscillator_steps, lr_of(s, s.gamma, s.oscillator_lr_factor), _record(s.oscillator_steps))
+    h = _train(model, task, s.oscillator_steps, lr_of(s, s.gamma, s.oscillator_lr_factor), _record(s.oscillator_steps))
     exp = measure(h, task.params, s.init_scale)
     exp.outlier = np.array([max(e, key=lambda z: (abs(z), z.imag)) for e in h.eigvals])  # the upper one of a pair
     exp.prediction = _plane(exp, s.frequency)
@@ -227,9 +276,15 @@ def default_readout_report(s: IntegrationSettings, seed: int) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 @claim("integration.outlier_eigenvalue", source=f"{SOURCE}, Fig. 2",
+       quick_s=36, full_s=300, measured=("quick",),  # seconds, 2 CPU cores, empty store
        statement="A linear RNN (hidden >= 32, small init) trained on white-noise integration with decay gamma "
                  "develops exactly one eigenvalue outside the bulk, ending within 0.02 of gamma; the rest stay in the bulk")
 def outlier_eigenvalue(profile: str = "quick", store: str = "runs") -> Claim:
+    with stored_in(store):
+        return _outlier_eigenvalue(profile)
+
+
+def _outlier_eigenvalue(profile: str) -> Claim:
     s = settings(profile)
     runs = [leaky_run(s, seed) for seed in s.seeds]
     final = [complex(e.outlier[-1]) for e in runs]
@@ -253,10 +308,16 @@ def outlier_eigenvalue(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("integration.theory_match", source=f"{SOURCE}, Fig. 2 (reduced dynamics)",
+       quick_s=77, full_s=600, measured=("quick",),  # seconds, 2 CPU cores, empty store
        statement="From small init, the reduced low-dimensional dynamics of the outlier eigenvalue (derived with sympy) "
                  "track the measured one over training: max absolute deviation <= 0.05, time aligned by the learning rate, "
                  "no fitted parameters")
 def theory_match(profile: str = "quick", store: str = "runs") -> Claim:
+    with stored_in(store):
+        return _theory_match(profile)
+
+
+def _theory_match(profile: str) -> Claim:
     s = settings(profile)
     runs = [leaky_run(s, seed) for seed in s.seeds]
     devs = [deviation(e) for e in runs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 import dash
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
 from app import logic
 from app.common import ERROR_STYLE, current_store
@@ -36,24 +36,49 @@ def _analysis_of(claim_id: str) -> str | None:
     return None
 
 
+_CELL = {"padding": "0.3em 0.6em", "verticalAlign": "top", "borderTop": "1px solid #ddd", "textAlign": "left"}
+_COLOUR = {"PASS": "#e8f6e8", "FAIL": "#fbe3e3"}
+
+
+def _measured(rows: list[tuple[str, str]]) -> html.Table:
+    """A claim's measured values as a small key / value table (one row per quantity)."""
+    return html.Table([html.Tr([html.Td(k, style={"color": "#555", "paddingRight": "0.8em"}), html.Td(v)])
+                       for k, v in rows], className="claims-measured", style={"fontSize": 12, "fontFamily": "monospace"})
+
+
+def _figures(name: str | None, runs: list[str]) -> list:
+    """Links to the analysis behind a claim, on every run where its result (and so its figures) is cached."""
+    if not name:
+        return []
+    links = [dcc.Link(f"{name} on {r}", href=f"/analyses?run={r}&analysis={name}") for r in runs[:6]]
+    if not links:
+        return [dcc.Link(name, href=f"/analyses?analysis={name}"), html.Div("(not computed on a run here yet)",
+                                                                          style={"color": "#777"})]
+    return [html.Div(link) for link in links] + ([html.Div(f"and {len(runs) - 6} more")] if len(runs) > 6 else [])
+
+
 def layout(**_):
     try:
         rows, head = logic.load_claims(current_store())
         error = ""
     except ValueError as e:
         rows, head, error = [], "", str(e)
+    cached: dict[str, list[str]] = {}
+    body = []
     for r in rows:
         name = _analysis_of(r["id"])
-        r["figures"] = f"[{name}](/analyses?analysis={name})" if name else ""
-    columns = [{"name": k, "id": k, **({"presentation": "markdown"} if k == "figures" else {})}
-               for k in ("id", "result", "measured", "expected", "statement", "source", "seconds", "figures")]
+        if name and name not in cached:
+            cached[name] = logic.cached_runs(current_store(), name)
+        cells = [html.B(str(r["id"])), html.Span(r["result"], className="claims-result", style={"fontWeight": "bold"}),
+                 str(r["statement"] or ""), _measured(r["measured_rows"]), str(r["expected"] or ""),
+                 str(r["source"] or ""), "" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                 _figures(name, cached.get(name, []))]
+        body.append(html.Tr([html.Td(c, style=_CELL) for c in cells], style={"background": _COLOUR[r["result"]]}))
+    header = html.Tr([html.Th(h, style=_CELL) for h in
+                      ("claim", "result", "statement", "measured", "expected", "source", "seconds", "figures")])
     return html.Div([
         html.H3("Claims"), html.Div(head, id="claims-head"), html.Div(error, id="claims-error", style=ERROR_STYLE),
-        dash_table.DataTable(id="claims-table", data=rows, columns=columns, sort_action="native",
-                             filter_action="native", page_size=50,
-                             style_cell={"fontSize": 12, "textAlign": "left", "whiteSpace": "normal", "maxWidth": "30em"},
-                             style_data_conditional=[
-                                 {"if": {"filter_query": '{result} = "PASS"'}, "backgroundColor": "#e8f6e8"},
-                                 {"if": {"filter_query": '{result} = "FAIL"'}, "backgroundColor": "#fbe3e3"}]),
-        dcc.Markdown("Each row is one reproduced paper claim; rerun `probe verify` to refresh."),
+        html.Table([header, *body], id="claims-table", style={"borderCollapse": "collapse", "fontSize": 13}),
+        dcc.Markdown("Each row is one reproduced paper claim; rerun `probe verify` to refresh. The figures column "
+                     "opens the analysis behind the claim on the runs where its result is cached."),
     ])

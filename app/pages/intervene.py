@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, message, current_store, default_run, run_page, step_for
+from app.common import ERROR_STYLE, current_store, message, open_on_selected, run_page, step_for
 from app.store import MODELS
 
 dash.register_page(__name__, path="/intervene", name="Intervene", order=3)
@@ -24,8 +24,8 @@ def layout(run=None, **_):
                                                        style={"width": "5em", **_ROW}),
                   dcc.Input(id="intervene-length", type="number", min=1, step=1, placeholder="length",
                             style={"width": "5em", **_ROW}),
-                  dcc.Input(id="intervene-text", type="text", placeholder="or type an input", debounce=True,
-                            style={"width": "20em", **_ROW})]),
+                  dcc.Textarea(id="intervene-text", placeholder="or type an input (spaces and newlines kept)",
+                               rows=1, style={"width": "24em", "fontFamily": "monospace", **_ROW})]),
         html.Div([html.Label("step "), dcc.Input(id="intervene-step", type="number", min=0, step=1, value=3,
                                                  style={"width": "5em", **_ROW}),
                   html.Label("units "), dcc.Input(id="intervene-units", type="text", placeholder="all (or 0,3,5-7)",
@@ -43,29 +43,31 @@ def layout(run=None, **_):
     ])
 
 
-@callback(Output("intervene-run", "value"), Input("intervene-run", "id"), State("intervene-run", "value"),
-          State("app-selected", "data"))
-def _open(_, value, selected):
-    return default_run(value, selected)
+open_on_selected("intervene")
 
 
 @callback(Output("intervene-hook", "options"), Output("intervene-hook", "value"), Output("intervene-units", "value"),
-          Output("intervene-note", "children"),
+          Output("intervene-step", "value"), Output("intervene-seed", "value"), Output("intervene-length", "value"),
+          Output("intervene-text", "value"), Output("intervene-note", "children"),
           Input("intervene-run", "value"), Input("intervene-member", "value"), State("app-units", "data"),
           State("app-checkpoint", "data"))
 def setup(run_id, member, picked, ckpt):
-    """Hooks of the model; units (and hook) selected on the States page carry over."""
+    """Hooks of the model; the hook, units, first brushed step and input chosen on the States page carry over."""
+    keep = (no_update,) * 4
     if not run_id:
-        return [], None, "", ""
+        return [], None, "", *keep, ""
     try:
         _, model, _ = MODELS.get(current_store(), run_id, member, step_for(ckpt, run_id))
     except Exception:  # noqa: BLE001 - no hooks to offer; intervene() shows why
-        return [], None, "", ""
+        return [], None, "", *keep, ""
     names = [h for h in sorted(model.hook_dict, key=lambda h: (not h.endswith("hook_h"), h)) if h != "hook_logits"]
-    if isinstance(picked, dict) and picked.get("run") == run_id and picked.get("hook") in names \
-            and isinstance(picked.get("units"), list) and picked["units"]:
-        return names, picked["hook"], ",".join(map(str, picked["units"])), "units from the States page"
-    return names, names[0], "", ""
+    carried = logic.carried_over(picked, run_id, names)
+    if carried is None:
+        return names, names[0], "", *keep, ""
+    c = carried
+    what = ", ".join(k for k, v in (("units", c["units"]), ("step", c["step"] is not None), ("input", True)) if v)
+    return (names, c["hook"], c["units"], c["step"] if c["step"] is not None else no_update, c["seed"], c["length"],
+            c["text"], f"{what} from the States page")
 
 
 @callback(Output("intervene-graph", "figure"), Output("intervene-data", "children"), Output("intervene-error", "children"),

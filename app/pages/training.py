@@ -5,7 +5,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from app import figures, logic
-from app.common import ERROR_STYLE, message, current_store, default_run, run_page, step_for
+from app.common import ERROR_STYLE, current_store, message, open_on_selected, run_page, step_for
 from app.store import open_run
 
 dash.register_page(__name__, path="/training", name="Training", order=1)
@@ -23,10 +23,7 @@ def layout(run=None, **_):
     ], member=False)
 
 
-@callback(Output("training-run", "value"), Input("training-run", "id"), State("training-run", "value"),
-          State("app-selected", "data"))
-def _open(_, value, selected):
-    return default_run(value, selected)
+open_on_selected("training")
 
 
 @callback(Output("training-ckpt", "options"), Output("training-ckpt", "value"),

@@ -9,6 +9,8 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     gru     hook_r hook_z hook_n                  lstm   hook_i hook_f hook_g hook_o hook_c
     elman   hook_pre                              linear hook_pre
     lru     hook_a hook_b                         hawk   hook_a hook_gate_x hook_gate_out
+    mingru  hook_z hook_h_tilde                   minlstm hook_f hook_i hook_h_tilde
+    gru_diag hook_z hook_r hook_n                 lstm_diag hook_f hook_g hook_c hook_o
     linattn  hook_q hook_k hook_v [hook_alpha] hook_S     (hook_h: the state's readout)
     deltanet hook_q hook_k hook_v hook_beta [hook_alpha] hook_S
     based    hook_conv hook_q hook_k hook_v hook_S
@@ -28,6 +30,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from probe import _limits
 from probe.models.base import Layer, member_seed
+from probe.models.diag import GRUDiagLayer, LSTMDiagLayer
 from probe.models.elman import ElmanLayer, LinearLayer
 from probe.models.gru import GRULayer
 from probe.models.hawk import HawkLayer
@@ -37,6 +40,8 @@ from probe.models.linattn import LinAttnLayer
 from probe.models.mamba import MambaLayer
 from probe.models.lru import LRULayer
 from probe.models.lstm import LSTMLayer
+from probe.models.mingru import MinGRULayer
+from probe.models.minlstm import MinLSTMLayer
 from probe.models.model import RecurrentModel
 
 ARCHITECTURES: dict[str, type[Layer]] = {
@@ -50,6 +55,10 @@ ARCHITECTURES: dict[str, type[Layer]] = {
     "deltanet": DeltaNetLayer,
     "mamba": MambaLayer,
     "based": BasedLayer,
+    "mingru": MinGRULayer,
+    "minlstm": MinLSTMLayer,
+    "gru_diag": GRUDiagLayer,
+    "lstm_diag": LSTMDiagLayer,
 }
 EMBEDDINGS = ("learned", "onehot")
 
@@ -140,6 +149,9 @@ def _check_arch_params(arch: str, params: Mapping[str, Any]) -> dict[str, Any]:
         ok, allowed = _in_range(value, spec, values)
         if not ok:
             raise ValueError(f"{arch} parameter {key} must lie in {allowed}, got {value!r}")
+    for key in getattr(layer, "OMIT_DEFAULTS", ()):  # how, not what, it computes: run ids stay as they were
+        if values[key] == defaults[key]:
+            del values[key]
     return values
 
 

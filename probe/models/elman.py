@@ -29,14 +29,18 @@ _DIAG_MAX_COND = 1e4    # eigenvector conditioning beyond which the diagonal pat
 
 class ElmanLayer(Layer):
     PARAM_RANGES = {"gain": "(0, inf)"}  # interval notation, read by probe.models._check_arch_params
+    OMIT_DEFAULTS = ("solver",)  # how, not what, the layer computes: left out of configs at its default
     points = ("hook_pre", "hook_h")
 
     def __init__(self, d_in: int, hidden: int, members: int,
                  nonlinearity: Literal["tanh", "relu"] = "tanh", gain: float = 1.0,
-                 h0: Literal["zeros", "ones", "learned"] = "zeros"):
+                 h0: Literal["zeros", "ones", "learned"] = "zeros",
+                 solver: Literal["sequential", "deer", "quasi", "auto"] = "sequential"):
         super().__init__(members)
         self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
         self.nonlinearity, self.h0_kind = nonlinearity, h0
+        self.solver = solver          # "deer"/"quasi": Newton's method over all steps (probe.newton)
+        self.newton_tol = self.newton_max_iter = self.last_solve = None
         self.param("W", (hidden, hidden), xavier_normal(gain))
         self.param("U", (hidden, d_in), xavier_normal(gain))
         self.param("b", (hidden,), constant(0.0))
@@ -57,7 +61,22 @@ class ElmanLayer(Layer):
                                W_T=self.w("W").transpose(1, 2))
 
     def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
-        return loop(self, prep, h, start, taps)
+        from probe import newton
+        method = newton.resolve(self.solver, self.device, prep.T - start, self.hidden, False)
+        if method == "sequential" or taps:  # gradient hooks take the loop, which reports them
+            return loop(self, prep, h, start, taps)
+        phi = torch.relu if self.nonlinearity == "relu" else torch.tanh
+        ux, W = (prep.ux[:, :, start:] if start else prep.ux), self.w("W")
+
+        def jac_diag(hp, args):  # φ'(pre) W_ii: quasi-DEER's Jacobian
+            pre = linear(hp, args[1]) + args[0]
+            slope = (pre > 0).to(pre) if self.nonlinearity == "relu" else 1 - torch.tanh(pre) ** 2
+            return slope * torch.diagonal(args[1], dim1=-2, dim2=-1)[:, None, None, :]
+        hs = newton.run_layer_solver(self, method, lambda hp, u, w: phi(linear(hp, w) + u), h, prep.T - start,
+                                     (ux, W), jac_diag=jac_diag,
+                                     step=lambda hp, t: phi(torch.baddbmm(ux[:, :, t], hp, prep.W_T)))
+        pre = linear(torch.cat([h.unsqueeze(2), hs[:, :, :-1]], 2), W) + ux
+        return {"hook_pre": pre, "hook_h": hs}                                        # (M, B, T, H)
 
     def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
         phi = torch.relu if self.nonlinearity == "relu" else torch.tanh

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, project, uniform
+from probe.models.base import Layer, linear, project, uniform
 from probe.models.recurrence import at
 
 
@@ -125,13 +125,39 @@ class _GRUScan(torch.autograd.Function):
         return dgi, dh, dW_hh, db_acc.sum(1), *taps
 
 
+def _gru_cell(hp: Tensor, gi: Tensor, W_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Every step at once from given previous states, for Newton's method (:mod:`probe.newton`):
+    hp (M, B, T, H), gi (M, B, T, 3H) -> r, z, n, h and W_hn h + b_hn, each (M, B, T, H)."""
+    H = hp.shape[-1]
+    gh = linear(hp, W_hh, b_hh)                                                       # (M, B, T, 3H)
+    rz = torch.sigmoid(gi[..., :2 * H] + gh[..., :2 * H])
+    r, z, ghn = rz[..., :H], rz[..., H:], gh[..., 2 * H:]
+    n = torch.tanh(gi[..., 2 * H:] + r * ghn)
+    return r, z, n, n + z * (hp - n), ghn
+
+
+def _gru_jac_diag(hp: Tensor, args) -> Tensor:
+    """∂h_t,i/∂h_{t-1},i in closed form, (M, B, T, H): quasi-DEER's Jacobian."""
+    gi, W_hh, b_hh = args
+    r, z, n, _, ghn = _gru_cell(hp, gi, W_hh, b_hh)
+    M, H = W_hh.shape[0], hp.shape[-1]
+    Wd = torch.diagonal(W_hh.view(M, 3, H, H), dim1=-2, dim2=-1)[:, :, None, None, :]  # (M, 3, 1, 1, H)
+    dn = (1 - n * n) * (r * Wd[:, 2] + ghn * r * (1 - r) * Wd[:, 0])
+    return z + (1 - z) * dn + (hp - n) * z * (1 - z) * Wd[:, 1]
+
+
 class GRULayer(Layer):
     takes_tokens = True  # its input map may be a per-token table lookup (base.Tokens)
     points = ("hook_r", "hook_z", "hook_n", "hook_h")
 
-    def __init__(self, d_in: int, hidden: int, members: int):
+    OMIT_DEFAULTS = ("solver",)  # how, not what, the layer computes: left out of configs at its default
+
+    def __init__(self, d_in: int, hidden: int, members: int,
+                 solver: Literal["sequential", "deer", "quasi", "auto"] = "sequential"):
         super().__init__(members)
         self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, hidden
+        self.solver = solver          # "deer"/"quasi": Newton's method over all steps (probe.newton)
+        self.newton_tol = self.newton_max_iter = self.last_solve = None
         bound = 1 / math.sqrt(hidden)  # torch.nn.GRU's init
         self.param("W_ih", (3 * hidden, d_in), uniform(bound))
         self.param("W_hh", (3 * hidden, hidden), uniform(bound))
@@ -152,10 +178,25 @@ class GRULayer(Layer):
                                gi=project(x, self.w("W_ih"), self.w("b_ih")))        # (T, M, B, 3H) view
 
     def run(self, prep, h: Tensor, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
-        taps = taps or {}
+        from probe import newton
         gi = prep.gi[start:] if start else prep.gi  # a slice would cost a zero-filled copy in the backward
+        method = newton.resolve(self.solver, self.device, prep.T - start, self.hidden, False)
+        if method != "sequential" and not taps:  # gradient hooks take the loop, which reports them
+            return self._solve(gi.permute(1, 2, 0, 3), h, method)
+        taps = taps or {}
         out = _GRUScan.apply(gi, h, self.w("W_hh"), self.w("b_hh"), *(taps.get(p) for p in self.points))
         return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, out)}         # (M, B, T, H) each
+
+    def _solve(self, gi: Tensor, h0: Tensor, method: str) -> dict[str, Tensor]:
+        """Every point's trajectory (M, B, T, H) from Newton's method; gradients by the IFT."""
+        from probe import newton
+        args = (gi, self.w("W_hh"), self.w("b_hh"))
+        W_hh_T, b = args[1].transpose(1, 2), args[2].unsqueeze(1)
+        h = newton.run_layer_solver(
+            self, method, lambda hp, *a: _gru_cell(hp, *a)[3], h0, gi.shape[2], args, jac_diag=_gru_jac_diag,
+            step=lambda hp, t: _gru_step(gi[:, :, t], hp, W_hh_T, b, lambda p, v: v))
+        r, z, n, _, _ = _gru_cell(torch.cat([h0.unsqueeze(2), h[:, :, :-1]], 2), *args)
+        return {"hook_r": r, "hook_z": z, "hook_n": n, "hook_h": h}
 
     def step(self, prep, h: Tensor, t: int, visit: Callable) -> Tensor:
         return _gru_step(at(prep, "gi", t, 0), h, self.w("W_hh").transpose(1, 2), self.w("b_hh").unsqueeze(1), visit)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from probe.models.base import Layer, project, uniform
+from probe.models.base import Layer, linear, project, uniform
 from probe.models.recurrence import at
 
 _POINTS = ("hook_i", "hook_f", "hook_g", "hook_o", "hook_c", "hook_h")
@@ -104,13 +104,43 @@ class _LSTMScan(torch.autograd.Function):
         return dgi, dh, dc, dW_hh, *taps
 
 
+def _lstm_cell(sp: Tensor, gi: Tensor, W_hh: Tensor) -> tuple[Tensor, ...]:
+    """Every step at once from given previous states, for Newton's method (:mod:`probe.newton`):
+    sp = [h | c] (M, B, T, 2H), gi (M, B, T, 4H) -> i, f, g, o, c, h (M, B, T, H) and [h | c]."""
+    H = sp.shape[-1] // 2
+    h_prev, c_prev = sp[..., :H], sp[..., H:]
+    p = gi + linear(h_prev, W_hh)                                                     # (M, B, T, 4H)
+    i, f = torch.sigmoid(p[..., :H]), torch.sigmoid(p[..., H:2 * H])
+    g, o = torch.tanh(p[..., 2 * H:3 * H]), torch.sigmoid(p[..., 3 * H:])
+    c = f * c_prev + i * g
+    h = o * torch.tanh(c)
+    return i, f, g, o, c, h, torch.cat([h, c], -1)
+
+
+def _lstm_jac_diag(sp: Tensor, args) -> Tensor:
+    """The diagonal of ∂[h | c]_t/∂[h | c]_{t-1} in closed form, (M, B, T, 2H): quasi-DEER's Jacobian."""
+    gi, W_hh = args
+    i, f, g, o, c, _, _ = _lstm_cell(sp, gi, W_hh)
+    M, H = W_hh.shape[0], sp.shape[-1] // 2
+    Wd = torch.diagonal(W_hh.view(M, 4, H, H), dim1=-2, dim2=-1)[:, :, None, None, :]  # (M, 4, 1, 1, H)
+    tc = torch.tanh(c)
+    dc = sp[..., H:] * f * (1 - f) * Wd[:, 1] + g * i * (1 - i) * Wd[:, 0] + i * (1 - g * g) * Wd[:, 2]
+    dh = o * (1 - o) * Wd[:, 3] * tc + o * (1 - tc * tc) * dc
+    return torch.cat([dh, f], -1)
+
+
 class LSTMLayer(Layer):
     takes_tokens = True  # its input map may be a per-token table lookup (base.Tokens)
     points = _POINTS
 
-    def __init__(self, d_in: int, hidden: int, members: int):
+    OMIT_DEFAULTS = ("solver",)  # how, not what, the layer computes: left out of configs at its default
+
+    def __init__(self, d_in: int, hidden: int, members: int,
+                 solver: Literal["sequential", "deer", "quasi", "auto"] = "sequential"):
         super().__init__(members)
         self.d_in, self.d_out, self.hidden, self.state_size = d_in, hidden, hidden, 2 * hidden
+        self.solver = solver          # "deer"/"quasi": Newton's method over all steps on [h | c] (probe.newton)
+        self.newton_tol = self.newton_max_iter = self.last_solve = None
         bound = 1 / math.sqrt(hidden)  # torch.nn.LSTM's init
         self.param("W_ih", (4 * hidden, d_in), uniform(bound))
         self.param("W_hh", (4 * hidden, hidden), uniform(bound))
@@ -133,11 +163,30 @@ class LSTMLayer(Layer):
         return SimpleNamespace(M=M, B=B, T=T, state=state, gi=project(x, self.w("W_ih"), bias))  # (T, M, B, 4H)
 
     def run(self, prep, state, start: int, taps: Optional[dict] = None) -> dict[str, Tensor]:
-        taps = taps or {}
+        from probe import newton
         gi = prep.gi[start:] if start else prep.gi  # a slice would cost a zero-filled copy in the backward
+        method = newton.resolve(self.solver, self.device, prep.T - start, 2 * self.hidden, False)
+        if method != "sequential" and not taps:  # gradient hooks take the loop, which reports them
+            return self._solve(gi.permute(1, 2, 0, 3), state, method)
+        taps = taps or {}
         gates, c, h = _LSTMScan.apply(gi, *state, self.w("W_hh"), *(taps.get(p) for p in self.points))
         values = (*gates.chunk(4, -1), c, h)
         return {p: v.permute(1, 2, 0, 3) for p, v in zip(self.points, values)}      # (M, B, T, H) each
+
+    def _solve(self, gi: Tensor, state, method: str) -> dict[str, Tensor]:
+        """Every point's trajectory (M, B, T, H) from Newton's method; gradients by the IFT."""
+        from probe import newton
+        H, W_hh = self.hidden, self.w("W_hh")
+        W_hh_T = W_hh.transpose(1, 2)
+
+        def step(sp, t):
+            h, c = _lstm_step(gi[:, :, t], sp[..., :H], sp[..., H:], W_hh_T, lambda p, v: v)
+            return torch.cat([h, c], -1)
+        s0 = torch.cat(state, -1)                                                     # (M, B, 2H)
+        s = newton.run_layer_solver(self, method, lambda sp, *a: _lstm_cell(sp, *a)[6], s0, gi.shape[2],
+                                    (gi, W_hh), jac_diag=_lstm_jac_diag, step=step)
+        i, f, g, o, _, _, _ = _lstm_cell(torch.cat([s0.unsqueeze(2), s[:, :, :-1]], 2), gi, W_hh)
+        return dict(zip(self.points, (i, f, g, o, s[..., H:], s[..., :H]), strict=True))
 
     def step(self, prep, state, t: int, visit: Callable) -> tuple[Tensor, Tensor]:
         return _lstm_step(at(prep, "gi", t, 0), *state, self.w("W_hh").transpose(1, 2), visit)

@@ -156,6 +156,63 @@ def test_state_changes_count_a_pairwise_merger_as_one_and_a_split_as_none():
     assert fa.state_changes(np.array([0, 1]), np.array([1, 0])) == (0, 0, 0.0)  # renumbering only
 
 
+def test_merges_and_splits_count_each_kind_and_are_never_negative():
+    assert fa.merges_and_splits(np.array([0, 1, 2]), np.array([0, 0, 1])) == (1, 0)
+    assert fa.merges_and_splits(np.array([0, 0, 1]), np.array([0, 1, 2])) == (0, 1)
+    assert fa.merges_and_splits(np.array([0, 1]), np.array([1, 0])) == (0, 0)  # renumbering only
+    # a three-way split: the paper's formula goes negative, the counts do not
+    assert fa.state_changes(np.array([0, 0, 0]), np.array([0, 1, 2]))[2] == pytest.approx(-1 / 3)
+    assert fa.merges_and_splits(np.array([0, 0, 0]), np.array([0, 1, 2])) == (0, 2)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        before, after = rng.integers(0, 6, 20), rng.integers(0, 6, 20)
+        m, s = fa.merges_and_splits(before, after)
+        assert m >= 0 and s >= 0
+        r, a, mergers = fa.state_changes(before, after)
+        if r == 2 * m + s and a == m + 2 * s:  # only pairwise events: the paper's count is exact
+            assert mergers == pytest.approx(m)
+
+
+def test_dynamics_figure_draws_no_negative_counts():
+    d = {"steps": [0, 10, 20], "n_states": [1, 5, 3], "n_states_minimal": [1, 3, 2], "removed": [0, 1, 3],
+         "added": [0, 3, 1], "mergers": [0.0, -1 / 3, 5 / 3], "model_accuracy_long": [0.5, 0.6, 1.0],
+         "long_length": 100}
+    old = au.figures.dynamics_figure(d)  # cached before merges/splits were counted
+    new = au.figures.dynamics_figure({**d, "merges": [0, 0, 2], "splits": [0, 2, 0]})
+    for fig in (old, new):
+        counts = [t for t in fig.data if t.name.startswith(("mergers", "splits"))]
+        assert len(counts) == 2 and all(min(t.y) >= 0 for t in counts)
+    assert list(new.data[0].y) == [0, 0, 2] and list(new.data[1].y) == [0, 2, 0]
+
+
+def test_a_big_automaton_is_not_drawn_but_noted():
+    big = fa.moore([[(q + 1) % 30, q] for q in range(30)], [q % 2 for q in range(30)]).to_dict()
+    fig = au.figures.automaton_figure(big)
+    assert not fig.data and "30 states" in fig.layout.annotations[0].text
+    assert len(au.figures.automaton_figure(PARITY.to_dict()).data) > 0
+
+
+def _summary(**kw):
+    base = {"n_states": 40, "n_states_minimal": 2, "equivalent": True, "missing_transitions": 0,
+            "transition_conflicts": 0, "label_conflicts": 0,
+            "automaton_accuracy_len_1000": 1.0, "model_accuracy_len_1000": 1.0}
+    return {**base, **kw}
+
+
+def test_the_verdict_says_why_an_extraction_failed_and_what_to_try():
+    ok = au.analysis.verdict(_summary(), 1000)
+    assert ok.startswith("ok: ")
+    failed = au.analysis.verdict(_summary(automaton_accuracy_len_1000=0.0058, model_accuracy_len_1000=0.98,
+                                          missing_transitions=3), 1000)
+    assert failed.startswith("extraction failed: the extracted automaton scores 0.0058 at length 1000 against "
+                             "the model's 0.98")
+    assert "3 transition(s)" in failed and "tolerance=0.05" in failed
+    chance = au.analysis.verdict(_summary(model_accuracy_len_1000=0.51, automaton_accuracy_len_1000=0.5), 1000)
+    assert chance.startswith("nothing to extract") and "gain=0.1" in chance
+    other = au.analysis.verdict(_summary(equivalent=False, n_states_minimal=4), 1000)
+    assert "not parity's automaton" in other
+
+
 def test_true_automaton_of_parity_is_the_two_state_machine():
     assert au.true_automaton(tasks.make("parity", max_len=5)) == PARITY
 
@@ -176,6 +233,7 @@ def test_hand_built_relu_rnn_gives_its_three_states_and_minimises_to_parity():
     s = result.summary
     assert (s["n_states"], s["n_states_minimal"], s["equivalent"], s["finite"]) == (3, 2, True, True)
     assert s["automaton_accuracy_len_300"] == 1.0 and s["model_accuracy_len_300"] == 1.0
+    assert s["missing_transitions"] == 0 and s["verdict"].startswith("ok: ")
     assert set(result.figures()) == {"automaton", "automaton_minimal"}
 
 
@@ -214,7 +272,7 @@ def test_analyze_run_tracks_every_checkpoint_and_agrees_with_analyze(tiny_run):
     d = result.dynamics
     steps = tiny_run.checkpoint_steps
     assert d["steps"] == steps
-    for key in ("n_states", "mergers", "model_accuracy_long", "finite", "equivalent"):
+    for key in ("n_states", "mergers", "merges", "splits", "model_accuracy_long", "finite", "equivalent"):
         assert len(d[key]) == len(steps), key
     # the stacked-checkpoint path agrees with the single-model path at the last checkpoint
     single = au.analyze(tiny_run.model(1), tiny_run.task(), long_length=200, long_n=2)

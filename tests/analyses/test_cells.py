@@ -17,7 +17,6 @@ from analyses.cells import scores as sc
 from analyses.cells.claims import WIDE_MARGIN
 from probe.claims import registered
 
-
 # -- scores ------------------------------------------------------------------------------------
 
 def test_vectorised_auc_equals_sklearn_with_ties():
@@ -27,6 +26,15 @@ def test_vectorised_auc_equals_sklearn_with_ties():
                             rng.integers(0, 3, 500).astype(float), -labels.astype(float)])  # ties in 2 and 3
     expected = [roc_auc_score(labels, acts[:, u]) for u in range(acts.shape[1])]
     np.testing.assert_allclose(sc.auc(acts, labels), expected, atol=1e-12)
+
+
+def test_ranks_and_bins_computed_once_give_the_same_scores():
+    rng = np.random.default_rng(3)
+    acts = rng.normal(size=(400, 6)).round(1)  # ties
+    for feature in (rng.integers(0, 2, 400), rng.integers(0, 5, 400)):
+        plain = sc.score_units(acts, feature)
+        cached = sc.score_units(acts, feature, ranks=sc.unit_ranks(acts), binned=sc.quantile_bins(acts))
+        assert plain.keys() == cached.keys() and all(np.array_equal(plain[k], cached[k]) for k in plain)
 
 
 def test_auc_needs_both_classes():
@@ -50,7 +58,7 @@ def test_mutual_information_equals_sklearn_on_the_bins_and_nears_the_entropy_for
     f = rng.integers(0, 4, 20000)
     acts = np.column_stack([f + 0.01 * rng.normal(size=f.size), rng.normal(size=f.size)])
     mi = sc.mutual_information(acts, f, bins=16)
-    bins = sc._quantile_bins(acts, 16)
+    bins = sc.quantile_bins(acts, 16)
     np.testing.assert_allclose(mi, [mutual_info_score(bins[:, u], f) for u in range(2)], atol=1e-12)
     p = np.bincount(f) / f.size
     assert 0.9 * -(p * np.log(p)).sum() < mi[0] <= -(p * np.log(p)).sum() + 1e-9
@@ -160,7 +168,7 @@ def test_charlm_scores_every_feature_of_an_untrained_model():
     task = tasks.make("charlm", length=50)
     model = probe.models.make("lstm", task, hidden=8, seed=0)
     r = cells.analyze(model, task, n=8, n_shuffles=1, causal="none", text_length=120)
-    assert {"column", "in_string"} <= set(r.features) <= {"in_string", "in_comment", "bracket_depth", "indent", "column"}
+    assert {"column", "in_string", "in_comment_or_string"} <= set(r.features) <= set(task.feature_names)
     assert r.kinds["column"] == "graded" and r.kinds["in_string"] == "binary"
     assert all(len(r.scores[f]["score"]) == len(r.units) == 6 * 8 for f in r.features)
     assert len(r.text["tokens"]) == 120
@@ -201,6 +209,29 @@ def test_the_claims_run_and_report_their_numbers(tmp_path):
     assert not str(charlm.measured).startswith("error"), charlm.measured
     for feature in ("in_string", "bracket_depth"):
         assert charlm.measured[feature]["beats_null_by"] >= WIDE_MARGIN, charlm.measured[feature]
+
+
+def _fake(scores: dict) -> cells.CellsResult:
+    """A result whose best unit per feature has ``score`` and whose nulls are all 0.6."""
+    top = {f: [{"unit": "layers.0.hook_c:0", "score": v, ("auc" if f.startswith("in_") else "corr"): v}]
+           for f, v in scores.items()}
+    return cells.CellsResult(summary={}, features=list(scores), top=top,
+                             nulls={f: {"init": 0.6, "shuffle": 0.55} for f in scores},
+                             probes={f: {"probe": 0.9} for f in scores})
+
+
+@pytest.mark.parametrize("comment_or_string, depth, in_string, passes", [
+    (0.92, 0.75, 0.70, True),    # the paper's comment-and-quote cell: a weak string-only unit does not matter
+    (0.89, 0.75, 0.95, False),   # nor does a strong one: the rule is on comments and strings together
+    (0.92, 0.69, 0.95, False),
+    (0.92, 0.74, 0.95, False),   # |r| >= 0.7 but only 0.14 above the best null (0.6)
+])
+def test_the_pass_rule_is_the_comment_or_string_cell_and_the_depth_cell(comment_or_string, depth, in_string, passes):
+    measured, ok = cells_claims._cells_ok(_fake({"in_comment_or_string": comment_or_string, "bracket_depth": depth,
+                                                 "in_string": in_string, "column": 0.5, "in_if": 0.7}))
+    assert ok is passes
+    assert {"in_comment_or_string", "bracket_depth", "in_string", "column", "in_if"} <= set(measured)
+    assert measured["in_string"]["null_init"] == 0.6 and measured["in_if"]["auc"] == 0.7
 
 
 def test_the_claims_are_registered():

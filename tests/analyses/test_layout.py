@@ -15,12 +15,12 @@ from analyses import _moved
 from probe import claims
 
 ROOT = Path(analyses.__file__).parent
-ANALYSES = ["attention", "automaton", "cells", "magnitude", "memory", "ngram", "spectrum"]
+ANALYSES = ["attention", "automaton", "cells", "magnitude", "memory", "ngram", "parallel", "spectrum"]
 STUDIES = sorted(ANALYSES + ["lsrl"])
 CLAIMS = ["attention.construction_exact", "attention.discovered", "cells.charlm", "cells.saturation",
           "disjointness.order_asymmetry", "integration.outlier_eigenvalue", "integration.theory_match",
-          "lsrl.exact", "lsrl.ground_truth", "parity.automaton", "parity.infinite_generalization",
-          "recall.state_frontier", "regular.icll", "repetition.linear_large", "repetition.onion_small"]
+          "lsrl.exact", "lsrl.ground_truth", "parallel.predictability", "parity.automaton", "parity.infinite_generalization",
+          "recall.delta_rule", "recall.state_frontier", "regular.icll", "repetition.linear_large", "repetition.onion_small"]
 
 
 def _module_name(path: Path) -> str:

@@ -119,3 +119,27 @@ def test_quick_integration_claims_pass():
     for spec in (integration_claims.outlier_eigenvalue, integration_claims.theory_match):
         result = spec(profile="quick")
         assert result.passed, (result.id, result.measured)
+
+
+def test_claims_keep_trained_histories_in_the_store_and_a_rerun_loads_them(tmp_path, monkeypatch):
+    import numpy as np
+
+    import tasks
+    from analyses.spectrum import claims as sc
+    from analyses.spectrum import training as it
+
+    calls = []
+    train = it.train
+    monkeypatch.setattr(it, "train", lambda *a, **k: calls.append(1) or train(*a, **k))
+    task = tasks.make("integration", gamma=0.9, length=8)
+    model = lambda seed: sc.build(task, 6, 0.02, 0.01, seed)  # noqa: E731
+    with sc.stored_in(tmp_path):
+        first = sc._train(model(0), task, 5, 0.01, sc._record(5))
+        again = sc._train(model(0), task, 5, 0.01, sc._record(5))
+        other = sc._train(model(1), task, 5, 0.01, sc._record(5))  # other initial weights: trained
+    assert len(calls) == 2 and len(list((tmp_path / ".cache" / "spectrum").iterdir())) == 2
+    for k in ("steps", "W", "u", "v", "loss"):
+        assert np.array_equal(getattr(first, k), getattr(again, k)) and getattr(first, k).dtype == getattr(again, k).dtype
+    assert (first.lr, first.mode) == (again.lr, again.mode) and not np.array_equal(first.W, other.W)
+    sc._train(model(0), task, 5, 0.01, sc._record(5))  # outside stored_in: no store, trains
+    assert len(calls) == 3

@@ -167,6 +167,7 @@ def test_every_page_works_in_a_browser(server, browser, shots, parity_id):
     # A typed input outside the alphabet is an error in the page.
     d.find_element(By.CSS_SELECTOR, "#states-mode input[value=typed]").click()
     _type(d, "#states-text", "01x1")
+    d.find_element(By.ID, "states-text-go").click()
     _wait(d, lambda d: "not in the alphabet" in _text(d, "#states-error"), "typed input error")
     d.save_screenshot(str(shots / "states_error.png"))
 
@@ -219,3 +220,28 @@ def test_traversal_and_bad_runs_get_an_error_page_and_the_server_keeps_serving(s
     assert _get(server + "/")[0] == 200
     d.get(server + "/")
     _wait(d, lambda d: "Runs" in _text(d, "h3"), "the runs page after the bad requests")
+
+
+def test_the_text_view_colours_typed_code_by_clicked_units(server, browser, shots, charlm_id):
+    d = browser
+    d.get(f"{server}/states?run={charlm_id}")
+    _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#states-heatmap .heatmaplayer"), "heatmap")
+    _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".states-text-row")) == 3, "the default text view")
+    d.find_element(By.CSS_SELECTOR, "#states-mode input[value=typed]").click()
+    box = d.find_element(By.ID, "states-text")
+    box.send_keys("if x:", Keys.ENTER, "  y = 1")  # a newline and spaces, kept
+    d.find_element(By.ID, "states-text-go").click()
+    _wait(d, lambda d: "if␣x:⏎␣␣y␣=␣1" in _text(d, ".states-text-row"), "the typed text with visible whitespace")
+    ticks = lambda d: [t.get_attribute("textContent") for t in d.find_elements(By.CSS_SELECTOR, "#states-heatmap .xtick")]  # noqa: E731
+    _wait(d, lambda d: ticks(d) == list("if␣x:⏎␣␣y␣=␣1"), "every token labelled under the heatmap")
+    # a click on a heatmap row shows that unit alone
+    drag = d.find_elements(By.CSS_SELECTOR, "#states-heatmap .nsewdrag")[0]
+    w, h = drag.size["width"], drag.size["height"]
+    ActionChains(d).move_to_element_with_offset(drag, -w // 2 + w // 4, 0).click().perform()  # a middle row
+    _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".states-text-row")) == 1, "the clicked unit's row")
+    row = d.find_elements(By.CSS_SELECTOR, ".states-text-row span")
+    assert len(row) == len("if x:\n  y = 1")
+    assert len({s.value_of_css_property("background-color") for s in row}) > 1  # coloured by the unit
+    assert "unit layers.0.hook_h:" in _text(d, "#states-text-view")
+    d.execute_script("document.getElementById('states-text-view').scrollIntoView()")
+    d.save_screenshot(str(shots / "states_text_view.png"))

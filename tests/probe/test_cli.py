@@ -197,6 +197,7 @@ def test_every_bad_input_is_one_line_exit_2_and_leaves_the_store_alone(tmp_path,
 
 def test_a_corrupt_checkpoint_is_one_line_exit_2_and_changes_nothing(tmp_path, fake_analysis, capsys):
     assert main(_train_argv(tmp_path)) == 0
+    capsys.readouterr()  # the training's progress lines
     run = next(p for p in tmp_path.iterdir() if p.is_dir())
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "status": "running"}))  # as if killed
@@ -249,3 +250,35 @@ def test_the_full_demo_runs_in_five_minutes(tmp_path):
     assert {(s.task, s.arch) for s in demo.QUICK} <= ours, sorted(ours)
     assert "2/2 claims pass" in out.stdout, out.stdout
     assert (tmp_path / "claims.md").is_file()
+
+
+def test_train_help_lists_every_task_and_architecture_with_their_defaults(capsys):
+    import probe.models
+    import tasks
+
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and not line.startswith("  -")}
+    for name in tasks.names():
+        params = tasks.make(name).params
+        assert all(f"{k}={json.dumps(v)}" in rows[name] for k, v in params.items()), name
+    for arch in probe.models.names():
+        assert all(f"{k}={json.dumps(v)}" in rows[arch] for k, v in probe.models.arch_params(arch).items()), arch
+    flat = " ".join(out.split())
+    for flag, default in [("--steps", "1000"), ("--layers", "1"), ("--seed", "0"), ("--members", "1")]:
+        assert f"{flag} " in flat and f"(default: {default})" in flat.split(flag, 2)[2][:200], flag
+
+
+def test_an_unknown_task_or_analysis_names_the_valid_ones(tmp_path, capsys):
+    assert main(["train", "parityy", "--arch", "gru", "--hidden", "4", "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("probe: error: unknown task 'parityy'; valid tasks: parity, ") and err.count("\n") == 1
+
+
+def test_an_unknown_set_key_names_the_nearest_keys_not_all_of_them(tmp_path, capsys):
+    assert main(["train", "parity", "--arch", "gru", "--hidden", "4", "--set", "task.maxlen=3",
+                 "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean task.max_len" in err and "train.warmup" not in err and err.count("\n") == 1
+    assert main(["train", "--help"]) == 0
+    assert "warmup=0" in capsys.readouterr().out  # the training keys, with defaults, are in the help

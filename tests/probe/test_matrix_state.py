@@ -333,7 +333,8 @@ def test_bad_heads_is_named():
 
 def mqar_accuracy(arch, steps=300, lr=3e-3, **kw):
     """Accuracy on a 2-pair MQAR after ``steps`` AdamW steps (batch 64)."""
-    task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2)
+    task = tasks.make("recall", vocab_size=16, seq_len=16, num_pairs=2,  # probe's MQAR layout before 0.3
+                      random_non_queries=False, echo_values=True, strict=False)
     torch.manual_seed(0)
     model = make(arch, task, hidden=32, seed=0, **kw)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)

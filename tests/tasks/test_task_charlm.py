@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 import tasks
 from tasks.charlm import UNK, load_corpus
-from tasks.pylex import lex
+from tasks.pylex import FEATURES, lex
 
 # Tricky lines, each with its features hand-written below it (one mark per character, the
 # newline included): '#' inside a string, a quote inside a comment, an escaped quote, brackets
@@ -23,20 +23,20 @@ LINES = [
     "]",
     'z = "a\\\\" # c(',
 ]
-STRING = ["0000" "11111" "0000" "11111" "00000000000000",
-          "00000" "111111" "0000",
-          "0000" "11111111111",
-          "111111111111111111111" "00",
+STRING = [("0000" "11111" "0000" "11111" "00000000000000"),
+          ("00000" "111111" "0000"),
+          ("0000" "11111111111"),
+          ("111111111111111111111" "00"),
           "00",
-          "0000" "1111" "0000000"]
-COMMENT = ["000000000000000000000" "1111111111" "0",
+          ("0000" "1111" "0000000")]
+COMMENT = [("000000000000000000000" "1111111111" "0"),
            "000000000000000",
            "000000000000000",
            "00000000000000000000000",
            "00",
-           "0000000000" "1111" "0"]
+           ("0000000000" "1111" "0")]
 DEPTH = ["00000000000000000000000000000000",
-         "0000000000000" "11",
+         ("0000000000000" "11"),
          "111111111111111",
          "11111111111111111111111",
          "00",
@@ -49,7 +49,7 @@ def test_hand_checked_lines():
     for marks in (STRING, COMMENT, DEPTH):
         assert [len(m) for m in marks] == [len(line) + 1 for line in LINES]  # the table itself is aligned
     features = lex(text)
-    got = lambda name: "".join(map(str, features[name]))  # noqa: E731
+    got = lambda name: "".join(map(str, features[name]))
     assert got("in_string") == "".join(STRING)
     assert got("in_comment") == "".join(COMMENT)
     assert got("bracket_depth") == "".join(DEPTH)
@@ -102,7 +102,7 @@ def slow_lex(text: str) -> dict[str, list[int]]:
             level -= 1
         depth[i] = level
         i += 1
-    column, indent, col, lead, line_start = [0] * n, [0] * n, 0, 0, 0
+    column, indent, lead, line_start = [0] * n, [0] * n, 0, 0
     for j, c in enumerate(text):  # column and indentation, line by line
         if j == line_start:
             lead = len(text[j:]) - len(text[j:].lstrip(" "))
@@ -199,3 +199,100 @@ def test_streams_continue_where_the_last_batch_stopped_and_wrap_in_their_region(
                                                                           + np.arange(64)) % (hi - lo)]).long())
     with pytest.raises(ValueError, match="step"):
         task.stream(n=5, seed=3, step=-1)
+
+
+# -- the if-condition and comment-or-string features of Python ---------------------------------
+
+IF_LINES = [
+    "if (a): b",
+    "x = 1 if y else 2",
+    "    elif d[1:2] and (e :=",
+    "  c): # no",
+    '"""',
+    "if x: y",
+    '"""',
+    "while z: pass",
+    "  if lambda_: q",
+]
+IF_MARKS = [("00" "1111" "0000"),
+            "0" * 18,
+            "0" * 8 + "1" * 18,
+            "1111" + "0" * 7,
+            "0000",
+            "0" * 8,
+            "0000",
+            "0" * 14,
+            "0000" + "1" * 8 + "0000"]
+
+
+def test_if_conditions_of_statements_only():
+    text = "".join(line + "\n" for line in IF_LINES)
+    assert [len(m) for m in IF_MARKS] == [len(line) + 1 for line in IF_LINES]
+    features = lex(text)
+    assert "".join(map(str, features["in_if"])) == "".join(IF_MARKS)
+    either = features["in_string"] | features["in_comment"]
+    assert np.array_equal(features["in_comment_or_string"], either) and either[text.index("# no")] == 1
+
+
+# -- the Linux kernel corpus ---------------------------------------------------------------------
+
+def _tarball(path: Path, files: dict[str, str]) -> None:
+    import io
+    import tarfile
+    with tarfile.open(path, "w:xz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"linux-source-9.9/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_linux_selection_is_sorted_kernel_c_files_up_to_the_byte_budget(tmp_path, monkeypatch):
+    from tasks import charlm
+    files = {"kernel/b.c": "int b(void) { return (1); }\n" * 2, "kernel/a.h": "/* a ( */\n",
+             "kernel/sub/c.c": "if (x) {\n", "kernel/z.c": "never;\n", "kernel/notes.txt": "skip (\n",
+             "mm/m.c": "skip;\n"}
+    _tarball(tmp_path / "linux-source-9.9.tar.xz", files)
+    budget = len(files["kernel/a.h"]) + len(files["kernel/b.c"]) + 1  # reached inside kernel/sub/c.c
+    monkeypatch.setattr(charlm, "LINUX_BYTES", budget)
+    tarball, chosen = charlm.linux_files(str(tmp_path / "linux-source-*.tar.xz"))
+    assert tarball.endswith("linux-source-9.9.tar.xz")
+    assert [p for p, _ in chosen] == ["kernel/a.h", "kernel/b.c", "kernel/sub/c.c"]
+    assert all(text == files[p] for p, text in chosen)
+    corpus = charlm._load("linux", str(tmp_path / "linux-source-*.tar.xz"))
+    assert corpus.text == "".join(files[p] for p, _ in chosen) and corpus.files == ("kernel/a.h", "kernel/b.c", "kernel/sub/c.c")
+    # every file is lexed alone: the '{' left open in c.c is c.c's own, the comment's '(' never counts
+    start = corpus.text.index("if (x)")
+    assert corpus.features["bracket_depth"][:start].max() == 2 and corpus.features["bracket_depth"][-1] == 1
+    assert corpus.features["in_if"][start + 3:start + 5].tolist() == [1, 1]
+    assert corpus.features["in_comment"][:len(files["kernel/a.h"]) - 2].all()
+
+
+def test_a_missing_linux_tarball_says_how_to_install_it(tmp_path, monkeypatch):
+    from tasks import charlm
+    monkeypatch.setattr(charlm, "LINUX_TARBALLS", str(tmp_path / "linux-source-*.tar.xz"))
+    with pytest.raises(FileNotFoundError, match="apt-get install linux-source"):
+        tasks.make("charlm", corpus="linux")
+    assert tasks.make("charlm").feature_names == FEATURES  # the Python corpus needs no tarball
+
+
+@pytest.mark.slow
+def test_the_linux_corpus_from_the_installed_tarball():
+    import glob
+
+    from tasks import charlm, clex
+    if not glob.glob(charlm.LINUX_TARBALLS):
+        pytest.skip("no linux-source tarball (apt-get install linux-source)")
+    task = tasks.make("charlm", corpus="linux", length=200)
+    corpus = task.corpus
+    assert corpus.files[0] == "kernel/acct.c" and list(corpus.files) == sorted(corpus.files)
+    sizes = [len(t.encode()) for _, t in charlm.linux_files()[1]]
+    assert sum(sizes[:-1]) < charlm.LINUX_BYTES <= sum(sizes) < charlm.LINUX_BYTES + 200_000  # ~6 MB as the paper
+    assert task.feature_names == clex.FEATURES and 90 <= task.vocab_size <= 110  # the paper: ~101
+    f = corpus.features
+    assert f["bracket_depth"].min() >= 0 and 0.15 < f["in_comment_or_string"].mean() < 0.5
+    assert 0.02 < f["in_if"].mean() < 0.2 and f["in_char"].sum() > 0
+    batch = task.sample(4, seed=0, **task.splits()["valid"])
+    start = int(batch.info["start"][0])
+    assert batch.features["in_if"][0].tolist() == f["in_if"][start:start + 200].tolist()
+    assert int(batch.info["start"].min()) >= int(len(corpus.ids) * 0.9)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import tasks
 from tasks.disjointness import ANSWER_SEP, LIST_SEP, PREFIX
@@ -51,3 +52,17 @@ def test_splits_swap_the_order():
     short_long = task.sample(8, seed=0, **task.splits()["short_long"])
     long_short = task.sample(8, seed=0, **task.splits()["long_short"])
     assert (short_long.features["size_a"] == 4).all() and (long_short.features["size_a"] == 16).all()
+
+
+def test_num_passes_repeats_the_context_and_read_twice_is_two_passes():
+    three = tasks.make("disjointness", vocab_size=40, short=3, long=9, num_passes=3).sample(16, seed=1)
+    context = three.inputs[:, :-1]
+    C = context.shape[1] // 3
+    assert C == 3 + 9 + 2 and torch.equal(context[:, :C], context[:, C:2 * C])
+    assert torch.equal(context[:, :C], context[:, 2 * C:])
+    assert torch.equal(three.features["in_a"][:, :C], three.features["in_a"][:, 2 * C:3 * C])
+    twice = tasks.make("disjointness", vocab_size=40, short=3, long=9, read_twice=True).sample(4, seed=1)
+    passes = tasks.make("disjointness", vocab_size=40, short=3, long=9, num_passes=2).sample(4, seed=1)
+    assert twice.inputs.shape == passes.inputs.shape == (4, 2 * C + 1)
+    with pytest.raises(ValueError, match="'num_passes'"):
+        tasks.make("disjointness", read_twice=True, num_passes=3)

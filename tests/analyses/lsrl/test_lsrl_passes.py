@@ -107,7 +107,7 @@ def test_a_value_needed_later_is_routed_through_pass_units():
 def test_affine_and_constant_programs_still_get_one_layer():
     from analyses.lsrl import sugar as S
     from analyses.lsrl.compile import TARGETS, compile
-    x = g.Input(2)
+    x = g.Input(2, low=-2, high=2)
     xs = torch.tensor(random_inputs(1, 3, 5, d=2))
     for out in (2 * x + 1, S.const(x, [3])):
         prog = g_program(x, out)

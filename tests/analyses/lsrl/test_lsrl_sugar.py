@@ -88,21 +88,52 @@ def test_const_ignores_its_anchor():
 def test_mod_counter_counts_steps_mod_n(method):
     x = Input(1)
     T, T_exact = 12, 12 if method == "shift" else 4     # exact arithmetic with nested radicals swells
-    prog = Program(x, {"mod": S.mod_counter(x, 5, method=method), "phase": S.mod_counter(x, 5, method, onehot=True)})
+    prog = Program(x, {"mod": S.mod_counter(x, 5, method=method), "phase": S.mod_counter(x, 5, method, onehot=True),
+                       "old": S.mod_counter(x, 5, method, first=1)})
     t = np.arange(1, T + 1)
     num = prog.run(torch.zeros(1, T, 1, dtype=torch.float64)).numpy()
-    np.testing.assert_allclose(num[0, :, 0], t % 5, atol=1e-9)
-    np.testing.assert_allclose(num[0, :, 1:], np.eye(5)[t % 5], atol=1e-9)
+    np.testing.assert_allclose(num[0, :, 0], (t - 1) % 5, atol=1e-9)            # official phase: 0 first
+    np.testing.assert_allclose(num[0, :, 1:6], np.eye(5)[(t - 1) % 5], atol=1e-9)
+    np.testing.assert_allclose(num[0, :, 6], t % 5, atol=1e-9)                  # first=1: the old phase
     sym = prog.run(np.zeros((1, T_exact, 1)), backend="symbolic")
-    assert exact_equal(sym[..., :1], as_fraction((t[:T_exact] % 5).reshape(1, T_exact, 1).astype(float)))
+    assert exact_equal(sym[..., :1], as_fraction(((t[:T_exact] - 1) % 5).reshape(1, T_exact, 1).astype(float)))
+
+
+@pytest.mark.parametrize("method", ["shift", "rotation"])
+def test_mod_counter_matches_the_official_test(method):
+    # the official tests/test_sugar.py::test_modulo_counter: divisors 1, 2, 3, 5, 20 over 50 zero
+    # inputs give islice(cycle(range(divisor)), 50) (AleksandarPetrov/LSRL @ 2675cd14a400033e115c97ab7a289dd6a0b252df)
+    x = Input(1)
+    for n in (1, 2, 3, 5, 20):
+        out = Program(x, S.mod_counter(x, n, method=method)).run(torch.zeros(1, 50, 1, dtype=torch.float64))
+        np.testing.assert_allclose(out[0, :, 0].numpy(), np.arange(50) % n, atol=1e-9, err_msg=f"n={n}")
+
+
+def test_ifelse_step_and_ifeq_follow_the_official_definitions():
+    x = Input(3)
+    cond = RNG.choice([0.0, 0.2, 0.45, 0.55, 0.9, 1.0], (6, 8, 1))
+    vals = np.concatenate([cond, GRID], -1)
+    prog = Program(x, {"step": S.ifelse_step(x[0], x[1], x[2]), "t": S.ifelse_step(x[0], x[1], None),
+                       "f": S.ifelse_step(x[0], None, x[2])})
+    on, t, f = (cond > 0.5).astype(float), vals[..., 1:2], vals[..., 2:3]
+    expected = np.concatenate([on * t + (1 - on) * f, on * t, (1 - on) * f], -1)
+    num, sym = run_both(prog, vals)
+    np.testing.assert_allclose(num, expected)
+    assert exact_equal(sym, as_fraction(expected))
+    _check(lambda a_, b_: S.ifeq(a_, b_, a_ + b_, a_ - b_, scale=1), GRID, np.where(a == b, a + b, a - b))
+    _check(lambda a_, b_: S.ifeq(a_, 2, 7, None), GRID, np.where(a == 2, 7.0, 0.0))
 
 
 def test_sugar_rejects_bad_arguments():
     x = Input(1)
     with pytest.raises(ValueError, match="scale must be positive"):
         S.step(x, scale=0)
-    with pytest.raises(ValueError, match="n must be an integer"):
-        S.mod_counter(x, 1)
+    with pytest.raises(ValueError, match="n must be an integer >= 1, got 0"):
+        S.mod_counter(x, 0)
+    with pytest.raises(ValueError, match="first must be an integer"):
+        S.mod_counter(x, 3, first=0.5)
+    with pytest.raises(ValueError, match="give t, f or both"):
+        S.ifelse_step(x, None, None)
     with pytest.raises(ValueError, match="unknown method"):
         S.mod_counter(x, 3, method="spin")
     with pytest.raises(ValueError, match="give t, f or both"):
