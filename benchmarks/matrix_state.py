@@ -56,8 +56,8 @@ def inputs(case: str, T: int, device, dtype=torch.float32, seed: int = 0) -> dic
 
 def mamba_loop(a, b):
     h, out = torch.zeros_like(b[:, 0]), []
-    for t in range(b.shape[1]):
-        h = a[:, t] * h + b[:, t]
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
+        h = a_t * h + b_t
         out.append(h)
     return torch.stack(out, 1), h
 
