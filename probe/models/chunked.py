@@ -106,7 +106,7 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
         A = (q @ k.transpose(-1, -2)) * gap.exp()                                    # (N, n, C, C)
     else:                                # a decay per key dimension
         ref = b[:, :, :1]                # the chunk's first step: b - ref <= 0 <= ref - b
-        if float((ref - b).max()) <= MAX_SPLIT_EXPONENT:
+        if float((ref - b).detach().max()) <= MAX_SPLIT_EXPONENT:
             # γ_t/γ_s = exp(b_t - ref) exp(ref - b_s): one matmul, both factors finite
             A = ((q * (b - ref).exp()) @ (k * (ref - b).exp()).transpose(-1, -2)).masked_fill(~causal, 0)
         else:                            # steep decay: every exponent taken as a difference, never positive
