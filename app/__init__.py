@@ -136,47 +136,37 @@ def check_address(host: str, port: int) -> bool:
         return False
 
 
-def warm_up(background: bool = True) -> None:
-    """Import what the pages need before the first request: torch, the tasks, the models and
-    scikit-learn's PCA now (every page but Runs waits on them: 5-20 s of imports on a busy
-    2-core machine), and, in a daemon thread when ``background``, every study's analyses and
-    claims (the Analyses and Claims pages), so that no page pays for an import when opened."""
-    import threading
+def warm_up() -> None:
+    """Import what the pages need before the first request: torch, the tasks, the models (with
+    transformer-lens), scikit-learn's PCA, the char-LM corpus and every study's analysis and
+    claims. On a busy 2-core machine that is 10-20 s that would otherwise fall on the first
+    visit of each page; done in a background thread instead, it held the GIL while those first
+    pages were being served, so it is done before the server answers."""
+    import importlib
 
     import plotly.graph_objects  # noqa: F401
     import sklearn.decomposition  # noqa: F401
     import torch  # noqa: F401
 
-    import probe.models  # noqa: F401 - transformer-lens and its transformers import: 10 s of a cold model load
+    import analyses
+    import probe.models  # transformer-lens and its transformers import: 10 s of a cold model load
     import probe.runs  # noqa: F401
-    import tasks  # noqa: F401
+    from tasks import charlm
 
-    def studies():
-        import importlib
-
-        import analyses
-
-        try:
-            from tasks import charlm
-
-            charlm.load_corpus()  # lexing the corpus: 1 s of the first char-LM page
-            analyses.load_all()  # every study's claims, and with them its analysis
-            for name in set(analyses.names()) & set(analyses.studies()):
-                importlib.import_module(f"analyses.{name}")
-        except Exception:  # noqa: BLE001 - a broken study shows its error on its page, not here
-            return
-
-    if background:
-        threading.Thread(target=studies, daemon=True, name="explorer-warm-up").start()
-    else:
-        studies()
+    charlm.load_corpus()  # lexing the corpus: 1 s of the first char-LM page
+    try:
+        analyses.load_all()  # every study's claims, and with them its analysis
+        for name in set(analyses.names()) & set(analyses.studies()):
+            importlib.import_module(f"analyses.{name}")
+    except Exception:  # noqa: BLE001 - a broken study shows its error on its own page, not here
+        return
 
 
 def run(store: str | os.PathLike = "runs", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
     """Serve the explorer over ``store`` at ``http://host:port`` (127.0.0.1 by default: local only).
 
     The heavy imports happen before the server answers (:func:`warm_up`), so every page is as
-    fast on its first visit as later, save for the models it loads."""
+    fast on its first visit as later, save for the model it loads."""
     dash_app = create_app(store)
     warm_up()
     dash_app.run(host=host, port=port, debug=debug)

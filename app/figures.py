@@ -93,27 +93,34 @@ def states_heatmap(traj: np.ndarray, labels: Sequence[str], features: dict[str, 
     """Unit × time heatmap of one hook, tokens along the time axis, the task's features as tracks beneath.
 
     ``traj`` is (T, D). Selected ``units`` are marked on the y axis; ``brush`` shades a range.
-    Every token is labelled (the figure is as wide as the text needs, see :func:`token_axis`);
-    a feature track is coloured over at least [0, 1], so a constant one reads as its value.
+    Every token is labelled (the figure is as wide as the text needs, see :func:`token_axis`).
+    The feature tracks are one heatmap, each row scaled over its own range widened to at least
+    [0, 1] (so a constant track reads as its value, not as the middle colour); hover shows the values.
     """
     T, D = traj.shape
     n = len(features)
-    fig = make_subplots(rows=1 + n, cols=1, shared_xaxes=True, vertical_spacing=0.02,
-                        row_heights=[0.75] + [0.25 / max(n, 1)] * n)
+    fig = make_subplots(rows=2 if n else 1, cols=1, shared_xaxes=True, vertical_spacing=0.02,
+                        row_heights=[0.8, 0.2] if n else None)
     axis = token_axis(labels, T)
-    text = [axis["labels"]] * D
     lim = float(np.abs(traj).max(initial=0)) or 1.0
     fig.add_trace(go.Heatmap(z=traj.T, x=list(range(T)), y=list(range(D)), colorscale="RdBu", zmid=0, zmin=-lim,
-                             zmax=lim, text=text, hovertemplate="t=%{x} (%{text}) unit %{y}: %{z:.3f}<extra></extra>",
+                             zmax=lim, text=[axis["labels"]] * D,
+                             hovertemplate="t=%{x} (%{text}) unit %{y}: %{z:.3f}<extra></extra>",
                              colorbar=dict(len=0.7, y=0.65, title="activation")), row=1, col=1)
     # An invisible scatter over the heatmap makes box selection (brushing) report its range.
     fig.add_trace(go.Scatter(x=list(range(T)), y=[D - 0.5] * T, mode="markers", marker_opacity=0,
                              showlegend=False, hoverinfo="skip"), row=1, col=1)
-    for i, (name, vals) in enumerate(features.items(), start=2):
-        lo, hi, constant = _feature_range(vals)
-        label = f"{name} (= {vals[0]:g})" if constant and len(vals) else name
-        fig.add_trace(go.Heatmap(z=[list(vals)], x=list(range(T)), y=[label], colorscale="Viridis", zmin=lo, zmax=hi,
-                                 showscale=False, hovertemplate=f"{name} t=%{{x}}: %{{z}}<extra></extra>"), row=i, col=1)
+    if n:
+        rows, names, raw = [], [], []
+        for name, vals in features.items():
+            lo, hi, constant = _feature_range(vals)
+            v = np.asarray(vals, dtype=float)
+            rows.append(((v - lo) / (hi - lo)).tolist())
+            names.append(f"{name} (= {vals[0]:g})" if constant and len(vals) else name)
+            raw.append(list(vals))
+        fig.add_trace(go.Heatmap(z=rows, x=list(range(T)), y=names, customdata=raw, colorscale="Viridis", zmin=0,
+                                 zmax=1, showscale=False, hovertemplate="%{y} t=%{x}: %{customdata}<extra></extra>"),
+                      row=2, col=1)
     if brush:
         fig.add_vrect(x0=brush[0] - 0.5, x1=brush[1] + 0.5, line_color="black", line_width=2, fillcolor="rgba(0,0,0,0)",
                       row=1, col=1)
@@ -121,9 +128,9 @@ def states_heatmap(traj: np.ndarray, labels: Sequence[str], features: dict[str, 
         dict(type="line", xref="x", yref="y", x0=-0.5, x1=T - 0.5, y0=u, y1=u, line=dict(color="gold", width=1))
         for u in units])
     fig.update_xaxes(tickmode="array", tickvals=axis["tickvals"], ticktext=axis["ticktext"],
-                     tickangle=axis["tickangle"], title_text="step (token)", row=1 + n, col=1)
+                     tickangle=axis["tickangle"], title_text="step (token)", row=2 if n else 1, col=1)
     fig.update_yaxes(title_text=f"{hook} unit", row=1, col=1)
-    fig.update_layout(height=420 + 30 * n, width=axis["width"], dragmode="select", selectdirection="h",
+    fig.update_layout(height=420 + 24 * n, width=axis["width"], dragmode="select", selectdirection="h",
                       margin=dict(t=30, l=140), title=f"{hook}: drag across to brush steps; click a row to view that unit")
     return fig
 

@@ -10,7 +10,7 @@ first figure drawn) and the states page's text view after clicking a heatmap row
     python benchmarks/explorer.py --store /tmp/demo30 [--repeats 3] [--only runs states]
 
 The store should be a demo store (``probe demo --store DIR --no-app``); the analysis timed is
-the first cached ``automaton`` result found in it (``probe verify`` leaves some). Runs are
+two cached ``automaton`` results found in it (``probe verify`` leaves four). Runs are
 picked by task: training and intervene on parity, states on charlm. Nothing is written into
 the store. Results are printed as a table; record them in ``benchmarks/NOTES.md``.
 """
@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"cold": 10.0, "warm": 3.0, "intervention": 1.0, "cached analysis": 2.0, "text view": 3.0}
+# "first analysis" (no target): the first one shown after a start, which may wait for the
+# server's background imports of the studies
 
 
 def _free_port() -> int:
@@ -69,7 +71,7 @@ def browser():
     return webdriver.Chrome(service=service, options=opts)
 
 
-_IDLE = "return !document.querySelector('[data-dash-is-loading]') && !!document.querySelector('#_dash-app-content, #react-entry-point')"
+_IDLE = "return !document.querySelector('[data-dash-is-loading=true]') && !!document.querySelector('#_dash-app-content, #react-entry-point')"
 
 
 def wait(driver, ready_js: str, timeout: float = 180.0) -> float:
@@ -77,10 +79,11 @@ def wait(driver, ready_js: str, timeout: float = 180.0) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         try:
-            if driver.execute_script(f"return !!({ready_js})") and driver.execute_script(_IDLE):
-                return time.perf_counter() - t0
+            ready = driver.execute_script(f"return !!({ready_js})") and driver.execute_script(_IDLE)
         except Exception:  # noqa: BLE001 - the page may be between two renders
-            pass
+            ready = False
+        if ready:
+            return time.perf_counter() - t0
         time.sleep(0.05)
     raise TimeoutError(f"not ready after {timeout:.0f} s: {ready_js}")
 
@@ -105,17 +108,14 @@ def pages(store: str) -> dict[str, tuple[str, str]]:
         "states": (f"/states?run={charlm}", _q("#states-heatmap .heatmaplayer image, #states-heatmap .heatmaplayer path")
                    + " && " + _q("#states-text-view", "unit")),
         "intervene": (f"/intervene?run={parity}", _q("#intervene-hook", "hook_h")),
-        "analyses": (f"/analyses?run={parity}", _q("#analyses-name", "automaton")),
+        "analyses": (f"/analyses?run={parity}", _q("#analyses-go")),
         "claims": ("/claims", _q("#claims-table", "PASS")),
     }
 
 
-def cached_analysis(store: str) -> str | None:
-    """A run with a cached automaton result for member 0, if any."""
-    for p in sorted(Path(store).iterdir()):
-        if (p / "analyses" / "automaton.json").is_file():
-            return p.name
-    return None
+def cached_analyses(store: str) -> list[str]:
+    """Runs with a cached automaton result for member 0."""
+    return [p.name for p in sorted(Path(store).iterdir()) if (p / "analyses" / "automaton.json").is_file()]
 
 
 def measure(store: str, repeats: int, only: list[str] | None) -> list[tuple[str, str, float]]:
@@ -143,8 +143,12 @@ def measure(store: str, repeats: int, only: list[str] | None) -> list[tuple[str,
                     rows.append(("intervene", "intervention", _intervention(driver)))
                 if name == "states":
                     rows.append(("states", "text view", _text_view(driver)))
-                if name == "analyses" and (run := cached_analysis(store)):
-                    rows.append(("analyses", "cached analysis", _analysis(driver, url, run)))
+                if name == "analyses" and len(runs := cached_analyses(store)) >= 2:
+                    # the first may wait for the server's background imports; the second is a result
+                    # read and drawn for the first time with everything imported
+                    rows.append(("analyses", "first analysis", _analysis(driver, url, runs[0])))
+                    report(rows[-1])
+                    rows.append(("analyses", "cached analysis", _analysis(driver, url, runs[1])))
                 if rows[-1][1] not in ("cold", "warm"):
                     report(rows[-1])
             finally:
@@ -189,17 +193,11 @@ def _text_view(driver) -> float:
 
 
 def _analysis(driver, url: str, run: str) -> float:
+    """Seconds from opening the Analyses page on a cached result (as the Claims page links it) to
+    its summary and first figure drawn."""
+    t0 = time.perf_counter()
     driver.get(f"{url}/analyses?run={run}&analysis=automaton")
-    wait(driver, _q("#analyses-go"))
-    times = []
-    for _ in range(2):
-        driver.get(f"{url}/analyses?run={run}&analysis=automaton")
-        wait(driver, _q("#analyses-name", "automaton"))
-        t0 = time.perf_counter()
-        _click(driver, "analyses-go")
-        times.append(time.perf_counter() - t0 + wait(driver, _q("#analyses-summary") + " && "
-                                                     + _q("#analyses-result .main-svg")))
-    return max(times)  # the first is the first build of its figures
+    return time.perf_counter() - t0 + wait(driver, _q("#analyses-summary") + " && " + _q("#analyses-result .main-svg"))
 
 
 def report(row: tuple[str, str, float]) -> None:

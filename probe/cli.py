@@ -158,9 +158,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from probe.runs import format_runs, list_runs
+    from probe.runs import filter_runs, format_runs, list_runs
 
-    print(format_runs(list_runs(args.store)))
+    if args.where is not None:
+        filter_runs([], args.where)  # a bad key is an error even in an empty store
+    rows = list_runs(args.store)
+    print(format_runs(rows if args.where is None else filter_runs(rows, args.where)))
     return 0
 
 
@@ -177,10 +180,15 @@ def cmd_analyze(args) -> int:
     members = int(run.config["model"].get("members", 1))
     if not 0 <= args.member < members:
         raise ValueError(f"--member {args.member} out of range: run {run.id} has members 0..{members - 1}")
+    from probe import _safepath
+
+    _safepath.run_subdir(run.path, "analyses")  # a link or a file there is one error line, before any progress
     cache = run.path / "analyses" / (f"{args.analysis}.json" if args.member == 0 else f"{args.analysis}.m{args.member}.json")
     cached = cache.is_file()
     if not cached:
-        run.model(args.member)  # a damaged checkpoint is one error line, before any progress line
+        # a damaged checkpoint or metrics file is one error line, before any progress line
+        run.model(args.member)
+        run.metrics  # noqa: B018  (reads and checks metrics.jsonl)
     with Progress(total=1, desc=f"analyze {args.analysis} on {run.id} member {args.member}", unit="stage") as bar:
         bar.stage("loading the cached result" if cached else "computing (cached in the run folder afterwards)")
         result = analyses.analyze(args.analysis, run, member=args.member)
@@ -283,6 +291,9 @@ _HEADLINES: dict[str, Callable[[dict, Any], str]] = {
     "memory": lambda s, run: (
         f"accuracy {_g(s['accuracy.short_long'])} with the short set first vs {_g(s['accuracy.long_short'])} "
         f"with the long set first" if "accuracy.short_long" in s else
+        f"{_g(s['retrieval.retrievable_at_end'])} of {s['retrieval.pairs_stored']} stored pairs read back "
+        f"from the matrix state (S_t k closest to its own value) at the last step"
+        if "retrieval.pairs_stored" in s else
         f"accuracy {_g(s['accuracy.shortest_lag'])} at the shortest lag, {_g(s['accuracy.longest_lag'])} "
         f"at the longest"),
     "ngram": lambda s, run: (
@@ -389,6 +400,13 @@ def cmd_app(args) -> int:
 
 def _add_store(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="runs", metavar="DIR", help="run store folder (default: runs)")
+
+
+def _runs_args(p: argparse.ArgumentParser) -> None:
+    _add_store(p)
+    p.add_argument("--where", metavar="KEY=VALUE[,...]",
+                   help="only the runs matching every pair, e.g. task=recall,arch=gru "
+                        "(keys: id (a prefix), task, arch, hidden, layers, members, seed, steps, step, status, diverged)")
 
 
 def _train_epilog() -> str:
@@ -516,7 +534,7 @@ def _demo_args(p):
 # name, help, add arguments, run.
 _COMMANDS: list[tuple[str, str, Callable, Callable]] = [
     ("train", "train a model (all ensemble members at once); rerun to resume", _train_args, cmd_train),
-    ("runs", "list the runs in a store", _add_store, cmd_runs),
+    ("runs", "list the runs in a store", _runs_args, cmd_runs),
     ("analyze", "run (or load the cached) analysis on one run member", _analyze_args, cmd_analyze),
     ("verify", "check the reproduced paper claims; exit 1 when one fails", _verify_args, cmd_verify),
     ("sweep", "train a grid of runs from a TOML file, here or on a Ray cluster; rerun to resume",

@@ -21,6 +21,7 @@ and ``True``/``False`` are accepted as "default"/"off" (the ``progress=`` argume
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
@@ -48,6 +49,13 @@ def resolve_mode(mode: Mode | bool | None = None, file: TextIO | None = None) ->
         return "bar" if file.isatty() else "lines"
     except (AttributeError, ValueError):  # a closed or odd stream
         return "lines"
+
+
+def _columns(file: TextIO) -> int:
+    try:
+        return os.get_terminal_size(file.fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return 0
 
 
 def duration(seconds: float) -> str:
@@ -92,8 +100,11 @@ class Progress:
             from tqdm import tqdm
 
             fmt = ("{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]" if unit == "s" else None)
+            # A terminal that reports no width (some ptys) would get an empty bar: assume 100 columns.
+            sized = _columns(self.file) > 0
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, file=self.file,
-                             dynamic_ncols=True, mininterval=0.5, bar_format=fmt)
+                             dynamic_ncols=sized, ncols=None if sized else 100, nrows=None if sized else 24,
+                             mininterval=0.5, bar_format=fmt)
         elif self.mode == "lines":
             self._line(f"{desc}: about {duration(total)} expected" if total and unit == "s" else
                        f"{desc}: {_amount(initial, total, unit)}" if total else f"{desc} ...")

@@ -6,6 +6,7 @@
     runs/<run_id>/metrics.jsonl              one line per logged step and member
     runs/<run_id>/ckpt/step_<N>.safetensors  every member + optimizer + RNG state at step N
     runs/<run_id>/analyses/<name>.json       cached analysis Results (written by ``analyses``)
+    runs/index.json                          every run's row, kept by list_runs (:mod:`probe._runindex`)
 
 A run's id is ``<task>-<arch>-h<hidden>-<hash8>``, the hash taken over its whole config (task,
 model and training, seed included), so the same command always names the same folder: that is
@@ -22,10 +23,11 @@ import math
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
-from probe import _io, _safepath
+from probe import _io, _runindex, _safepath
 
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
 
@@ -245,7 +247,7 @@ def _row(path: Path, info: dict) -> dict[str, Any]:
         "seed": t.get("seed"),
         "steps": t.get("steps"),
         "step": info.get("step", 0),
-        "status": _is_alive(path, info),
+        "status": info.get("status", "unknown"),  # as written: list_runs asks the lock (_is_alive)
         "diverged": len(info.get("diverged", {})),
         **{str(k): v for k, v in info.get("final", {}).items()
            if v is None or isinstance(v, (int, float, str)) and not isinstance(v, bool)},
@@ -273,8 +275,35 @@ def _read_row(root: Path, name: str) -> dict[str, Any] | None:
         return unreadable_row(name, " ".join(why.split()))
 
 
-def list_runs(store: str | os.PathLike = "runs") -> list[dict[str, Any]]:
-    """One row per run in ``store``, read from the ``run.json`` files alone.
+def _indexed_row(root: Path, entry: os.DirEntry, old: dict, new: dict, racy_ns: int) -> dict[str, Any] | None:
+    # The row of one store entry: from the index if its run.json has not changed since (and was
+    # not modified just before the index's listing: racy), else read and entered into ``new``.
+    if entry.is_dir(follow_symlinks=False):  # d_type from scandir: no system call
+        try:
+            st = os.lstat(os.path.join(entry.path, "run.json"))
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            key = _runindex.stat_key(st)
+            cached = old.get(entry.name)
+            if cached is not None and cached["stat"] == key and st.st_mtime_ns < racy_ns:
+                new[entry.name] = cached
+                return cached["row"]
+            row = _read_row(root, entry.name)  # read after the stat: a later change changes the stat
+            if row is not None and not row["status"].startswith("unreadable"):
+                new[entry.name] = {"stat": key, "row": row}
+            return row
+    return _read_row(root, entry.name)
+
+
+def list_runs(store: str | os.PathLike = "runs", update_index: bool = True) -> list[dict[str, Any]]:
+    """One row per run in ``store``, from the store's index and the ``run.json`` files changed since.
+
+    The index (``<store>/index.json``, see :mod:`probe._runindex`) is checked against a stat of
+    every ``run.json`` and brought up to date atomically, so a 1,000-run store lists in a few
+    milliseconds once indexed, and the rows are always those the ``run.json`` files give.
+    ``update_index=False`` leaves the store as it is (the index is used, not rewritten): how a
+    failed command names the runs it could have meant without touching the store.
 
     Returns
     -------
@@ -288,9 +317,15 @@ def list_runs(store: str | os.PathLike = "runs") -> list[dict[str, Any]]:
     root = store_dir(store)
     if not root.exists():
         return []
+    scan_ns = time.time_ns()
+    (old, old_scan_ns), new = _runindex.load(root), {}
+    racy_ns = old_scan_ns - int(_runindex.RACY_S * 1e9)
     with os.scandir(root) as entries:
-        names = [e.name for e in entries if not e.name.startswith(".")]
-    rows = [row for row in (_read_row(root, n) for n in names) if row is not None]
+        found = [(e.name, _indexed_row(root, e, old, new, racy_ns)) for e in entries if not e.name.startswith(".")]
+    if update_index:
+        _runindex.save(root, new, old, scan_ns)
+    # A run.json saying "running" whose lock nobody holds is a killed run: "stopped".
+    rows = [dict(r, status=_is_alive(root / name, r)) for name, r in found if r is not None]
     return sorted(rows, key=lambda r: r["id"])
 
 
@@ -309,6 +344,40 @@ def format_runs(rows: list[dict]) -> str:
     widths = [max(len(head[i]), *(len(l[i]) for l in lines)) for i in range(len(head) - 1)]
     fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths + [0])).rstrip()  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths] + ["-----"]), *map(fmt, lines)])
+
+
+WHERE_KEYS = ("id", "task", "arch", "hidden", "layers", "members", "seed", "steps", "step", "status", "diverged")
+
+
+def filter_runs(rows: list[dict], where: str) -> list[dict]:
+    """The rows matching ``where``, ``"key=value[,key=value...]"`` (what ``probe runs --where`` takes).
+
+    Every key must match; a key given twice matches either value (``arch=gru,arch=lstm``). ``id``
+    matches a prefix of the id, ``status`` the word before any ``:`` or ``(`` too (``unreadable``);
+    the other keys (:data:`WHERE_KEYS`) compare the value's text exactly (``hidden=16``). A pair
+    without ``=`` or an unknown key raises ``ValueError`` naming it and the valid keys.
+    """
+    wanted: dict[str, set[str]] = {}
+    for pair in where.split(","):
+        key, eq, value = (p.strip() for p in pair.partition("="))
+        if not eq or not key or not value:
+            raise ValueError(f"--where takes key=value pairs separated by commas, got {pair.strip()!r}; "
+                             f"keys: {', '.join(WHERE_KEYS)}")
+        if key not in WHERE_KEYS:
+            from probe._suggest import choices
+
+            raise ValueError(f"unknown --where key {key!r}; {choices(key, list(WHERE_KEYS), 'keys')}")
+        wanted.setdefault(key, set()).add(value)
+
+    def match(key: str, value: Any, values: set[str]) -> bool:
+        text = "" if value is None else str(value)
+        if key == "id":
+            return any(text.startswith(v) for v in values)
+        if key == "status":
+            return text in values or re.split(r"[:( ]", text, maxsplit=1)[0] in values
+        return text in values
+
+    return [r for r in rows if all(match(k, r.get(k), vs) for k, vs in wanted.items())]
 
 
 def _fmt(v: Any) -> str:
@@ -344,7 +413,7 @@ def open_run(path_or_id: str | os.PathLike, store: str | os.PathLike = "runs") -
     _safepath.check_name(text)
     if _looks_like_run(root / text):
         return Run(root / text)
-    ids = [r["id"] for r in list_runs(root)] if root.is_dir() else []
+    ids = [r["id"] for r in list_runs(root, update_index=False)] if root.is_dir() else []
     # Let a unique prefix stand for the whole id, as git does for commits.
     matches = [i for i in ids if i.startswith(text)]
     if len(matches) == 1:

@@ -20,6 +20,8 @@ character at that position.
   comments, strings and character literals; the opening bracket already counts, the closing one
   no longer does. Preprocessor branches (``#ifdef``/``#else``) that each open a brace are all
   counted, as the text reads.
+- ``paren_depth``: the same for ``(`` and ``[`` only: the depth of an expression, without the
+  nesting of ``{}`` blocks.
 - ``indent``: leading tab characters of the current line (the kernel indents with tabs).
 - ``column``: offset of the character in its line, 0-based; a newline has its line's length.
 - ``in_if``: 1 inside the condition of an ``if`` statement: from the ``(`` after the keyword
@@ -44,8 +46,8 @@ import numpy as np
 
 __all__ = ["FEATURES", "lex"]
 
-FEATURES = ("in_string", "in_char", "in_comment", "in_comment_or_string", "bracket_depth", "indent",
-            "column", "in_if")
+FEATURES = ("in_string", "in_char", "in_comment", "in_comment_or_string", "bracket_depth", "paren_depth",
+            "indent", "column", "in_if")
 
 _START = re.compile(r"/\*|//|[\"']")
 _LINE_COMMENT = re.compile(r"//(?:[^\\\n]|\\[\s\S])*")  # up to, not including, the newline
@@ -131,6 +133,8 @@ def lex(text: str) -> dict[str, np.ndarray]:
     opens = np.isin(codes, [ord(c) for c in "([{"]) & code
     closes = np.isin(codes, [ord(c) for c in ")]}"]) & code
     depth = np.cumsum(opens.astype(np.int32) - closes)
+    braces = (codes == ord("{")).astype(np.int32) - (codes == ord("}"))
+    paren = depth - np.cumsum(braces * code)
 
     position = np.arange(n)
     newline = codes == ord("\n")
@@ -145,6 +149,7 @@ def lex(text: str) -> dict[str, np.ndarray]:
     return {"in_string": in_string.astype(np.int32), "in_char": in_char.astype(np.int32),
             "in_comment": in_comment.astype(np.int32),
             "in_comment_or_string": (in_string | in_char | in_comment).astype(np.int32),
-            "bracket_depth": depth.astype(np.int32), "indent": leading.astype(np.int32),
+            "bracket_depth": depth.astype(np.int32), "paren_depth": paren.astype(np.int32),
+            "indent": leading.astype(np.int32),
             "column": (position - line_start).astype(np.int32),
             "in_if": _in_if(text, codes, code)}

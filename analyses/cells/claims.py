@@ -76,8 +76,10 @@ def charlm_result(profile: str = "quick", store: str = "runs", arch: str = "lstm
     s = settings(profile)
     run = train_charlm(profile, store, arch)
     with single_thread():
+        # no causal check: an edit at every one of 1000 steps re-runs the recurrence from each
+        # (probe.intervene's hooks feed the recurrence), hours on CPU; see NOTES.md
         return analyses.analyze("cells", run, n=s.n, overrides={"length": s.score_length}, burn_in=s.burn_in,
-                                causal_features=tuple(PASS_FEATURES))
+                                causal="none")
 
 
 def _headline(result, feature: str) -> dict:
@@ -96,7 +98,7 @@ def _headline(result, feature: str) -> dict:
 # The paper's cells on source code (Fig. 2, the Linux kernel): the pass rule is on the first two;
 # the rest are reported (best unit, score, nulls), as is the narrower in_string.
 PASS_FEATURES = {"in_comment_or_string": 0.9, "bracket_depth": 0.7}
-REPORT_FEATURES = ("in_string", "in_comment", "in_char", "column", "in_if")
+REPORT_FEATURES = ("in_string", "in_comment", "in_char", "paren_depth", "column", "in_if")
 
 
 def _cells_ok(result) -> tuple[dict, bool]:

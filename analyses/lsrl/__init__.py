@@ -16,7 +16,9 @@ compile to fully recurrent models. This package builds it the whole way into ``p
 Modules, bottom-up: :mod:`graph` (the blocks), :mod:`backends` (float64 torch / exact numbers),
 :mod:`program` (Program and interpreter), :mod:`sugar`, :mod:`passes` (fold, absorb),
 :mod:`chain` (linearise into one chain of layers, zero_init), :mod:`export` (linear, elman, hawk),
-:mod:`export_gated` (lstm, gru), :mod:`compile`, :mod:`library` (programs), :mod:`checks`
+:mod:`export_gated` (lstm, gru), :mod:`analysis` (ranges and grids), :mod:`harden` (constructions
+that hold at the official defaults), :mod:`bound` (the compile-time error bound), :mod:`compile`,
+:mod:`serial` (save / load), :mod:`library` (programs, the official repository's among them), :mod:`checks`
 (exactness and precision measurements), :mod:`study` (per-profile settings and the measurements
 behind the claims), :mod:`figures`, :mod:`claims` (``lsrl.exact``, ``lsrl.ground_truth``).
 

@@ -7,7 +7,8 @@
 The inputs come from the Input's declared ``low`` / ``high`` (unbounded when not declared) and its
 ``grid`` (inputs are multiples of it, e.g. 1 for bits and tokens). Intervals are propagated
 through one step of the graph at a time, ``horizon`` times (stopping early once the states stop
-changing), so a counter's range is what it reaches in ``horizon`` steps. The grid is time
+changing), so a counter's range is what it reaches in ``horizon`` steps; blocks that no state
+reads are evaluated once, on the union of their inputs' ranges. The grid is time
 invariant: a multiple of q stays one under integer combinations, so it is a fixed point over
 the graph (a non-rational weight, or a state whose grid keeps shrinking, gives None).
 
@@ -113,7 +114,7 @@ def _grids(program, nodes) -> dict:
     q_in = [None if grid is None else _frac(grid)] * x.dim
     states = [n for n in nodes if n.stateful]
     sq = {n: [_frac(n.init[i, 0]) for i in range(n.dim)] for n in states}
-    for _ in range(12):
+    for it in range(40):
         q = {}
         for n in nodes:
             ins = [q[s] for s in g.sources(n)]
@@ -144,11 +145,10 @@ def _grids(program, nodes) -> dict:
             if clamp is not None and clamp[0] in q:
                 q[n] = [_clamp_q(qz, _frac(clamp[1])) for qz in q[clamp[0]]]
         new = {n: q[n] for n in states}
-        if new == sq:
+        if new == sq or it == 39:
             return q
-        sq = new
-    for n in states:                                                 # no fixed point: grid unknown
-        sq[n] = [None] * n.dim
+        sq = new if it < 38 else {n: [None] * n.dim for n in states}   # no fixed point: grid unknown
+    return q
     return q
 
 
@@ -167,6 +167,69 @@ def _clamp_q(qz, s) -> Fraction | None:
     return Fraction(1) if s * qz >= 1 else qgcd(s * qz, Fraction(1))
 
 
+def _op(n, fl, ins: list, index: dict):
+    """One block's interval map, as a closure over the values list of the current step."""
+    if isinstance(n, g.Input):
+        f = lambda v, st, lo, hi: (lo, hi)
+    elif isinstance(n, g.Linear):
+        A, b, i = fl(n.A), fl(n.b).reshape(-1), ins[0]
+        f = lambda v, st, lo, hi: _iaffine(A, *v[i], b)
+    elif isinstance(n, g.Affine):
+        mats, b = [fl(A) for A in n.As], fl(n.b).reshape(-1)
+
+        def f(v, st, lo, hi):
+            olo, ohi = b.copy(), b.copy()
+            for A, i in zip(mats, ins):
+                dl, dh = _iaffine(A, *v[i])
+                olo, ohi = olo + dl, ohi + dh
+            return olo, ohi
+    elif isinstance(n, g.Concat):
+        f = lambda v, st, lo, hi: (np.concatenate([v[i][0] for i in ins]),
+                                   np.concatenate([v[i][1] for i in ins]))
+    elif isinstance(n, g.ReLU):
+        i = ins[0]
+        f = lambda v, st, lo, hi: (np.maximum(v[i][0], 0), np.maximum(v[i][1], 0))
+    elif isinstance(n, g.Indicator):
+        i = ins[0]
+        f = lambda v, st, lo, hi: (np.clip(v[i][0], 0, 1), np.clip(v[i][1], 0, 1))
+    elif isinstance(n, g.Multiplicative):
+        i, d, binary = ins[0], n.dim, n.binary_gate
+
+        def f(v, st, lo, hi):
+            a, b = v[i]
+            glo, ghi, vlo, vhi = a[:d], b[:d], a[d:], b[d:]
+            if binary:
+                return np.minimum(vlo, 0), np.maximum(vhi, 0)
+            with np.errstate(invalid="ignore"):
+                c = np.nan_to_num(np.stack([glo * vlo, glo * vhi, ghi * vlo, ghi * vhi]), nan=0.0)
+            return c.min(0), c.max(0)
+    elif isinstance(n, g.LinState):
+        A, B, bias, i, k = fl(n.A), fl(n.B), fl(n.bias).reshape(-1), ins[0], index[n]
+        relu, binary = isinstance(n, g.ReLUState), getattr(n, "binary", False)
+
+        def f(v, st, lo, hi):
+            rlo, rhi = _iaffine(A, *st[k])
+            ilo, ihi = _iaffine(B, *v[i], bias)
+            olo, ohi = rlo + ilo, rhi + ihi
+            if relu:
+                olo, ohi = np.maximum(olo, 0), np.maximum(ohi, 0)
+                if binary:
+                    olo, ohi = np.clip(olo, 0, 1), np.clip(ohi, 0, 1)
+            return olo, ohi
+    else:
+        raise TypeError(f"{n.name}: unknown block kind {type(n).__name__}")
+    clamp = getattr(n, "clamp", None)
+    if clamp is None or clamp[0] not in index:
+        return f
+    s, z = float(clamp[1]), index[clamp[0]]
+
+    def tight(v, st, lo, hi):
+        olo, ohi = f(v, st, lo, hi)
+        zl, zh = v[z]
+        return np.maximum(olo, np.clip(s * zl, 0, 1)), np.minimum(ohi, np.clip(s * zh, 0, 1))
+    return tight
+
+
 def analyse(program, horizon: int = 1000) -> dict:
     """{node: Range} for every block of ``program`` over steps 1..horizon (see the module docstring)."""
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
@@ -176,64 +239,43 @@ def analyse(program, horizon: int = 1000) -> dict:
     x = program.input
     lo_in = np.full(x.dim, -np.inf if x.low is None else float(x.low))
     hi_in = np.full(x.dim, np.inf if x.high is None else float(x.high))
-    state = {n: (fl(n.init).reshape(-1), fl(n.init).reshape(-1)) for n in nodes if n.stateful}
-    acc: dict = {}
-    for _t in range(horizon):
-        v: dict = {}
-        for n in nodes:
-            ins = [v[s] for s in g.sources(n)]
-            if isinstance(n, g.Input):
-                v[n] = (lo_in, hi_in)
-            elif isinstance(n, g.Linear):
-                v[n] = _iaffine(fl(n.A), *ins[0], fl(n.b).reshape(-1))
-            elif isinstance(n, g.Affine):
-                lo, hi = fl(n.b).reshape(-1).copy(), fl(n.b).reshape(-1).copy()
-                for A, (a, b) in zip(n.As, ins):
-                    dl, dh = _iaffine(fl(A), a, b)
-                    lo, hi = lo + dl, hi + dh
-                v[n] = (lo, hi)
-            elif isinstance(n, g.Concat):
-                v[n] = (np.concatenate([i[0] for i in ins]), np.concatenate([i[1] for i in ins]))
-            elif isinstance(n, g.ReLU):
-                v[n] = (np.maximum(ins[0][0], 0), np.maximum(ins[0][1], 0))
-            elif isinstance(n, g.Indicator):
-                v[n] = (np.clip(ins[0][0], 0, 1), np.clip(ins[0][1], 0, 1))
-            elif isinstance(n, g.Multiplicative):
-                (a, b), d = ins[0], n.dim
-                glo, ghi, vlo, vhi = a[:d], b[:d], a[d:], b[d:]
-                if n.binary_gate:
-                    v[n] = (np.minimum(vlo, 0), np.maximum(vhi, 0))
-                else:
-                    with np.errstate(invalid="ignore"):
-                        c = np.nan_to_num(np.stack([glo * vlo, glo * vhi, ghi * vlo, ghi * vhi]), nan=0.0)
-                    v[n] = (c.min(0), c.max(0))
-            elif isinstance(n, g.LinState):
-                rlo, rhi = _iaffine(fl(n.A), *state[n])
-                ilo, ihi = _iaffine(fl(n.B), *ins[0], fl(n.bias).reshape(-1))
-                lo, hi = rlo + ilo, rhi + ihi
-                if isinstance(n, g.ReLUState):
-                    lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
-                    if n.binary:
-                        lo, hi = np.clip(lo, 0, 1), np.clip(hi, 0, 1)
-                v[n] = (lo, hi)
+    index = {n: k for k, n in enumerate(nodes)}
+    ops = [_op(n, fl, [index[s] for s in g.sources(n)], index) for n in nodes]
+    states = [k for k, n in enumerate(nodes) if n.stateful]
+    # blocks a state reads (and the states) are followed step by step; the rest, read by no state,
+    # once at the end from the union of their inputs' ranges (interval maps are monotone: sound)
+    loop, stack = set(states), [index[s] for k in states for s in g.sources(nodes[k])]
+    while stack:
+        k = stack.pop()
+        if k not in loop:
+            loop.add(k)
+            stack += [index[s] for s in g.sources(nodes[k])]
+    order = [k for k in range(len(nodes)) if k in loop]
+    state = {k: (fl(nodes[k].init).reshape(-1), fl(nodes[k].init).reshape(-1)) for k in states}
+    acc_lo: list = [None] * len(nodes)
+    acc_hi: list = [None] * len(nodes)
+    for t in range(horizon if states else 1):
+        v: list = [None] * len(nodes)
+        for k in order:
+            v[k] = ops[k](v, state, lo_in, hi_in)
+        for k in order:
+            lo, hi = v[k]
+            if acc_lo[k] is None:
+                acc_lo[k], acc_hi[k] = lo.copy(), hi.copy()
             else:
-                raise TypeError(f"{n.name}: unknown block kind {type(n).__name__}")
-            clamp = getattr(n, "clamp", None)
-            if clamp is not None and clamp[0] in v:
-                s = float(clamp[1])
-                zl, zh = v[clamp[0]]
-                lo, hi = v[n]
-                v[n] = (np.maximum(lo, np.clip(s * zl, 0, 1)), np.minimum(hi, np.clip(s * zh, 0, 1)))
-        for n, (lo, hi) in v.items():
-            if n in acc:
-                acc[n] = (np.minimum(acc[n][0], lo), np.maximum(acc[n][1], hi))
-            else:
-                acc[n] = (lo.copy(), hi.copy())
-        new = {n: v[n] for n in state}
-        if all(np.array_equal(new[n][0], state[n][0]) and np.array_equal(new[n][1], state[n][1]) for n in state) \
-                and _t > 0:
+                np.minimum(acc_lo[k], lo, out=acc_lo[k])
+                np.maximum(acc_hi[k], hi, out=acc_hi[k])
+        new = {k: v[k] for k in states}
+        if t > 0 and all(np.array_equal(new[k][0], state[k][0]) and np.array_equal(new[k][1], state[k][1])
+                         for k in states):
             break                                                       # stationary: later steps repeat this one
         state = new
+    v = [(acc_lo[k], acc_hi[k]) if k in loop else None for k in range(len(nodes))]
+    for k in range(len(nodes)):
+        if k not in loop:
+            v[k] = ops[k](v, state, lo_in, hi_in)
+            acc_lo[k], acc_hi[k] = v[k]
+    acc = {n: (acc_lo[k], acc_hi[k]) for k, n in enumerate(nodes)}
     grids = _grids(program, nodes)
     return {n: Range(acc[n][0], acc[n][1], grids[n]) for n in nodes}
 

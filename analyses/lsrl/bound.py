@@ -155,6 +155,9 @@ def error_bound(chain: Chain, prog, info: dict, target: str, dtype_u: float, eps
             if target == "lstm":                  # an accumulator's recurrence is c = c + i g: one rounding
                 acc = _accumulators(s)
                 rho[acc] = ((_nnz(W) + 3) * u * (_dot(W, M_in) + b))[acc]
+            elif target == "gru":                 # n = tanh(ε pre_x + r (A' h + 0)): two roundings of A h
+                rec = np.array([k == "lin" for k in s.kind]) & np.array(s.recurrent, dtype=bool)
+                rho[rec] = ((_nnz(W) + 3) * u * (_dot(W, M_in) + b) + 2 * u * _dot(A, ur.val))[rec]
         if target in ("linear", "elman", "hawk"):                  # float sums of grid values are exact
             rows = _rows(s)
             for r in range(s.n):

@@ -121,6 +121,22 @@ def symbolic_check(c: Compiled, lp: LibraryProgram, max_len: int, random_len: in
     return out
 
 
+def exact_error(c: Compiled, lp: LibraryProgram, max_len: int) -> float:
+    """max |model - exact program| over every string up to ``max_len`` (the exact outputs from the
+    symbolic interpreter): what the compile-time bound bounds. The float64 interpreter is no
+    reference here: its own rounding (1 - 0.001 in an official step) can exceed the bound."""
+    from analyses.lsrl.program import Interpreter
+    truth = exhaustive(Interpreter(lp.program, "symbolic"), lp.alphabet, max_len)
+    k = len(lp.alphabet)
+    y = c(torch.tensor(lp.strings(max_len))).double().numpy()                   # (k^L, L, d)
+    worst = 0.0
+    for level, exact in enumerate(truth, start=1):
+        rows = y[::k ** (max_len - level), level - 1]                            # one string per prefix
+        ref = np.array([[float(v) for v in row] for row in exact])
+        worst = max(worst, float(np.abs(rows - ref).max()) if ref.size else 0.0)
+    return worst
+
+
 def relu_margin(c: Compiled, x) -> float:
     """The smallest non-zero |pre-activation| of any ReLU unit of the chain on inputs x (inf if none).
 
@@ -139,5 +155,5 @@ def relu_margin(c: Compiled, x) -> float:
     return best
 
 
-__all__ = ["Cases", "cases", "exhaustive", "max_error", "numeric_error", "precision_vs_length", "relu_margin",
+__all__ = ["Cases", "cases", "exact_error", "exhaustive", "max_error", "numeric_error", "precision_vs_length", "relu_margin",
            "same_exact", "single_thread", "symbolic_check"]

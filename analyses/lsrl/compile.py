@@ -5,7 +5,9 @@
     logits, cache = c.model.run_with_cache(c.inputs(inputs))     # hooks work as on trained models
     c.state_size, c.chain.widths, c.unit_labels
 
-Pipeline: :func:`~analyses.lsrl.chain.linearise` (fold, absorb, schedule, route pass-through
+Pipeline: :func:`~analyses.lsrl.analysis.analyse` (ranges over ``horizon`` steps),
+:func:`~analyses.lsrl.harden.harden` (constructions that keep their precision on the target; listed
+in ``c.constructions``), :func:`~analyses.lsrl.chain.linearise` (fold, absorb, schedule, route pass-through
 units), :func:`~analyses.lsrl.chain.zero_init` for every target but elman (whose h0 is learned),
 then one exporter call per stage. The model has one layer per stage, all of the widest stage's
 width (narrower layers are padded with units that stay 0), ``embedding="onehot"`` so the first
@@ -15,7 +17,9 @@ layer reads the program's input directly, and the program's output as its linear
 (dimension = vocabulary). ``linear`` and ``hawk`` have no bias in their input map; for vector
 inputs the model gets one extra input channel held at 1, which :meth:`Compiled.inputs` appends.
 For the exact targets (linear, elman, hawk) :meth:`Compiled.exact` runs the exported weights'
-own equations in exact arithmetic.
+own equations in exact arithmetic. Every compilation carries ``c.bound``
+(:mod:`analyses.lsrl.bound`), a worst-case bound on |model - program| over the Input's declared
+range and ``horizon`` steps; above ``tolerance`` (default 1e-6) compile refuses, naming the block.
 """
 from __future__ import annotations
 
@@ -40,10 +44,6 @@ from analyses.lsrl.program import Program
 TARGETS = ("linear", "elman", "lstm", "gru", "hawk")
 ARCH_PARAMS = {"linear": {"scan": "loop"}, "elman": {"nonlinearity": "relu", "h0": "learned"},
                "lstm": {}, "gru": {}, "hawk": {"gates": "linear", "normalize": False, "decay": "fixed"}}
-# small-signal scale per (target, dtype): float64 affords a tiny one; in float32 a GRU product's
-# read-out loses ulp(1/eps), so eps must be larger there (and precision is lost either way)
-DEFAULT_EPS = {("lstm", torch.float64): 1e-9, ("gru", torch.float64): 1e-8,
-               ("lstm", torch.float32): 1e-6, ("gru", torch.float32): 1e-4}
 _AXES = {"W": "hh", "U": "hx", "b": "h", "h0": "h", "W_x": "hx", "W_gx": "hx", "b_gx": "h", "Lambda": "h",
          "W_go": "hx", "b_go": "h", "W_out": "hh"}
 
@@ -254,8 +254,11 @@ def compile(program: Program, target: Literal["linear", "elman", "lstm", "gru", 
     info = analyse(program, horizon)
     constructions: list[str] = []
     if harden:
-        hardened, constructions = harden_program(program, target, info)
-        if constructions:
+        for _ in range(4):                        # a rewrite can reveal more (a shift counter has a grid)
+            hardened, done = harden_program(program, target, info)
+            if not done:
+                break
+            constructions += done
             program, info = hardened, analyse(hardened, horizon)
     chain = linearise(program)
     if target != "elman":

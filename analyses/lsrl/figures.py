@@ -171,6 +171,32 @@ def precision_figure(study: dict):
                              legend=dict(orientation="h", y=-0.22), margin=dict(t=90))
 
 
+def sweep_figure(sweep: dict):
+    """Error against step scale (left) and against length (right), per target, measured (solid)
+    with the compile-time bound drawn over it (dotted); the official construction and the hardened
+    one (see :func:`analyses.lsrl.study.precision_sweep`)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(1, 2, subplot_titles=(f"error vs step scale (length {sweep['lengths'][-1]})",
+                                              "error vs length (scale 1000)"))
+    for col, (key, xs) in enumerate((("by_scale", sweep["scales"]), ("by_length", sweep["lengths"])), start=1):
+        for name, row in sweep[key].items():
+            target, construction = name.split("/")
+            colour = TARGET_COLOURS.get(target, "#444444")
+            dash = "solid" if construction == "hardened" else "dash"
+            fig.add_trace(go.Scatter(x=xs, y=_curve(row["error"]), mode="lines+markers", name=f"{name} measured",
+                                     line={"color": colour, "dash": dash}, legendgroup=name,
+                                     showlegend=col == 1), 1, col)
+            fig.add_trace(go.Scatter(x=xs, y=_curve(row["bound"]), mode="lines", name=f"{name} bound",
+                                     line={"color": colour, "dash": "dot", "width": 1}, legendgroup=name,
+                                     opacity=0.7 if construction == "hardened" else 0.4, showlegend=col == 1), 1, col)
+        fig.update_xaxes(type="log", title_text="step scale" if col == 1 else "length", row=1, col=col)
+        fig.update_yaxes(type="log", title_text="max |model - interpreter| (float64)", row=1, col=col)
+    return fig.update_layout(title="more ones than zeros: measured error (markers) under the compile-time bound "
+                                   "(dotted); dashed = official construction, solid = hardened", height=480)
+
+
 def support_figure(study: dict):
     """Program x target: the state size each target needs, or why it cannot take the program."""
     import plotly.graph_objects as go

@@ -4,6 +4,8 @@
 equivalent one wherever :mod:`analyses.lsrl.analysis` proves the two agree on every input the
 program declares (its Input's range and grid); it returns the new program and what it changed:
 
+    ifelse_mul, condition provably 0 or 1:
+        elman            -> ifelse by ReLUs with big = max|t|, |f| + 1 (an Elman RNN has no gate)
     ifelse by ReLUs, condition provably 0 or 1:
         lstm, gru, hawk  -> ifelse_mul (one gate; a condition's small error no longer meets big)
         elman            -> the same ReLUs with big lowered to max|t|, |f| + 1 (the smallest big
@@ -84,7 +86,8 @@ def harden(program: Program, target: str, info: dict) -> tuple[Program, list[str
                 (tag_if.get("step_of") is None or _binary(info, tag_if["step_of"])):
             c = new[tag_if["cond"]]
             t, f = (None if tag_if[k] is None else new.get(tag_if[k], False) for k in ("t", "f"))
-            if t is not False and f is not False:
+            gate = tag_if.get("gate", False)
+            if t is not False and f is not False and not (gate and target != "elman"):
                 if target in MUL_TARGETS:
                     out = S.ifelse_mul(c, t, f)
                     done.append(f"{n.name}: ifelse by ReLUs -> ifelse_mul (condition '{tag_if['cond'].name}' "
@@ -92,11 +95,12 @@ def harden(program: Program, target: str, info: dict) -> tuple[Program, list[str
                 elif target == "elman":
                     vals = [info[tag_if[k]].mag.max() for k in ("t", "f") if tag_if[k] is not None]
                     bound = max(vals) if vals else 0.0
-                    if math.isfinite(bound) and bound + 1 < float(tag_if["big"]):
+                    if math.isfinite(bound) and (gate or bound + 1 < float(tag_if["big"])):
                         L = sympy.Integer(math.ceil(bound) + 1)
                         out = S.ifelse(c, t, f, big=L)
-                        done.append(f"{n.name}: big {tag_if['big']} -> {L} (|t|, |f| <= {bound:g}; condition "
-                                    f"'{tag_if['cond'].name}' is 0 or 1)")
+                        done.append(f"{n.name}: " + ("ifelse_mul -> ifelse by ReLUs with" if gate else
+                                                     f"ifelse by ReLUs: big {tag_if['big']} ->") +
+                                    f" big {L} (|t|, |f| <= {bound:g}; condition '{tag_if['cond'].name}' is 0 or 1)")
         tag_mod = getattr(n, "modcounter", None)
         if out is None and tag_mod is not None and tag_mod["method"] == "rotation" and tag_mod["anchor"] in new:
             out = S.mod_counter(new[tag_mod["anchor"]], tag_mod["n"], "shift", tag_mod["onehot"], name=n.name,

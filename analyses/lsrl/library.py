@@ -7,6 +7,12 @@
     dfa(delta)           the state of any automaton (one-hot)      ReLUState over (state, symbol) pairs
     lookup(K, V, gate)   values stored under the queried key        outer-product memory, read by a gate
 
+and the official repository's programs at its defaults (scale 1000, big 1e10, rotation counters):
+    official_counters    ones, steps from 0, f_modulo_counter(3)
+    more_ones_or_zeros   the paper's notebook, f_larger at scale 1000
+    official_ifelse      f_ifelse, f_ifeq, f_ifelse_step, f_ifelse_mul
+    kv_lookup            the key -> value lookup of the universal-approximation notebook
+
 Every entry is a :class:`LibraryProgram`: the program, the alphabet of input vectors it is meant
 for (all strings over it are valid inputs; bits for most), and a sampler. ``for_task`` builds the
 exact ground-truth programs of the ``parity`` and ``regular`` tasks (token inputs, logits out).
@@ -53,9 +59,13 @@ class LibraryProgram:
     alphabet: np.ndarray                         # (k, d_input): every string over these is a valid input
     description: str
     input_kind: Literal["vectors", "tokens"] = "vectors"
+    sampler: Optional[Callable] = None            # (rng, n, length) -> inputs, for structured inputs
+    horizon: Optional[int] = None                 # the input length the program is meant for (None: any)
 
     def sample(self, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
         """n random strings of the given length: (n, length, d_input) float."""
+        if self.sampler is not None:
+            return self.sampler(rng, n, length)
         return self.alphabet[rng.integers(0, len(self.alphabet), (n, length))].astype(np.float64)
 
     def strings(self, length: int) -> np.ndarray:
@@ -184,11 +194,115 @@ def lookup(n_keys: int = 2, n_values: int = 2, gate: Literal["mul", "relu"] = "m
                           f"key-value memory ({K} keys, {V} values), written and read with {gate} gates")
 
 
+# ---------------------------------------------------------------------------------------------
+# the official repository's programs (Petrov et al., github.com/AleksandarPetrov/LSRL), at its
+# defaults: step scale 1000, big 1e10, the rotation modulo counter
+# ---------------------------------------------------------------------------------------------
+
+def official_counters(n: int = 3) -> LibraryProgram:
+    """The official counters: ones read (LinState, A = B = 1), the step counter from 0 (the
+    universal-approximation notebook's GlobalCounter, init -1 fed a constant 1), and
+    f_modulo_counter(n) (the rotation construction): (ones, t - 1, (t - 1) mod n)."""
+    x = _bits()
+    ones = LinState(x, 1, 1, name="ones")
+    steps = LinState(S.const(x, 1), 1, 1, init=-1, name="global_counter")
+    mod = S.mod_counter(x, n, method="rotation", name="mod")
+    return LibraryProgram("official_counters", Program(x, {"ones": ones, "t-1": steps, f"(t-1) mod {n}": mod},
+                                                       name="official_counters"), BITS,
+                          f"the official counters: ones, steps from 0, f_modulo_counter({n})")
+
+
+def more_ones_or_zeros() -> LibraryProgram:
+    """The official more_ones_or_zeros notebook: f_larger(ones, zeros) at the default scale 1000."""
+    x = _bits()
+    ones = LinState(x, 1, 1, name="Counter1s")
+    zeros = LinState(S.not_(x), 1, 1, name="Counter0s")
+    return LibraryProgram("more_ones_or_zeros", Program(x, {"more": S.larger(ones, zeros)}, name="more_ones_or_zeros"),
+                          BITS, "1 while more ones than zeros so far (official notebook, scale 1000)")
+
+
+def official_ifelse() -> LibraryProgram:
+    """The official if-else constructions on a selector k and a value v (integers 0..3), with s the
+    running sum of v: f_ifelse(eq(k, 2), s, -s), f_ifeq(k, 1, v, s), f_ifelse_step(larger(k, 1), s, v),
+    f_ifelse_mul(smaller(k, 2), v, s), all at scale 1000 and big 1e10."""
+    x = Input(2, low=0, high=3, grid=1)
+    k, v = x[0], x[1]
+    s = LinState(v, 1, 1, name="sum")
+    outs = {"ifelse": S.ifelse(S.eq(k, 2), s, -s), "ifeq": S.ifeq(k, 1, v, s),
+            "ifelse_step": S.ifelse_step(S.larger(k, 1), s, v), "ifelse_mul": S.ifelse_mul(S.smaller(k, 2), v, s)}
+    alphabet = np.array([[a, b] for a in range(4) for b in range(4)], dtype=float)
+    return LibraryProgram("official_ifelse", Program(x, outs, name="official_ifelse"), alphabet,
+                          "the official f_ifelse, f_ifeq, f_ifelse_step, f_ifelse_mul at scale 1000, big 1e10")
+
+
+def kv_lookup(seq_len: int = 2, n_pairs: int = 3, vocab: int = 4, scale: int = 1000) -> LibraryProgram:
+    """The key -> value lookup of the official discrete universal-approximation notebook.
+
+    Input: a query of ``seq_len`` tokens, then ``n_pairs`` pairs (key, value), each ``seq_len``
+    tokens in 1..vocab (keys distinct). Over the last ``seq_len`` steps the output is the value
+    stored under the query. As in the notebook: a step counter from 0, modulo counters of
+    period seq_len and 2 seq_len, the query copied into a register, a match buffer (a shift
+    register) over compare phases, and output registers filled while copying the matched value.
+    """
+    T, sc = seq_len, scale
+    x = Input(1, name="token", low=0, high=vocab, grid=1)
+    half = sympy.Rational(1, 2)
+    counter = LinState(S.const(x, 1), 1, 1, init=-1, name="global_counter")
+    modT = S.mod_counter(x, T, method="rotation", name="modT")
+    mod2T = S.mod_counter(x, 2 * T, method="rotation", name="mod2T")
+    is_prompt = S.larger(counter, T - half, scale=sc)
+    is_compare = S.larger(mod2T, T - half, scale=sc)
+    is_copy = S.and_(is_prompt, S.not_(is_compare), scale=sc)
+    first_of_copy = S.and_(is_copy, S.smaller(modT, half, scale=sc), scale=sc)
+    at = [S.and_(S.larger(modT, i - half, scale=sc), S.smaller(modT, i + half, scale=sc), scale=sc) for i in range(T)]
+    query_in = S.ifelse_mul(S.smaller(is_prompt, half, scale=sc), x, None)
+    query = LinState(Concat([S.ifelse_mul(at[i], query_in, None) for i in range(T)]), 1, 1, name="query")
+    expected = Linear(Concat([S.ifelse_mul(at[i], query[i], None) for i in range(T)]), [[1] * T], name="expected")
+    matching = S.and_(S.and_(S.larger(x, expected - half, scale=sc), S.smaller(x, expected + half, scale=sc),
+                             scale=sc), is_compare, scale=sc)
+    shift = sympy.zeros(T + 1, T + 1)
+    for i in range(T):
+        shift[i, i + 1] = 1
+    buffer = LinState(matching, shift, [[0]] * T + [[1]], name="buffer")
+    all_match = S.larger(Linear(buffer, [[1] * T + [0]]), T - half, scale=sc)
+    started_on = LinState(S.ifelse_mul(S.and_(all_match, first_of_copy, scale=sc), counter, None), 1, 1,
+                          name="started_on")
+    copying = S.smaller(counter, started_on + T, scale=sc)
+    copy_on = S.and_(is_copy, copying, scale=sc)
+    registers = [LinState(S.ifelse_mul(S.larger(S.and_(copy_on, at[i], scale=sc), half, scale=sc), x, None), 1, 1,
+                          name=f"register{i}") for i in range(T)]
+    out = Linear(Concat([S.ifelse_mul(S.larger(at[i], half, scale=sc), registers[i], None) for i in range(T)]),
+                 [[1] * T], name="answer")
+    length = T * (1 + 2 * n_pairs)
+
+    def sampler(rng: np.random.Generator, n: int, L: int = length) -> np.ndarray:
+        rows = []
+        for _ in range(n):
+            keys = set()
+            while len(keys) < n_pairs:
+                keys.add(tuple(rng.integers(1, vocab + 1, T)))
+            keys = list(keys)
+            values = [tuple(rng.integers(1, vocab + 1, T)) for _ in keys]
+            q = keys[rng.integers(len(keys))]
+            rows.append(list(q) + [t for k, v in zip(keys, values) for t in k + v])
+        return np.asarray(rows, dtype=np.float64)[:, :L, None]
+
+    return LibraryProgram("kv_lookup", Program(x, {"answer": out}, name="kv_lookup"),
+                          np.arange(1, vocab + 1, dtype=float)[:, None],
+                          f"key -> value lookup of the official universal-approximation notebook ({n_pairs} pairs "
+                          f"of {T}-token keys and values over {vocab} tokens)", sampler=sampler, horizon=length)
+
+
+OFFICIAL = ("official_counters", "more_ones_or_zeros", "official_ifelse", "kv_lookup")
+
+
 def library(names: Optional[Sequence[str]] = None) -> dict[str, LibraryProgram]:
     """The library by name (a fresh copy each call)."""
     builders: dict[str, Callable[[], LibraryProgram]] = {
         "counter": counter, "majority": majority, "parity": parity, "mod_counter": mod_counter,
-        "dfa": dfa, "lookup": lookup, "lookup_relu": lambda: lookup(gate="relu")}
+        "dfa": dfa, "lookup": lookup, "lookup_relu": lambda: lookup(gate="relu"),
+        "official_counters": official_counters, "more_ones_or_zeros": more_ones_or_zeros,
+        "official_ifelse": official_ifelse, "kv_lookup": kv_lookup}
     unknown = [n for n in names or [] if n not in builders]
     if unknown:
         raise ValueError(f"unknown library program {unknown[0]!r}; valid: {', '.join(builders)}")
@@ -238,6 +352,6 @@ def for_task(task, automaton: int = 0) -> Program:
     raise ValueError(f"no ground-truth program for task {task.name!r}; available: parity, regular")
 
 
-__all__ = ["BITS", "EXAMPLE_DFA", "LibraryProgram", "PARITY", "counter", "dfa", "dfa_state", "for_task",
-           "library", "lookup", "majority", "mod_counter", "parity", "parity_task_program",
-           "regular_task_program"]
+__all__ = ["BITS", "EXAMPLE_DFA", "OFFICIAL", "PARITY", "LibraryProgram", "counter", "dfa", "dfa_state", "for_task",
+           "kv_lookup", "library", "lookup", "majority", "mod_counter", "more_ones_or_zeros", "official_counters",
+           "official_ifelse", "parity", "parity_task_program", "regular_task_program"]

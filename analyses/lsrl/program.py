@@ -94,20 +94,19 @@ class Program:
         return sum(n.dim for n in self.nodes if n.stateful)
 
     def parameter_count(self) -> int:
-        """Weights of the program's blocks, as the official ``ForEach.parameter_count`` counts them."""
-        from analyses.lsrl.serial import parameter_count
-        return parameter_count(self)
-
-    def save(self, path):
-        """Write the program as JSON (exact weights; see :mod:`analyses.lsrl.serial`)."""
-        from analyses.lsrl.serial import save_program
-        return save_program(self, path)
-
-    @staticmethod
-    def load(path) -> "Program":
-        """A program written by :meth:`save`."""
-        from analyses.lsrl.serial import load_program
-        return load_program(path)
+        """Weights of the program's blocks, counted as the official ``ForEach.parameter_count`` does:
+        every entry of A and b of a Linear (and of an Affine's matrices), of A, B and bias of a
+        LinState / ReLUState (not its initial state); Concat, ReLU and Multiplicative have none.
+        (Saving and loading: :mod:`analyses.lsrl.serial`.)"""
+        count = 0
+        for n in self.nodes:
+            if isinstance(n, g.Linear):
+                count += n.A.rows * n.A.cols + n.b.rows
+            elif isinstance(n, g.Affine):
+                count += sum(A.rows * A.cols for A in n.As) + n.b.rows
+            elif isinstance(n, g.LinState):
+                count += n.A.rows * n.A.cols + n.B.rows * n.B.cols + n.bias.rows
+        return count
 
     def interpreter(self, backend: str = "numeric", check: bool = True, **kw) -> "Interpreter":
         return Interpreter(self, backend, check=check, **kw)

@@ -1,6 +1,6 @@
 """Save and load programs (JSON) and compiled models (JSON + safetensors); nothing is pickled.
 
-    save_program(prog, "maj.json");  prog = load_program("maj.json")
+    save_program(prog, "maj.json");  prog = load_program("maj.json")     # analyses.lsrl.serial
     c.save("maj_gru");               c = load_compiled("maj_gru")   # maj_gru/{compiled.json, weights.safetensors}
 
 A program is stored block by block in topological order: kind, name, the indices of its inputs,
@@ -95,8 +95,8 @@ def program_to_json(prog: Program) -> dict:
             b["clamp"] = [index[g.resolve(clamp[0])], expr_to_json(clamp[1])]
         if ifelse is not None and all(v is None or g.resolve(v) in index for v in ifelse.values()
                                       if isinstance(v, g.Node) or v is None):
-            b["ifelse"] = {k: (expr_to_json(v) if k == "big" else None if v is None else index[g.resolve(v)])
-                           for k, v in ifelse.items()}
+            b["ifelse"] = {k: (v if k == "gate" else None if v is None else expr_to_json(v) if k == "big"
+                               else index[g.resolve(v)]) for k, v in ifelse.items()}
         mod = getattr(n, "modcounter", None)
         if mod is not None and g.resolve(mod["anchor"]) in index:
             b["modcounter"] = dict(mod, anchor=index[g.resolve(mod["anchor"])])
@@ -142,8 +142,8 @@ def program_from_json(d: dict) -> Program:
         if "clamp" in b:
             node.clamp = (built[b["clamp"][0]], expr_from_json(b["clamp"][1]))
         if "ifelse" in b:
-            node.ifelse = {k: (expr_from_json(v) if k == "big" else None if v is None else built[v])
-                           for k, v in b["ifelse"].items()}
+            node.ifelse = {k: (v if k == "gate" else None if v is None else expr_from_json(v) if k == "big"
+                               else built[v]) for k, v in b["ifelse"].items()}
         if "modcounter" in b:
             node.modcounter = dict(b["modcounter"], anchor=built[b["modcounter"]["anchor"]])
         built.append(node)
@@ -171,18 +171,8 @@ def load_program(path) -> Program:
 
 
 def parameter_count(prog: Program) -> int:
-    """Weights of the program's blocks, counted as the official ``ForEach.parameter_count`` does:
-    every entry of A and b of a Linear (and of an Affine's matrices), of A, B and bias of a
-    LinState / ReLUState (not its initial state); Concat, ReLU and Multiplicative have none."""
-    count = 0
-    for n in prog.nodes:
-        if isinstance(n, g.Linear):
-            count += n.A.rows * n.A.cols + n.b.rows
-        elif isinstance(n, g.Affine):
-            count += sum(A.rows * A.cols for A in n.As) + n.b.rows
-        elif isinstance(n, g.LinState):
-            count += n.A.rows * n.A.cols + n.B.rows * n.B.cols + n.bias.rows
-    return count
+    """The official ``ForEach.parameter_count`` (see :meth:`Program.parameter_count`)."""
+    return prog.parameter_count()
 
 
 __all__ = ["expr_from_json", "expr_to_json", "load_program", "parameter_count", "program_from_json",

@@ -148,12 +148,21 @@ def ifelse_mul(cond: Node, t: Optional[Operand], f: Optional[Operand]) -> Node:
     like = t if isinstance(t, Node) else f if isinstance(f, Node) else cond
     c = _broadcast(cond, like.dim)
     if f is None:
-        return Multiplicative(Concat([c, _node(t, c)]), binary_gate=True)
+        tv = _node(t, c)
+        out = Multiplicative(Concat([c, tv]), binary_gate=True)
+        out.ifelse = {"cond": c, "t": tv, "f": None, "big": None, "gate": True}
+        return out
     if t is None:
-        return Multiplicative(Concat([not_(c), _node(f, c)]), binary_gate=True)
+        fv = _node(f, c)
+        out = Multiplicative(Concat([not_(c), fv]), binary_gate=True)
+        out.ifelse = {"cond": c, "t": None, "f": fv, "big": None, "gate": True}
+        return out
     n = c.dim
-    m = Multiplicative(Concat([c, not_(c), _node(t, c), _node(f, c)]), binary_gate=True)
-    return Linear(m, sympy.ImmutableMatrix.hstack(sympy.eye(n), sympy.eye(n)))
+    tv, fv = _node(t, c), _node(f, c)
+    m = Multiplicative(Concat([c, not_(c), tv, fv]), binary_gate=True)
+    out = Linear(m, sympy.ImmutableMatrix.hstack(sympy.eye(n), sympy.eye(n)))
+    out.ifelse = {"cond": c, "t": tv, "f": fv, "big": None, "gate": True}      # for harden.py
+    return out
 
 
 def ifelse_step(cond: Node, t: Optional[Operand], f: Optional[Operand], big=10**10, scale=1000) -> Node:

@@ -132,12 +132,14 @@ def _cell(v) -> str:
 @callback(Output("analyses-result", "children"), Output("analyses-status", "children"), Output("analyses-error", "children"),
           Output("analyses-poll", "disabled"),
           Input("analyses-go", "n_clicks"), Input("analyses-poll", "n_intervals"),
-          State("analyses-run", "value"), State("analyses-member", "value"), State("analyses-name", "value"),
-          prevent_initial_call=True)
-def show(_, __, run_id, member, name):
-    """Load a cached result now, or start (and then poll) a background job; never block the page."""
+          State("analyses-run", "value"), State("analyses-member", "value"), State("analyses-name", "value"))
+def show(clicks, polls, run_id, member, name):
+    """Load a cached result now, or start (and then poll) a background job; never block the page.
+    Opened from a link naming the run and analysis (the Claims page's), a cached result shows at
+    once; nothing is computed before a click."""
     import analyses
 
+    opening = clicks is None and polls is None
     try:
         if not name:
             raise ValueError("pick an analysis")
@@ -145,14 +147,16 @@ def show(_, __, run_id, member, name):
         m = check_member(run, member)
         if name not in analyses.names():
             raise ValueError(f"unknown analysis {name!r}")
+        if opening and not jobs.is_cached(run, name, m):
+            return no_update, "", "", True
         key = (str(run.path), name, m)
         job = jobs.JOBS.get(key)
         if job is None and jobs.is_cached(run, name, m):
             shown_now = shown(result_key(run, name, m), lambda: analyses.analyze(name, run, member=m))
             return render(*shown_now), f"{name}: cached result", "", True
         job = jobs.JOBS.start(key, lambda: analyses.analyze(name, run, member=m))
-    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page
-        return no_update, "", message(e), True
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the page (after a click)
+        return no_update, "", "" if opening else message(e), True
     if job["state"] == "running":
         return no_update, f"{name}: running in the background ({jobs.JOBS.elapsed(key):.0f} s)…", "", False
     if job["state"] == "error":

@@ -204,11 +204,13 @@ def test_the_claims_run_and_report_their_numbers(tmp_path):
     saturation, charlm = (spec(profile="quick", store=str(tmp_path))
                           for spec in (cells_claims.charlm_saturation, cells_claims.charlm_cells))
     assert saturation.passed, saturation.measured
-    # cells.charlm fails in quick (in_string's AUC under 0.9; see analyses/cells/NOTES.md), but
-    # its best units already beat both nulls by the wide margin
+    # cells.charlm's quick LSTM reaches AUC 0.896 for comment-or-string, just short of 0.9 (see
+    # analyses/cells/NOTES.md), but its best units already beat both nulls by the wide margin
     assert not str(charlm.measured).startswith("error"), charlm.measured
-    for feature in ("in_string", "bracket_depth"):
+    for feature in ("in_comment_or_string", "bracket_depth", "in_string"):
         assert charlm.measured[feature]["beats_null_by"] >= WIDE_MARGIN, charlm.measured[feature]
+    assert charlm.measured["bracket_depth"]["score"] >= 0.7 and charlm.measured["in_comment_or_string"]["score"] >= 0.85
+    assert {"column", "in_if"} <= set(charlm.measured) and {"column", "in_if"} <= set(charlm.measured["report_only"]["gru"])
 
 
 def _fake(scores: dict) -> cells.CellsResult:

@@ -132,7 +132,7 @@ def test_claims_keep_trained_histories_in_the_store_and_a_rerun_loads_them(tmp_p
     train = it.train
     monkeypatch.setattr(it, "train", lambda *a, **k: calls.append(1) or train(*a, **k))
     task = tasks.make("integration", gamma=0.9, length=8)
-    model = lambda seed: sc.build(task, 6, 0.02, 0.01, seed)  # noqa: E731
+    model = lambda seed: sc.build(task, 6, 0.02, 0.01, seed)
     with sc.stored_in(tmp_path):
         first = sc._train(model(0), task, 5, 0.01, sc._record(5))
         again = sc._train(model(0), task, 5, 0.01, sc._record(5))

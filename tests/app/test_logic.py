@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+import dash
 import numpy as np
 import pytest
 
@@ -90,7 +91,8 @@ def test_typed_code_keeps_its_spaces_and_newlines_in_a_char_lm():
         logic.parse_tokens(task, "a\tb")
     # alphabets without whitespace: spaces separate labels, as before
     assert logic.parse_tokens(tasks.make("parity"), "0 1\n1") == [0, 1, 1]
-    assert logic.parse_tokens(tasks.make("recall"), "k1 v40 _") == [1, 40, 0]
+    recall = tasks.make("recall")
+    assert logic.parse_tokens(recall, "k1 v250 _") == [1, recall.decode(list(range(recall.vocab_size))).index("v250"), 0]
 
 
 def test_a_sampled_input_carries_labels_and_feature_tracks():
@@ -219,12 +221,12 @@ def test_the_heatmap_has_tokens_on_time_and_one_track_per_feature():
     traj = np.random.default_rng(0).normal(size=(7, 4))
     fig = figures.states_heatmap(traj, list("0110101"), {"parity": [0] * 7, "position": list(range(7))},
                                  "layers.0.hook_h", units=[1], brush=(2, 4))
-    heatmaps = [t for t in fig.data if t.type == "heatmap"]
-    assert len(heatmaps) == 3
-    assert np.asarray(heatmaps[0].z).shape == (4, 7)
-    assert fig.layout.xaxis3.ticktext[:3] == ("0", "1", "1")
-    assert heatmaps[1].zmin == 0 and heatmaps[1].zmax == 1 and heatmaps[1].y[0] == "parity (= 0)"  # drawn as 0
-    assert (heatmaps[2].zmin, heatmaps[2].zmax) == (0, 6)
+    heat, tracks = [t for t in fig.data if t.type == "heatmap"]
+    assert np.asarray(heat.z).shape == (4, 7)
+    assert fig.layout.xaxis2.ticktext[:3] == ("0", "1", "1")
+    assert list(tracks.y) == ["parity (= 0)", "position"]
+    assert np.allclose(tracks.z[0], 0) and np.allclose(tracks.z[1], np.arange(7) / 6)  # a constant 0 is drawn as 0
+    assert (tracks.zmin, tracks.zmax) == (0, 1) and list(tracks.customdata[1]) == list(range(7))
 
 
 def test_every_token_under_the_heatmap_is_labelled_and_whitespace_is_visible():
@@ -525,3 +527,20 @@ def test_an_analysis_shows_its_first_figure_at_once_and_the_others_per_tab(dash_
         assert page.tab("second", parity_id, 0, "app_unit_figs").figure.data[0].type == "bar"
         assert "show the analysis again" in str(page.tab("third", parity_id, 0, "app_unit_figs"))
         assert built == [1]  # built once, for the summary and the tabs
+
+
+def test_a_link_to_a_cached_analysis_shows_it_and_nothing_is_computed_before_a_click(dash_app, parity_id):
+    import analyses
+    from analyses.base import Result
+
+    calls = []
+    analyses.register("app_unit_link", lambda run, member=0: (calls.append(1), Result(summary={"y": 3.0}))[1])
+    page = _page("analyses")
+    with dash_app.server.test_request_context():
+        assert page.show(None, None, parity_id, 0, "app_unit_link")[:3] == (dash.no_update, "", "")  # not cached
+        assert page.show(None, None, None, 0, None)[2] == ""  # no run yet: no error either
+        assert calls == []
+        run = app_store.open_run(dash_app.server.config["PROBE_STORE"], parity_id)
+        analyses.analyze("app_unit_link", run)  # now cached
+        out, status, err, _ = page.show(None, None, parity_id, 0, "app_unit_link")
+        assert status.endswith("cached result") and "3" in str(out) and calls == [1]

@@ -148,3 +148,9 @@ def test_a_second_verify_on_the_same_store_trains_nothing(tmp_path, registry, mo
     assert len(steps) == 5
     assert main(["verify", "--store", str(tmp_path)]) == 0
     assert len(steps) == 5
+
+
+def test_every_registered_claim_declares_its_expected_times():
+    analyses.load_all()
+    missing = [s.id for s in claims.registered() if s.quick_s is None or s.full_s is None]
+    assert not missing, f"claims without quick_s/full_s in their @claim(...): {missing}"

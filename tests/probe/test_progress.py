@@ -110,3 +110,20 @@ def test_train_reports_in_lines_off_a_terminal_and_is_silent_when_asked(tmp_path
     assert len(err) == 2
     _train(tmp_path / "b", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_terminal_that_reports_no_width_still_gets_a_bar():
+    # A fresh pty reports 0 x 0, as some do in practice; tqdm alone would hide its bar there.
+    import os
+    import select
+
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as tty:
+        assert os.get_terminal_size(tty.fileno()).columns == 0
+        with Progress(total=4, desc="zero-size", unit="step", mode=None, file=tty) as p:
+            p.update(2)
+        tty.flush()
+        ready, _, _ = select.select([master], [], [], 5)  # nothing written: fail, not hang
+        out = os.read(master, 65536).decode() if ready else ""
+    os.close(master)
+    assert "zero-size:   0%" in out and "0/4" in out

@@ -58,6 +58,13 @@ DEPTH = ["0" * 24,
          "0" * 30,
          "0" * 7,
          "0" * 16]
+PAREN = ["0" * 24,
+         "000" + "11" + "22" + "1" * 8 + "0" * 10,
+         "0" * 7 + "11" + "2" * 11 + "1" + "00" + "00",
+         "00000" + "11" + "0" * 12 + "11" + "00",
+         "00000" + "11" + "0" * 8 + "11" + "0" * 5 + "1" * 6,
+         "111111" + "0" * 14,
+         "0" * 13, "0" * 30, "0" * 7, "0" * 16]
 IF = ["0" * 24,
       "000" + "1" * 12 + "0" * 10,
       "0" * 25,
@@ -70,7 +77,7 @@ TEXT = "".join(line + "\n" for line in LINES)
 
 
 def test_hand_checked_lines():
-    for marks in (COMMENT, STRING, CHAR, DEPTH, IF):
+    for marks in (COMMENT, STRING, CHAR, DEPTH, PAREN, IF):
         assert [len(m) for m in marks] == [len(line) + 1 for line in LINES]  # the table itself is aligned
     f = lex(TEXT)
     assert set(f) == set(FEATURES)
@@ -80,6 +87,7 @@ def test_hand_checked_lines():
     assert got("in_char") == "".join(CHAR)
     assert got("bracket_depth") == "".join(DEPTH)
     assert got("in_if") == "".join(IF)
+    assert got("paren_depth") == "".join(PAREN)
     either = [max(a, b, c) for a, b, c in zip("".join(COMMENT), "".join(STRING), "".join(CHAR))]
     assert got("in_comment_or_string") == "".join(either)
     assert f["indent"].tolist() == [i for line, i in zip(LINES, INDENT) for _ in range(len(line) + 1)]
@@ -97,6 +105,7 @@ def slow_lex(text: str) -> dict[str, list[int]]:
     """A character-by-character reference lexer with the same conventions as tasks.clex."""
     n = len(text)
     out = {k: [0] * n for k in ("in_comment", "in_string", "in_char", "bracket_depth", "in_if")}
+    braces = [0] * n  # paren_depth = bracket_depth - open braces
     mode, level, parens, ifs, i = "code", 0, 0, [], 0
     while i < n:
         c = text[i]
@@ -167,6 +176,12 @@ def slow_lex(text: str) -> dict[str, list[int]]:
                     ifs.pop()
         out["bracket_depth"][i], out["in_if"][i] = level, int(bool(ifs))
         i += 1
+    opened = 0
+    for j, c in enumerate(text):  # braces outside comments and literals, by the features just found
+        if c in "{}" and not (out["in_comment"][j] or out["in_string"][j] or out["in_char"][j]):
+            opened += 1 if c == "{" else -1
+        braces[j] = opened
+    out["paren_depth"] = [d - b for d, b in zip(out["bracket_depth"], braces)]
     return out
 
 

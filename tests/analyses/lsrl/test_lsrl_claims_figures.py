@@ -58,6 +58,18 @@ def test_figures_build(small_study):
     assert figures.stack_figure(c.chain).layout.title.text.startswith("majority")
 
 
+def test_precision_sweep_bound_covers_measured_and_figure_builds():
+    sweep = study.precision_sweep(scales=(1, 1000), lengths=(10, 40), targets=("lstm", "gru"), n=4)
+    for key in ("by_scale", "by_length"):
+        for name, row in sweep[key].items():
+            assert all(e <= b for e, b in zip(row["error"], row["bound"])), (key, name, row)
+    official, hardened = sweep["by_scale"]["lstm/official"], sweep["by_scale"]["lstm/hardened"]
+    assert official["bound"][-1] > 100 * official["bound"][0]          # precision falls with the scale ...
+    assert hardened["bound"][-1] <= 1e-9                               # ... unless hardened
+    fig = figures.sweep_figure(sweep)
+    assert {t.name for t in fig.data} >= {"gru/official measured", "gru/hardened bound"}
+
+
 @pytest.mark.slow
 def test_lsrl_exact_claim_quick_profile():
     spec = lsrl_claims.lsrl_exact
