@@ -16,8 +16,10 @@ Architectures and their hooks (besides ``hook_embed``, ``layers.{i}.hook_h`` and
     based    hook_conv hook_q hook_k hook_v hook_S
     mamba    hook_x hook_dt hook_B hook_C hook_S hook_gate
 
-Matrix-state layers (linattn, deltanet, based, mamba) carry ``hook_S``, the state flattened per step; ``run_with_cache``
-caches it only where ``names_filter`` names it.
+Matrix-state layers (linattn, deltanet, based, mamba; [hook_conv] where ``conv`` > 0) carry
+``hook_S``, the state flattened per step, and their ``hook_h`` is the state's readout;
+``run_with_cache`` caches hook_S only where ``names_filter`` names it. ``model.state_size()``
+counts the numbers every architecture carries from one step to the next.
 """
 from __future__ import annotations
 

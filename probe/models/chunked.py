@@ -33,6 +33,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+# Largest decay (in log) across one chunk for which GLA's in-chunk product is split into two
+# factors exp(b_t - ref) exp(ref - b_s); past it (e^30 ~ 1e13) the exact C x C x K form is used.
+MAX_SPLIT_EXPONENT = 30.0
+
+
 def _pad(x: Optional[Tensor], n: int) -> Optional[Tensor]:
     """Pad the time axis (dim 1) of x (N, T, ...) with n zero steps."""
     if x is None or n == 0:
@@ -99,9 +104,14 @@ def linear_attention_chunked(q: Tensor, k: Tensor, v: Tensor, log_decay: Optiona
     if g.shape[-1] == 1:                 # one decay per step: a C×C decay matrix
         gap = (b[..., :, None, 0] - b[..., None, :, 0]).masked_fill(~causal, float("-inf"))
         A = (q @ k.transpose(-1, -2)) * gap.exp()                                    # (N, n, C, C)
-    else:                                # a decay per key dimension: exponents never positive
-        gap = (b[..., :, None, :] - b[..., None, :, :]).masked_fill(~causal[..., None], float("-inf"))
-        A = torch.einsum("nctk,ncsk,nctsk->ncts", q, k, gap.exp())
+    else:                                # a decay per key dimension
+        ref = b[:, :, :1]                # the chunk's first step: b - ref <= 0 <= ref - b
+        if float((ref - b).detach().max()) <= MAX_SPLIT_EXPONENT:
+            # γ_t/γ_s = exp(b_t - ref) exp(ref - b_s): one matmul, both factors finite
+            A = ((q * (b - ref).exp()) @ (k * (ref - b).exp()).transpose(-1, -2)).masked_fill(~causal, 0)
+        else:                            # steep decay: every exponent taken as a difference, never positive
+            gap = (b[..., :, None, :] - b[..., None, :, :]).masked_fill(~causal[..., None], float("-inf"))
+            A = (q[..., :, None, :] * k[..., None, :, :] * gap.exp()).sum(-1)        # (N, n, C, C)
     intra = A @ v                                                                    # (N, n, C, V)
     qd = q * b.exp()                                                                 # q_t ⊙ γ_t
     kd = k * (b[:, :, -1:] - b).exp()                                                # k_s ⊙ γ_C/γ_s

@@ -259,7 +259,8 @@ class LinAttnLayer(MatrixLayer):
     def _kernel(self, prep, S0, start):
         q, k, v, g = (self._slice(prep, n, start) for n in ("q", "k", "v", "g"))
         kernel = fla_linear_attention if use_fla(q) else linear_attention_chunked
-        return kernel(q, k, v, g, S0, chunk=self.chunk)
+        # a decay per key dimension makes the in-chunk product C x C x d_key: chunks of at most 32
+        return kernel(q, k, v, g, S0, chunk=self.chunk if g is None else min(self.chunk, 32))
 
     def _update(self, prep, S: Tensor, t: int) -> Tensor:
         if prep.g is not None:

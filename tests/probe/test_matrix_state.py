@@ -55,15 +55,16 @@ def grads(out, params):
 # -- kernels -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("T", [1, 7, 16, 33])
-@pytest.mark.parametrize("decay", ["none", "per_key", "scalar"])
+@pytest.mark.parametrize("decay", ["none", "per_key", "scalar", "per_key_steep"])
 def test_linear_attention_chunked_equals_steps(T, decay):
     g = torch.Generator().manual_seed(T)
     N, K, V = 3, 4, 5
     q, k = (torch.randn(N, T, K, generator=g, dtype=D64, requires_grad=True) for _ in range(2))
     v = torch.randn(N, T, V, generator=g, dtype=D64, requires_grad=True)
     S0 = torch.randn(N, K, V, generator=g, dtype=D64, requires_grad=True)
-    width = {"none": 0, "per_key": K, "scalar": 1}[decay]
-    log_a = (-2 * torch.rand(N, T, width, generator=g, dtype=D64)).requires_grad_() if width else None
+    width = {"none": 0, "per_key": K, "scalar": 1, "per_key_steep": K}[decay]
+    steep = 20 if decay == "per_key_steep" else 2        # 20: past MAX_SPLIT_EXPONENT within a chunk
+    log_a = (-steep * torch.rand(N, T, width, generator=g, dtype=D64)).requires_grad_() if width else None
     inputs = [x for x in (q, k, v, log_a, S0) if x is not None]
     o1, s1 = linear_attention_step(q, k, v, log_a, S0)
     o2, s2 = linear_attention_chunked(q, k, v, log_a, S0, chunk=8)
