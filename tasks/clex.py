@@ -44,6 +44,8 @@ import re
 
 import numpy as np
 
+from tasks._lines import bracket_depth, line_layout
+
 __all__ = ["FEATURES", "lex"]
 
 FEATURES = ("in_string", "in_char", "in_comment", "in_comment_or_string", "bracket_depth", "paren_depth",
@@ -130,22 +132,10 @@ def lex(text: str) -> dict[str, np.ndarray]:
     in_comment = np.cumsum(comment[:n]) > 0
 
     code = ~(in_literal | in_comment)
-    opens = np.isin(codes, [ord(c) for c in "([{"]) & code
-    closes = np.isin(codes, [ord(c) for c in ")]}"]) & code
-    depth = np.cumsum(opens.astype(np.int32) - closes)
+    depth = bracket_depth(codes, code)
     braces = (codes == ord("{")).astype(np.int32) - (codes == ord("}"))
     paren = depth - np.cumsum(braces * code)
-
-    position = np.arange(n)
-    newline = codes == ord("\n")
-    starts = np.zeros(n, dtype=np.int64)
-    after = position[newline] + 1
-    after = after[after < n]
-    starts[after] = after
-    line_start = np.maximum.accumulate(starts)  # (n,) first character of each character's line
-    not_tab = np.where(codes != ord("\t"), position, n)
-    next_not_tab = np.minimum.accumulate(not_tab[::-1])[::-1]  # (n,)
-    leading = next_not_tab[line_start] - line_start
+    position, line_start, leading = line_layout(codes, "\t")
     return {"in_string": in_string.astype(np.int32), "in_char": in_char.astype(np.int32),
             "in_comment": in_comment.astype(np.int32),
             "in_comment_or_string": (in_string | in_char | in_comment).astype(np.int32),

@@ -38,6 +38,8 @@ import re
 
 import numpy as np
 
+from tasks._lines import bracket_depth, line_layout
+
 __all__ = ["FEATURES", "lex"]
 
 FEATURES = ("in_string", "in_comment", "in_comment_or_string", "bracket_depth", "indent", "column", "in_if")
@@ -95,20 +97,8 @@ def lex(text: str) -> dict[str, np.ndarray]:
     in_comment = np.cumsum(comment[:n]) > 0
 
     code = ~(in_literal | in_comment)
-    opens = np.isin(codes, [ord(c) for c in "([{"]) & code
-    closes = np.isin(codes, [ord(c) for c in ")]}"]) & code
-    depth = np.cumsum(opens.astype(np.int32) - closes)
-
-    position = np.arange(n)
-    newline = codes == ord("\n")
-    starts = np.zeros(n, dtype=np.int64)
-    after = position[newline] + 1
-    after = after[after < n]
-    starts[after] = after
-    line_start = np.maximum.accumulate(starts)  # (n,) first character of each character's line
-    not_space = np.where(codes != ord(" "), position, n)
-    next_not_space = np.minimum.accumulate(not_space[::-1])[::-1]  # (n,)
-    leading = next_not_space[line_start] - line_start
+    depth = bracket_depth(codes, code)
+    position, line_start, leading = line_layout(codes, " ")
     return {"in_string": in_string.astype(np.int32), "in_comment": in_comment.astype(np.int32),
             "in_comment_or_string": (in_string | in_comment).astype(np.int32),
             "bracket_depth": depth.astype(np.int32), "indent": (leading // 4).astype(np.int32),
