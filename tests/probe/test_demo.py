@@ -82,3 +82,13 @@ def test_every_demo_run_reaches_its_goal(tmp_path, capsys):
     lines = [line for line in out.splitlines() if line.startswith(("  ok ", "  NOT "))]
     assert len(lines) == len(demo.QUICK), out
     assert all(line.startswith("  ok ") for line in lines), "\n".join(lines)
+
+
+def test_the_readme_shows_the_explorer_screenshot_the_script_refreshes():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "![" in readme and "docs/img/states.png" in readme
+    assert (root / "docs/img/states.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "docs/img/$page.png" in (root / "scripts/screenshots.sh").read_text()
