@@ -402,7 +402,7 @@ def state_matrices(traj: np.ndarray, shape: dict, t: int) -> np.ndarray:
     return flat.reshape(1, r, c)  # (1, D, N)
 
 
-_S_LAST: list = []  # [model, hook, key of the input, (T, width) trajectory]: the page's last hook_S
+_S_LAST: list = [None]  # (model, key of hook and input, (T, width) trajectory): the page's last hook_S
 
 
 def state_trajectory(model, inputs, hook: str) -> np.ndarray:
@@ -414,10 +414,11 @@ def state_trajectory(model, inputs, hook: str) -> np.ndarray:
 
     arr = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
     key = (hook, arr.shape, str(arr.dtype), hashlib.sha1(arr.tobytes()).hexdigest())
-    if _S_LAST and _S_LAST[0] is model and _S_LAST[1] == key:
-        return _S_LAST[2]
+    last = _S_LAST[0]  # read once: callbacks run in threads, and each entry is replaced whole
+    if last is not None and last[0] is model and last[1] == key:
+        return last[2]
     traj = trajectories(model, inputs, names_filter=[hook])[0][hook]  # (T, width)
-    _S_LAST[:] = [model, key, traj]
+    _S_LAST[0] = (model, key, traj)
     return traj
 
 

@@ -1,7 +1,8 @@
 """States (live LSTMVis): a unit × time heatmap of any hook on an input sampled or typed; brush a
 time range and a threshold to select units, drawn as lines over the text; the text view (each
 token coloured by one unit, units picked by clicking a heatmap row or from the cells ranking);
-find inputs where the selected units switch on alike; PCA."""
+find inputs where the selected units switch on alike; PCA; for a matrix-state model (linattn,
+based, deltanet, mamba), the matrix S_t per head at a step chosen on a slider."""
 from __future__ import annotations
 
 import dash

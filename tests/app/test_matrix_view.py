@@ -148,7 +148,7 @@ def test_the_states_page_shows_the_panel_for_a_matrix_model_only(matrix_app):
         assert "step 5" in fig.layout.title.text and len(fig.data) == 1
         # the heatmap of hook_S and the panel share one run of the state
         states.draw(ids["linattn"], 0, "layers.0.hook_S", "seed", 0, None, 9, None, None, 0.0, [], "", None)
-        kept = logic._S_LAST[2]
+        kept = logic._S_LAST[0][2]
         states.matrix(2, "layers.0.hook_S", ids["linattn"], 0, "seed", 0, 9, "", None)
-        assert logic._S_LAST[2] is kept
+        assert logic._S_LAST[0][2] is kept
         assert len(states.matrix(2, "layers.0.hook_h", ids["gru"], 0, "seed", 0, 9, "", None).data) == 0
