@@ -205,3 +205,34 @@ def counterfactual(data: dict, labels: Sequence[str]) -> go.Figure:
     fig.update_layout(height=700, width=axis["width"], showlegend=False, margin=dict(t=40),
                       title=f"{data['op']} at step {data['step']} on {data['hook']}, units {data['units'] or 'all'}")
     return fig
+
+
+MAX_HEADS = 8  # panels of the matrix-state figure
+
+
+def matrix_state(mats: np.ndarray, shape: dict, hook: str, t: int, token: str) -> go.Figure:
+    """The matrix state S_t of one layer, one heatmap per head (value dim × key dim), on a
+    diverging colour scale centred on 0 and fitted to the step's largest |entry|.
+
+    ``mats`` is (heads, value dim, key dim), as :func:`app.logic.state_matrices` gives it.
+    """
+    from app.textview import glyph
+
+    h, R, C = mats.shape
+    shown = min(h, MAX_HEADS)
+    lim = float(np.abs(mats[:shown]).max(initial=0)) or 1.0
+    fig = make_subplots(rows=1, cols=shown, horizontal_spacing=0.04 if shown > 1 else 0.0,
+                        subplot_titles=[f"head {i}" for i in range(shown)] if h > 1 else None)
+    for i in range(shown):
+        fig.add_trace(go.Heatmap(z=mats[i], x=list(range(C)), y=list(range(R)), colorscale="RdBu", zmid=0,
+                                 zmin=-lim, zmax=lim, showscale=i == 0, colorbar={"title": "S entry"},
+                                 hovertemplate=f"head {i} value %{{y}} key %{{x}}: %{{z:.4g}}<extra></extra>"),
+                      row=1, col=i + 1)
+        fig.update_xaxes(title_text=shape["col_title"], row=1, col=i + 1)
+    fig.update_yaxes(title_text=shape["row_title"], row=1, col=1)
+    fig.update_yaxes(autorange="reversed")  # row 0 on top, as a matrix is written
+    more = f" (first {shown} of {h} heads)" if h > shown else ""
+    fig.update_layout(height=max(320, min(900, 120 + 14 * R)), width=max(500, min(1800, 160 + shown * max(240, 14 * C))),
+                      margin={"t": 70},
+                      title=f"{hook} ({shape['arch']}) at step {t}, token {glyph(token)!r}: S_t, ±{lim:.3g}{more}")
+    return fig

@@ -335,6 +335,93 @@ def match_inputs(model, task, hook: str, units: list[int], ref: np.ndarray, thre
     return sorted(out, key=lambda r: (-r["score"], r["distance"]))[:10]
 
 
+# --- matrix states ---------------------------------------------------------------------------
+
+
+def matrix_shapes(model) -> dict[str, dict]:
+    """The matrix-state hooks of ``model`` and how each flattens its state:
+    ``{"layers.{i}.hook_S": {"heads", "rows", "cols", "order", "row_title", "col_title", "arch"}}``.
+
+    ``hook_S`` is (T, width) per input, flattened row-major from the layer's own state: (heads, F, V)
+    for linattn, based and deltanet (keys on F, values on V, see :mod:`probe.models.linattn`) and
+    (D, N) for mamba (channels d take the value u_t[d], state indices n the key B_t[n], see
+    :mod:`probe.models.mamba`). Every matrix is shown as value dim (rows) × key dim (columns);
+    ``order`` says how the flat vector is laid out ("hkv": heads, keys, values; "vk": values, keys).
+    Empty for a model whose states are vectors.
+    """
+    from probe.models.linattn import MatrixLayer
+    from probe.models.mamba import MambaLayer
+
+    out = {}
+    for i, layer in enumerate(getattr(model, "layers", [])):
+        hook = f"layers.{i}.hook_S"
+        if isinstance(layer, MatrixLayer):
+            normalize = bool(getattr(layer, "normalize", False))
+            arch = getattr(layer, "ARCH", "deltanet")
+            out[hook] = {"heads": layer.heads, "rows": layer.V, "cols": layer.F, "order": "hkv", "arch": arch,
+                         "row_title": "value dim" + (" (last row: the normaliser Σφ(k))" if normalize else ""),
+                         "col_title": "key dim" + (" (feature φ(k))" if layer.F != layer.d_key else "")}
+        elif isinstance(layer, MambaLayer):
+            out[hook] = {"heads": 1, "rows": layer.hidden, "cols": layer.N, "order": "vk", "arch": "mamba",
+                         "row_title": "value dim (channel d, input u_t[d])",
+                         "col_title": "key dim (state index n, input B_t[n])"}
+    return out
+
+
+def matrix_hook(shapes: dict[str, dict], page_hook: Any) -> str | None:
+    """The matrix state to show: that of the page hook's layer when it has one, else the first layer's;
+    ``None`` for a model without matrix states."""
+    if not shapes:
+        return None
+    if isinstance(page_hook, str) and "." in page_hook:
+        mine = page_hook.rsplit(".", 1)[0] + ".hook_S"
+        if mine in shapes:
+            return mine
+    return next(iter(shapes))
+
+
+def pick_step(T: int, step: Any = None, brushed: Any = None) -> int:
+    """The step to show in ``0..T-1``: ``step`` when it is one, else the first brushed step, else the last."""
+    for s in (step, brushed):
+        if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and 0 <= int(s) < T:
+            return int(s)
+    return T - 1
+
+
+def state_matrices(traj: np.ndarray, shape: dict, t: int) -> np.ndarray:
+    """S_t as matrices ``(heads, value dim, key dim)`` from a ``hook_S`` trajectory ``traj`` (T, width)."""
+    h, r, c = shape["heads"], shape["rows"], shape["cols"]
+    T, width = traj.shape
+    if width != h * r * c:
+        raise ValueError(f"hook_S has width {width}, not heads·rows·cols = {h}·{r}·{c}")
+    if not 0 <= t < T:
+        raise ValueError(f"step {t} outside the input's 0..{T - 1}")
+    flat = traj[t]
+    if shape["order"] == "hkv":
+        return flat.reshape(h, c, r).transpose(0, 2, 1)  # (heads, V, F)
+    return flat.reshape(1, r, c)  # (1, D, N)
+
+
+_S_LAST: list = [None]  # (model, key of hook and input, (T, width) trajectory): the page's last hook_S
+
+
+def state_trajectory(model, inputs, hook: str) -> np.ndarray:
+    """The trajectory (T, width) of one hook of ``model`` on one input, computed once: the last one
+    is kept, so that the heatmap, the matrix panel and its step slider share a matrix state's run."""
+    import hashlib
+
+    import torch
+
+    arr = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    key = (hook, arr.shape, str(arr.dtype), hashlib.sha1(arr.tobytes()).hexdigest())
+    last = _S_LAST[0]  # read once: callbacks run in threads, and each entry is replaced whole
+    if last is not None and last[0] is model and last[1] == key:
+        return last[2]
+    traj = trajectories(model, inputs, names_filter=[hook])[0][hook]  # (T, width)
+    _S_LAST[0] = (model, key, traj)
+    return traj
+
+
 # --- interventions -------------------------------------------------------------------------------
 
 

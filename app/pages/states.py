@@ -1,7 +1,8 @@
 """States (live LSTMVis): a unit × time heatmap of any hook on an input sampled or typed; brush a
 time range and a threshold to select units, drawn as lines over the text; the text view (each
 token coloured by one unit, units picked by clicking a heatmap row or from the cells ranking);
-find inputs where the selected units switch on alike; PCA."""
+find inputs where the selected units switch on alike; PCA; for a matrix-state model (linattn,
+based, deltanet, mamba), the matrix S_t per head at a step chosen on a slider."""
 from __future__ import annotations
 
 import dash
@@ -55,6 +56,16 @@ def layout(run=None, **_):
             dcc.Graph(id="states-heatmap", figure=figures.empty("pick a run"), config={"scrollZoom": False}),
             dcc.Graph(id="states-lines", figure=figures.empty("")),
         ], id="states-scroll", style={"overflowX": "auto", "maxWidth": "100%"}),
+        html.Div([  # shown for matrix-state models only (linattn, based, deltanet, mamba)
+            html.H4("Matrix state at step t", style={"marginBottom": "0.2em"}),
+            html.Div("S_t of the hook's layer, per head, value dim × key dim (blue positive, red negative, white 0; "
+                     "scaled to the step's largest |entry|). The step starts at the first brushed step, else the last.",
+                     style={"color": "#555", "fontSize": 13}),
+            html.Div(dcc.Slider(id="states-matrix-step", min=0, max=1, step=1, value=None,
+                                tooltip={"placement": "bottom"}), style={"width": "40em"}),
+            html.Div(dcc.Graph(id="states-matrix", figure=figures.empty("")),
+                     style={"overflowX": "auto", "maxWidth": "100%"}),
+        ], id="states-matrix-panel", style={"display": "none"}),
         html.H4("Text view", style={"marginBottom": "0.2em"}),
         html.Div("Each token on a background coloured by one unit (blue positive, red negative, white 0; "
                  "scaled to the unit's largest |activation| on this input). Click a row of the heatmap to add "
@@ -130,7 +141,7 @@ def draw(run_id, member, hook, mode, seed, _go, length, t0, t1, threshold, off, 
         x = _input(task, mode, seed, text, length)
         trajs, _ = logic.trajectories(model, x["inputs"])
         if hook not in trajs and hook in model.hook_dict:  # a matrix state (hook_S) is cached on request only
-            trajs.update(logic.trajectories(model, x["inputs"], names_filter=[hook])[0])
+            trajs[hook] = logic.state_trajectory(model, x["inputs"], hook)  # kept for the matrix panel
         if hook not in trajs:
             raise ValueError(f"hook {hook!r} is not in this model")
         traj = trajs[hook]  # (T, D)
@@ -156,6 +167,54 @@ def draw(run_id, member, hook, mode, seed, _go, length, t0, t1, threshold, off, 
     shared = {"run": run_id, "hook": hook, "units": units, "t0": brushed and brushed[0], "t1": brushed and brushed[1],
               "member": member, "mode": mode, "seed": seed, "text": text, "length": length}
     return heat, lines, figures.pca_figure(proj, ratios, x["labels"]), note, shared, "", options
+
+
+@callback(Output("states-matrix-panel", "style"), Output("states-matrix-step", "max"),
+          Output("states-matrix-step", "marks"), Output("states-matrix-step", "value"),
+          Input("states-run", "value"), Input("states-member", "value"), Input("states-mode", "value"),
+          Input("states-seed", "value"), Input("states-text-go", "n_clicks"), Input("states-length", "value"),
+          Input("states-t0", "value"), State("states-text", "value"), State("app-checkpoint", "data"))
+def matrix_steps(run_id, member, mode, seed, _go, length, t0, text, ckpt):
+    """The matrix panel is shown for a matrix-state model only; its slider spans the input's steps
+    and starts at the first brushed step (else the last). Nothing is run here."""
+    hidden = ({"display": "none"}, 1, {}, None)
+    if not run_id:
+        return hidden
+    try:
+        _, model, task = MODELS.get(current_store(), run_id, member, step_for(ckpt, run_id))
+        if not logic.matrix_shapes(model):
+            return hidden
+        T = int(_input(task, mode, seed, text, length)["inputs"].shape[1])
+    except Exception:  # noqa: BLE001 - draw() shows what went wrong
+        return hidden
+    every = max(1, T // 10)
+    return {"display": "block"}, T - 1, {t: str(t) for t in range(0, T, every)}, logic.pick_step(T, None, t0)
+
+
+@callback(Output("states-matrix", "figure"),
+          Input("states-matrix-step", "value"), Input("states-hook", "value"), State("states-run", "value"),
+          State("states-member", "value"), State("states-mode", "value"), State("states-seed", "value"),
+          State("states-length", "value"), State("states-text", "value"), State("app-checkpoint", "data"),
+          prevent_initial_call=True)
+def matrix(step, hook, run_id, member, mode, seed, length, text, ckpt):
+    """S_t of the page hook's layer (else the first matrix layer) at the slider's step, reshaped to its
+    matrices; the trajectory of S is the one the heatmap computed when it shows hook_S."""
+    if not run_id or step is None:
+        return figures.empty("")
+    try:
+        _, model, task = MODELS.get(current_store(), run_id, member, step_for(ckpt, run_id))
+        shapes = logic.matrix_shapes(model)
+        name = logic.matrix_hook(shapes, hook)
+        if name is None:
+            return figures.empty("")
+        x = _input(task, mode, seed, text, length)
+        traj = logic.state_trajectory(model, x["inputs"], name)  # (T, width)
+        t = logic.pick_step(len(traj), step)
+        mats = logic.state_matrices(traj, shapes[name], t)
+    except Exception as e:  # noqa: BLE001 - whatever goes wrong is shown in the figure
+        return figures.empty(message(e))
+    token = x["labels"][t] if t < len(x["labels"]) else str(t)
+    return figures.matrix_state(mats, shapes[name], name, t, token)
 
 
 @callback(Output("states-view-units", "value"), Input("states-heatmap", "clickData"),
