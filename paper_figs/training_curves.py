@@ -27,7 +27,10 @@ def _plan(profile: Profile):
 
     if profile == "full":
         return demo.QUICK
-    return tuple(dataclasses.replace(s, steps=min(s.steps, 30), members=2, hidden=8, eval_splits=("train",))
+    # a tiny version: options tied to the full length (warm-up, evaluation period) are dropped
+    return tuple(dataclasses.replace(s, steps=min(s.steps, 30), members=2, hidden=8, eval_splits=("train",),
+                                     train_params={k: v for k, v in s.train_params.items()
+                                                   if k not in ("warmup", "eval_every")})
                  for s in demo.QUICK)
 
 
