@@ -32,7 +32,7 @@ def test_every_figure_module_has_make():
 
 # Figures whose quick profile trains a claim's whole quick sweep (many minutes on 2 cores): they
 # run with the slow checks, so that the default suite stays within its budget.
-SLOW = {"recall_frontier"}
+SLOW = {"recall_frontier", "onion_size"}
 
 
 @pytest.mark.skipif(not _has_browser(), reason="static export needs chromium (apt-get install chromium)")
