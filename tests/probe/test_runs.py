@@ -108,16 +108,14 @@ def _fake_run(root, i: int) -> None:
     (run / "run.json").write_text(json.dumps(info))
 
 
-def test_listing_a_thousand_runs_takes_well_under_a_second(tmp_path):
+def test_listing_a_thousand_runs_skips_what_is_not_a_run(tmp_path):
+    # the listing's speed is measured side by side in benchmarks/runs_index.py, not timed here
     for i in range(1000):
         _fake_run(tmp_path, i)
     (tmp_path / "claims.md").write_text("not a run")
     (tmp_path / "not-a-run").mkdir()
-    t0 = time.perf_counter()
     rows = list_runs(tmp_path)
-    elapsed = time.perf_counter() - t0
-    assert len(rows) == 1000
-    assert elapsed < 3.0  # about 0.05 s on an idle laptop; loose because CI machines vary
+    assert len(rows) == 1000 and "not-a-run" not in {r["id"] for r in rows}
 
 
 def _old_fake_runs(root, n: int) -> None:
