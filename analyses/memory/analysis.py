@@ -73,6 +73,13 @@ class MemoryResult(Result):
         return out
 
 
+
+def _nanmean_steps(cos: np.ndarray) -> list:
+    """Mean cosine per step over rows and pairs; NaN (null in JSON) before any pair is stored."""
+    finite = np.isfinite(cos).sum(axis=(0, 1))
+    total = np.nansum(cos, axis=(0, 1))
+    return [round(float(t / c), 4) if c else None for t, c in zip(total, finite)]
+
 def analyze(model, task, sizes: list[int] | None = None, n: int = 1024, seed: int = 0) -> MemoryResult:
     """Accuracy per split, and recall by lag (recall) or membership probes by set size (disjointness).
 
@@ -98,7 +105,7 @@ def analyze(model, task, sizes: list[int] | None = None, n: int = 1024, seed: in
                 r = pair_readout(model, task, min(n, 256), seed=seed + 10_007)
                 ctx = 2 * task.config.num_pairs * task.config.num_passes
                 result.retrieval = {"count": r["count"].round(4).tolist(), "stored": r["stored"].tolist(),
-                                    "cos_by_step": np.nanmean(r["cos"], axis=(0, 1)).round(4).tolist(),
+                                    "cos_by_step": _nanmean_steps(r["cos"]),
                                     **retrieval_summary(r, ctx)}
         else:
             long = task.config.long
