@@ -74,6 +74,8 @@ class MemorySettings(Settings):
     members: int = setting(2, ge=1, doc="seeds, trained together as one ensemble")
     batch_size: int = setting(64, ge=1)
     lr: float = setting(1e-2, gt=0)
+    lrs: dict = setting(factory=dict, doc="per architecture: a learning rate that replaces lr (Zoology sweeps "
+                                          "it per model and reports the best)")
     d_embed: int = setting(32, ge=1, doc="one embedding width for every size: only the state varies")
     n_eval: int = setting(1024, ge=1)
 
@@ -167,28 +169,58 @@ def disjoint_task(p: MemorySettings, order: str = "both", read_twice: bool = Fal
     return tasks.make("disjointness", order=order, read_twice=read_twice, **p.disjoint)
 
 
-def _train(task, arch: str, state: int, steps: int, p: MemorySettings, store: str, seed: int, layers: int = 1,
-           arch_params: dict | None = None):
+def _lr(p: MemorySettings, arch: str) -> float:
+    return p.lrs.get(arch, p.lr)
+
+
+def _point(task_name: str, task_params: dict, arch: str, state: int, steps: int, p: MemorySettings, seed: int,
+           layers: int = 1, arch_params: dict | None = None):
+    """The :class:`probe.sweep.Point` of one run: ``probe train``'s arguments for this model and task."""
+    from probe import sweep
+
+    task = tasks.make(task_name, **task_params)
     params, _ = width_for(arch, state, p, task, layers, arch_params)
-    model = probe.models.make(arch, task, members=p.members, seed=seed, d_embed=p.d_embed, layers=layers, **params)
-    return probe.train(task, model, steps=steps, batch_size=p.batch_size, lr=p.lr, schedule="cosine",
-                       warmup=steps // 20, store=store, seed=seed, progress=False, eval_splits=["train"],
-                       n_checkpoints=4)
+    params = dict(params)
+    hidden = params.pop("hidden")
+    sets = (*((f"task.{k}", v) for k, v in task_params.items()),
+            ("model.d_embed", p.d_embed), *((f"model.{k}", v) for k, v in params.items()),
+            ("train.batch_size", p.batch_size), ("train.lr", _lr(p, arch)), ("train.schedule", "cosine"),
+            ("train.warmup", steps // 20), ("train.eval_splits", ("train",)), ("train.n_checkpoints", 4))
+    return sweep.Point(task=task_name, arch=arch, hidden=hidden, layers=layers, members=p.members, steps=steps,
+                       seed=seed, sets=sets)
+
+
+def recall_point(arch: str, state: int, pairs: int, p: MemorySettings, seed: int = 0):
+    """The :class:`probe.sweep.Point` of one frontier run (``p.members`` seeds as one ensemble)."""
+    return _point("recall", {"num_pairs": pairs, **p.recall}, arch, state, p.recall_steps, p, seed)
+
+
+def disjoint_point(order: str, read_twice: bool, p: MemorySettings, seed: int = 0, arch: str | None = None):
+    """The :class:`probe.sweep.Point` of one order-asymmetry run (``arch``: default the first
+    registered of ``p.disjoint_archs``)."""
+    arch = arch or disjoint_archs(p)[0]
+    return _point("disjointness", {"order": order, "read_twice": read_twice, **p.disjoint}, arch,
+                  p.disjoint_state, p.disjoint_steps, p, seed, p.disjoint_layers,
+                  {**p.arch_params, **p.disjoint_arch_params})
+
+
+def _train_points(points: list, store: str, name: str) -> list:
+    from probe import sweep
+
+    return sweep.train_points(points, store=store, name=name)
 
 
 def train_recall(arch: str, state: int, pairs: int, p: MemorySettings, store: str = "runs", seed: int = 0):
     """Train (or load) the ensemble of ``p.members`` seeds at one frontier point."""
-    return _train(recall_task(p, pairs), arch, state, p.recall_steps, p, store, seed)
+    return _train_points([recall_point(arch, state, pairs, p, seed)], store, "recall.state_frontier")[0]
 
 
 def train_disjoint(order: str, read_twice: bool, p: MemorySettings, store: str = "runs", seed: int = 0,
                    arch: str | None = None):
     """Train (or load) the disjointness ensemble of one (order, read_twice) at the plan's state size
     (``arch``: default the first registered of ``p.disjoint_archs``)."""
-    arch = arch or disjoint_archs(p)[0]
-    params = {**p.arch_params, **p.disjoint_arch_params}
-    return _train(disjoint_task(p, order, read_twice), arch, p.disjoint_state, p.disjoint_steps, p, store, seed,
-                  p.disjoint_layers, params)
+    return _train_points([disjoint_point(order, read_twice, p, seed, arch)], store,
+                         "disjointness.order_asymmetry")[0]
 
 
 def disjoint_archs(p: MemorySettings) -> tuple[str, ...]:
@@ -211,17 +243,17 @@ def frontier_sweep(profile: str = "quick", store: str = "runs", archs: Sequence[
     """
     p = settings(profile)
     t0, rows = time.perf_counter(), []
+    grid = [(pairs, arch, state) for pairs in p.pairs for arch in registered(archs or p.archs) for state in p.states]
     with single_thread():
-        for pairs in p.pairs:
+        runs = _train_points([recall_point(arch, state, pairs, p, seed) for pairs, arch, state in grid], store,
+                             "recall.state_frontier")
+        for (pairs, arch, state), run in zip(grid, runs):
             task = recall_task(p, pairs)
-            for arch in registered(archs or p.archs):
-                for state in p.states:
-                    run = train_recall(arch, state, pairs, p, store, seed)
-                    params, size = width_for(arch, state, p, task)
-                    acc = member_accuracy(run.ensemble(), task, p.n_eval)
-                    rows.append({"arch": arch, "state": state, "state_size": size, "params": params,
-                                 "hidden": params.get("hidden"), "pairs": pairs, "accuracy": acc,
-                                 "mean": float(np.mean(acc)), "run": run.id})
+            params, size = width_for(arch, state, p, task)
+            acc = member_accuracy(run.ensemble(), task, p.n_eval)
+            rows.append({"arch": arch, "state": state, "state_size": size, "params": params,
+                         "hidden": params.get("hidden"), "pairs": pairs, "lr": _lr(p, arch), "accuracy": acc,
+                         "mean": float(np.mean(acc)), "run": run.id})
     return {"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -235,14 +267,15 @@ def asymmetry_sweep(profile: str = "quick", store: str = "runs", seed: int = 0,
     """
     p = settings(profile)
     t0, rows = time.perf_counter(), []
+    grid = [(arch, read_twice, order) for arch in (registered(archs) if archs else disjoint_archs(p))
+            for read_twice in (False, True) for order in ("short_first", "long_first")]
     with single_thread():
-        for arch in registered(archs) if archs else disjoint_archs(p):
-            for read_twice in (False, True):
-                for order in ("short_first", "long_first"):
-                    run = train_disjoint(order, read_twice, p, store, seed, arch=arch)
-                    acc = member_accuracy(run.ensemble(), disjoint_task(p, order, read_twice), p.n_eval)
-                    rows.append({"arch": arch, "order": order, "read_twice": read_twice, "accuracy": acc,
-                                 "mean": float(np.mean(acc)), "run": run.id})
+        runs = _train_points([disjoint_point(order, read_twice, p, seed, arch) for arch, read_twice, order in grid],
+                             store, "disjointness.order_asymmetry")
+        for (arch, read_twice, order), run in zip(grid, runs):
+            acc = member_accuracy(run.ensemble(), disjoint_task(p, order, read_twice), p.n_eval)
+            rows.append({"arch": arch, "order": order, "read_twice": read_twice, "accuracy": acc,
+                         "mean": float(np.mean(acc)), "run": run.id})
     return {"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
 
 

@@ -281,3 +281,40 @@ def test_lead_over_the_lti_model_counts_only_input_dependent_archs():
     assert lead == {"pairs=4,state=64": {"arch": "mamba", "lead": 0.25},
                     "pairs=4,state=256": {"arch": "deltanet", "lead": 0.45}}
     assert memory_claims.leads([r for r in rows if r["arch"] != "lru"]) == {}
+
+
+def _train_id(task, model, **kw):
+    """The run id ``probe.train(task, model, **kw)`` gives (its config hashed as it hashes it)."""
+    from probe.runs import run_id
+    from probe.training import TrainConfig
+
+    cfg = TrainConfig(**kw)
+    return run_id(json.loads(json.dumps({"task": {"name": task.name, "params": task.params},
+                                         "model": dict(model.config), "train": cfg.to_dict()})))
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_sweep_points_have_the_run_ids_of_the_direct_training_calls(profile):
+    """Every frontier and asymmetry point builds (probe.sweep.build) the run id that training the
+    same model with probe.train gives, so runs trained either way are found by the other."""
+    from probe import sweep
+
+    p = settings(profile)
+    for arch in plans.registered(p.archs)[:3] + plans.registered(("deltanet",)):
+        for pairs in p.pairs[:1]:
+            task = plans.recall_task(p, pairs)
+            params, _ = plans.width_for(arch, p.states[0], p, task)
+            model = probe.models.make(arch, task, members=p.members, seed=0, d_embed=p.d_embed, **params)
+            lr = p.lrs.get(arch, p.lr)
+            want = _train_id(task, model, steps=p.recall_steps, batch_size=p.batch_size, lr=lr, schedule="cosine",
+                             warmup=p.recall_steps // 20, seed=0, eval_splits=["train"], n_checkpoints=4)
+            assert sweep.build(plans.recall_point(arch, p.states[0], pairs, p))[3] == want
+    arch = plans.disjoint_archs(p)[-1]
+    task = plans.disjoint_task(p, "long_first", True)
+    params, _ = plans.width_for(arch, p.disjoint_state, p, task, p.disjoint_layers,
+                                {**p.arch_params, **p.disjoint_arch_params})
+    model = probe.models.make(arch, task, members=p.members, seed=0, d_embed=p.d_embed, layers=p.disjoint_layers,
+                              **params)
+    want = _train_id(task, model, steps=p.disjoint_steps, batch_size=p.batch_size, lr=p.lrs.get(arch, p.lr),
+                     schedule="cosine", warmup=p.disjoint_steps // 20, seed=0, eval_splits=["train"], n_checkpoints=4)
+    assert sweep.build(plans.disjoint_point("long_first", True, p, arch=arch))[3] == want
