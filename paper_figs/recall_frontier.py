@@ -6,7 +6,7 @@ One line per registered architecture of the profile (quick: the LTI LRU against 
 linattn, deltanet, mamba and based; full: every architecture), each point the mean MQAR accuracy
 of the seeds of one run at the model's own ``state_size()``, error bars spanning them, on Zoology's
 task (random filler, power-law query placement). ``profile`` picks the sweep of
-``analyses.memory.plans`` ("quick": 64 tokens, 32 steps, 4 pairs, states 64 and 256; "full":
+``analyses.memory.plans`` ("quick": 32 tokens, 16 steps, 4 pairs, states 16 (LRU, Mamba), 64 and 256; "full":
 8192 tokens, 256 steps, 4-32 pairs, states 64-4096). Runs are cached in ``store`` (default
 ``"runs"``, the store ``probe verify`` uses, so the claims and this figure share them).
 """

@@ -68,6 +68,7 @@ def state_frontier(profile: str = "quick", store: str = "runs") -> Claim:
     sizes = {f"{r['arch']}@{r['state']}": r["state_size"] for r in rows}
     return outcome(measured={"accuracy": table, "rises": ok, "lead_over_lti": lead, "best_lead": best,
                              "state_size": sizes, "report_only": {"ordering": ordering(rows)},
+                             "setting": plans.describe_recall(plans.settings(profile)),
                              "sweep_seconds": sweep["seconds"]},
                    expected="for every arch: non-decreasing in state size (drops <= 0.05) and "
                             f"largest - smallest >= {MIN_RISE}; and at some state size the best of "
@@ -91,14 +92,15 @@ def delta_rule(profile: str = "quick", store: str = "runs") -> Claim:
     rows = plans.frontier_sweep(profile, store, archs=("linattn", "deltanet"))["rows"]
     acc = {(r["arch"], r["pairs"], r["state"]): r for r in rows}
     diff = {}
-    for _, pairs, state in sorted(k for k in acc if k[0] == "deltanet"):
+    for _, pairs, state in sorted(k for k in acc if k[0] == "deltanet" and ("linattn", *k[1:]) in acc):
         d, la = acc[("deltanet", pairs, state)], acc[("linattn", pairs, state)]
         diff[f"pairs={pairs},state={state}"] = {
             "deltanet": round(d["mean"] * pairs, 3), "linattn": round(la["mean"] * pairs, 3),
             "state_size": [d["state_size"], la["state_size"]], "ahead": round(d["mean"] - la["mean"], 4)}
     ahead = [v["ahead"] for v in diff.values()]
     mean = sum(ahead) / len(ahead)
-    return outcome(measured={"pairs_recalled": diff, "mean_ahead": round(mean, 4)},
+    return outcome(measured={"pairs_recalled": diff, "mean_ahead": round(mean, 4),
+                             "setting": plans.describe_recall(plans.settings(profile), ("linattn", "deltanet"))},
                    expected=f"deltanet - linattn accuracy >= {MIN_DELTA} on average over state sizes, "
                             f">= -{MAX_BEHIND} at each",
                    passed=mean >= MIN_DELTA and min(ahead) >= -MAX_BEHIND)
@@ -132,7 +134,8 @@ def order_asymmetry(profile: str = "quick", store: str = "runs") -> Claim:
                           "per_member": {f"{r['order']}{'+twice' if r['read_twice'] else ''}":
                                          [round(a, 3) for a in r["accuracy"]] for r in rows},
                           "passed": bool(passed)}
-    return outcome(measured={"per_arch": per_arch, "state": p.disjoint_state, "sweep_seconds": sweep["seconds"]},
+    return outcome(measured={"per_arch": per_arch, "state": p.disjoint_state, "setting": plans.describe_disjoint(p),
+                             "sweep_seconds": sweep["seconds"]},
                    expected=f"for each arch: gap_once >= {MIN_GAP}, gap_twice <= {1 - MIN_CLOSED} * gap_once, "
                             f"and long-first accuracy rises by >= {MIN_CLOSED} * gap_once when read twice",
                    passed=bool(per_arch) and all(v["passed"] for v in per_arch.values()))

@@ -303,12 +303,12 @@ def test_sweep_points_have_the_run_ids_of_the_direct_training_calls(profile):
     for arch in plans.registered(p.archs)[:3] + plans.registered(("deltanet",)):
         for pairs in p.pairs[:1]:
             task = plans.recall_task(p, pairs)
-            params, _ = plans.width_for(arch, p.states[0], p, task)
+            params, _ = plans.width_for(arch, p.states[-1], p, task)
             model = probe.models.make(arch, task, members=p.members, seed=0, d_embed=p.d_embed, **params)
             lr = p.lrs.get(arch, p.lr)
             want = _train_id(task, model, steps=p.recall_steps, batch_size=p.batch_size, lr=lr, schedule="cosine",
                              warmup=p.recall_steps // 20, seed=0, eval_splits=["train"], n_checkpoints=4)
-            assert sweep.build(plans.recall_point(arch, p.states[0], pairs, p))[3] == want
+            assert sweep.build(plans.recall_point(arch, p.states[-1], pairs, p))[3] == want
     arch = plans.disjoint_archs(p)[-1]
     task = plans.disjoint_task(p, "long_first", True)
     params, _ = plans.width_for(arch, p.disjoint_state, p, task, p.disjoint_layers,
@@ -318,3 +318,21 @@ def test_sweep_points_have_the_run_ids_of_the_direct_training_calls(profile):
     want = _train_id(task, model, steps=p.disjoint_steps, batch_size=p.batch_size, lr=p.lrs.get(arch, p.lr),
                      schedule="cosine", warmup=p.disjoint_steps // 20, seed=0, eval_splits=["train"], n_checkpoints=4)
     assert sweep.build(plans.disjoint_point("long_first", True, p, arch=arch))[3] == want
+
+
+def test_quick_sweeps_are_smaller_than_full_and_say_their_setting():
+    """The quick profile trains fewer, shorter runs on a smaller task than the full one, and the
+    claims' ``setting`` line names it; the smallest quick state is the LRU's and Mamba's only (a
+    short convolution of 2 over the embedding already holds d_embed = 32 numbers; Mamba's runs
+    over its narrower channels)."""
+    q, f = settings("quick"), settings("full")
+    assert q.recall_steps < f.recall_steps and q.disjoint_steps < f.disjoint_steps and q.members < f.members
+    assert q.recall["seq_len"] < f.recall["seq_len"] and q.recall["vocab_size"] < f.recall["vocab_size"]
+    assert q.disjoint["long"] < f.disjoint["long"] and q.disjoint_state < f.disjoint_state
+    assert f.lrs == {} and f.lr == 3e-3  # the full profile keeps one learning rate for all
+    task = plans.recall_task(q, 4)
+    carried = {a: [s for s in q.states if plans.carries(a, s, q, task)] for a in plans.registered(q.archs)}
+    assert carried.get("lru") == [16, 64, 256]
+    assert all(states == ([16, 64, 256] if a == "mamba" else [64, 256]) for a, states in carried.items() if a != "lru")
+    assert plans.describe_recall(q).startswith("MQAR V=32, T=16, pairs [4], states [16, 64, 256], 1000 steps")
+    assert "16 elements, sets of 2 and 8, 2 layers, state 40, 2000 steps" in plans.describe_disjoint(q)
