@@ -48,6 +48,39 @@ def resolve_run(store: str | os.PathLike, run_id: object) -> Path:
     return path
 
 
+MAX_SWEEP_BYTES = 4 << 20  # a sweep's index: ~150 bytes a point, so ~25 000 points
+
+
+def resolve_sweep(store: str | os.PathLike, name: object) -> Path:
+    """The index file ``<store>/sweeps/<name>.json`` of sweep ``name`` (what ``probe sweep``
+    writes), checked as run ids are: a plain name (no ``..``, separator, absolute path or control
+    character), and no symbolic link on the way (``sweeps`` or the file), wherever it points.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not such a name or names no sweep of this store.
+    """
+    from probe import _safepath
+
+    if not isinstance(name, str) or not name:
+        raise ValueError("no sweep selected")
+    if name in (".", "..") or ".." in name or name.startswith((".", "/", "\\")) or os.path.isabs(name) \
+            or "/" in name or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name) > 200:
+        raise ValueError(f"invalid sweep name {name[:80]!r}")
+    _safepath.check_name(name, "sweep name")
+    root = Path(store).resolve()
+    path = root / "sweeps" / f"{name}.json"
+    try:
+        _safepath.under(root, path, "file")
+    except ValueError as e:
+        if not os.path.islink(root / "sweeps") and not os.path.lexists(path):
+            raise ValueError(f"unknown sweep {name!r} in this store") from None
+        why = "a symbolic link; the store follows no links" if "symbolic link" in str(e) else "not a regular file"
+        raise ValueError(f"sweep {name!r} cannot be opened: {why}") from None
+    return path
+
+
 def open_run(store: str | os.PathLike, run_id: object):
     """``probe.Run`` for a checked run id; corrupt runs raise ``ValueError``."""
     from probe.runs import Run
