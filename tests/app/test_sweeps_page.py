@@ -119,16 +119,18 @@ def test_links_out_of_the_store_are_refused(store, tmp_path):
         app_store.resolve_sweep(other, "elsewhere")
 
 
+_POINT = ('{"points": [{"task": "parity", "arch": "gru", "hidden": 4, "layers": 1, "members": 1, "steps": 2, '
+          '"seed": 0, "id": "x"}]}')
+
+
 @pytest.mark.parametrize("text, why", [
     ("[1, 2", "cannot be read"), ("[1, 2]", "cannot be read"), ('{"points": 5}', "'points' is not"),
     ('{"points": []}', "'points' is not"), ('{"points": [5]}', "point 0 is not an object"),
     ('{"points": [{"task": "parity"}]}', "point 0 has no 'arch'"),
-    ('{"points": [{"task": "parity", "arch": "gru", "hidden": 4, "layers": 1, "members": 1, "steps": 2, '
-     '"seed": 0, "id": "../../etc"}]}', "not a run id"),
-    ('{"varying": "hidden", "points": [{"task": "parity", "arch": "gru", "hidden": 4, "layers": 1, "members": 1, '
-     '"steps": 2, "seed": 0, "id": "x"}]}', "'varying' is not"),
-    ('{"points": [{"task": "parity", "arch": "gru", "hidden": {"a": 1}, "layers": 1, "members": 1, '
-     '"steps": 2, "seed": 0, "id": "x"}]}', "not a value"),
+    (_POINT.replace('"id": "x"', '"id": "../../etc"'), "not a run id"),
+    (_POINT.replace('{"points"', '{"varying": "hidden", "points"'), "'varying' is not"),
+    (_POINT.replace('"hidden": 4', '"hidden": {"a": 1}'), "not a value"),
+    (_POINT.replace('{"points"', '{"set_keys": ["train.lr"], "points"'), "'set_keys' does not"),
 ])
 def test_a_malformed_sweep_file_is_a_message_not_a_traceback(tmp_path, text, why):
     (tmp_path / "sweeps").mkdir()
@@ -140,7 +142,7 @@ def test_a_malformed_sweep_file_is_a_message_not_a_traceback(tmp_path, text, why
 
 
 def test_axis_values_that_cannot_be_ordered_are_a_message(store, tmp_path):
-    root, ids = _copy(store, tmp_path)
+    root, _ = _copy(store, tmp_path)
     index = json.loads((root / "sweeps" / "tiny.json").read_text())
     index["points"][0]["hidden"] = None  # None next to numbers: no order on the x axis
     (root / "sweeps" / "tiny.json").write_text(json.dumps(index))
@@ -165,7 +167,7 @@ def test_the_page_lists_sweeps_and_shows_one_with_links_to_its_runs(dash_app, st
         assert "Sweeps (1)" in text and "/sweeps?sweep=tiny" in text and "'sweeps-name'" in text
         assert "page-error" in str(page.layout(sweep="../../etc/passwd"))
         assert "page-error" in str(page.layout(sweep="nope"))
-        m_opts, metric, x_opts, x, fig, data, columns, note, err = page.show("tiny", None, None)
+        _, metric, x_opts, x, fig, data, columns, note, err = page.show("tiny", None, None)
         assert err == "" and metric == "train.accuracy" and x == "hidden" and x_opts == ["arch", "hidden", "seed"]
         assert note == "8 done, 0 running, 0 failed, 0 not started" and len(fig.data) == 2
         assert [c["id"] for c in columns] == logic.sweep_view(store, "tiny")["columns"]
