@@ -4,8 +4,9 @@ Pages call these and turn what they return into components; nothing here knows a
 Inputs from the browser are checked here, whatever JSON value arrives, and bad ones raise
 ``ValueError`` with a message the page shows as it is. The work one request can ask for is
 bounded: inputs of at most ``MAX_TYPED`` steps, units checked against the hook's width before a
-range is expanded, one edit per run, 32 sampled inputs when matching (and, in ``app/jobs.py``,
-two background analyses at a time).
+range is expanded, one edit per run, 32 sampled inputs when matching, ``MAX_SWEEPS`` sweep files
+of at most 4 MB and ``MAX_POINTS`` points of one sweep (and, in ``app/jobs.py``, two background
+analyses at a time).
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Every run id, member or step the browser sends goes through :func:`resolve_run` before it
 touches the file system: a plain folder name (no ``..``, no absolute path, no separator, no
 control character) naming a real folder of the store (no symbolic link, wherever it points);
-what is read inside a run goes through :mod:`probe._safepath` as everywhere in the store.
+what is read inside a run goes through :mod:`probe._safepath` as everywhere in the store. Sweep
+names are checked the same way (:func:`resolve_sweep`), inside ``<store>/sweeps``.
 Models are loaded through a small LRU cache keyed by (run, member, step), so moving between
 pages does not read a checkpoint again.
 """

@@ -597,6 +597,9 @@ def figure(rows: list[dict], metric: str, x: str, lines: list[str]):
                       template="plotly_white")
     if x == "hidden" or x.endswith("lr"):
         fig.update_xaxes(type="log")
+    ticks = {v for by_x in groups.values() for v in by_x}
+    if 0 < len(ticks) <= 12 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ticks):
+        fig.update_xaxes(tickvals=sorted(ticks))  # the grid's own values, not plotly's round numbers
     return fig
 
 

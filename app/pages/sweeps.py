@@ -92,7 +92,9 @@ def show(name, metric, x):
         return [], None, [], None, figures.empty(""), [], [], "", message(e)
     counts = ", ".join(f"{v} {k}" for k, v in view["counts"].items())
     note = f"{view['note'] + ': ' if view['note'] else ''}{counts}"
-    columns = [{"name": c, "id": c, **({"presentation": "markdown"} if c == "id" else {})} for c in view["columns"]]
+    columns = [{"name": c, "id": c, **({"presentation": "markdown"} if c == "id" else {}),
+                **({"type": "numeric", "format": {"specifier": ".4~g"}} if c in view["metrics"] else {})}  # shown
+               for c in view["columns"]]  # rounded; the data (and a sort) keep every digit, as the CSV does
     fig = view["figure"] if view["figure"] is not None else figures.empty(view["error"])
     return (view["metrics"], view["metric"], view["axes"], view["x"], fig, [_link(r) for r in view["rows"]], columns,
             note, view["error"])

@@ -211,8 +211,11 @@ def test_every_page_works_in_a_browser(server, browser, shots, parity_id):
     _wait(d, lambda d: "tiny" in _text(d, "#sweeps-list") and "arch=gru" in _text(d, "#sweeps-graph")
           and "train.accuracy" in _text(d, "#sweeps-graph"), "the sweep's figure")
     _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#sweeps-table a"), "links to the sweep's runs")
-    _type(d, "#sweeps-metric input", "train.loss")
-    _wait(d, lambda d: "train.loss" in _text(d, "#sweeps-graph .ytitle"), "the other metric")
+    d.find_element(By.ID, "sweeps-metric").click()  # the dropdown opens its options
+    _wait(d, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option") if o.text == "train.loss"],
+          "the metric's options")[0].click()
+    _wait(d, lambda d: "train.loss" in d.execute_script(  # read in one go: the figure is being redrawn
+        "const t = document.querySelector('#sweeps-graph .ytitle'); return t ? t.textContent : ''"), "the other metric")
     d.save_screenshot(str(shots / "sweeps.png"))
     link = d.find_elements(By.CSS_SELECTOR, "#sweeps-table a")[0]
     rid = link.text
