@@ -166,42 +166,53 @@ def _weight(spec: ClaimSpec, profile: Profile) -> float:
 
 
 def run(specs: list[ClaimSpec], profile: Profile = "quick", store: str = "runs",
-        progress: bool | str | None = None, workers: int = 1) -> list[Claim]:
+        progress: bool | str | None = None, workers: int = 1, engine: str = "local",
+        address: str | None = None) -> list[Claim]:
     """Check every claim in ``specs``; the results come back in the order of ``specs``.
 
     ``workers > 1`` checks groups of claims (:attr:`ClaimSpec.group`: one study module, whose
-    claims share runs) in that many processes at once. ``progress`` (see :mod:`probe.progress`)
-    shows what runs, with an ETA from the claims' expected times.
+    claims share runs) in that many processes at once; with a single group, the claims' own sweeps
+    (:func:`probe.sweep.train_points`) get the workers instead. ``engine="ray"`` sends every
+    claim's sweep to the Ray cluster at ``address`` (see :func:`probe.sweep.using`).
+    ``progress`` (see :mod:`probe.progress`) shows what runs, with an ETA from the claims'
+    expected times.
     """
+    from probe import sweep
     from probe.progress import Progress
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer; got {workers!r}")
+    sweep.EngineSettings(engine, workers, address)  # refuse a bad engine or workers before anything runs
     total = sum(_weight(s, profile) for s in specs)
     with Progress(total=total or None, desc=f"claims ({profile})", unit="s", mode=progress if specs else False) as bar:
         if workers == 1 or len({s.group for s in specs}) < 2:
             out = []
-            for spec in specs:
-                bar.stage(spec.id)
-                out.append(check(spec, profile=profile, store=store))
-                bar.update(_weight(spec, profile), note=f"{spec.id} {'PASS' if out[-1].passed else 'FAIL'}")
+            with sweep.using(engine, workers, address):
+                for spec in specs:
+                    bar.stage(spec.id)
+                    out.append(check(spec, profile=profile, store=store))
+                    bar.update(_weight(spec, profile), note=f"{spec.id} {'PASS' if out[-1].passed else 'FAIL'}")
         else:
-            out = _run_parallel(specs, profile, store, workers, bar)
+            out = _run_parallel(specs, profile, store, workers, bar, engine, address)
         bar.close(f"{sum(c.passed for c in out)}/{len(out)} claims pass")
     return out
 
 
-def _check_group(ids: list[str], modules: list[str], profile: Profile, store: str) -> list[dict]:
+def _check_group(ids: list[str], modules: list[str], profile: Profile, store: str, engine: str = "local",
+                 address: str | None = None) -> list[dict]:
     # In a worker process: a forked one has the registry already, a spawned one imports the modules.
+    # The cores are already split among the groups: a local sweep trains here, in this process.
     import importlib
+
+    from probe import sweep
 
     if any(i not in _REGISTRY for i in ids):
         for m in modules:
             importlib.import_module(m)
-    return [check(_REGISTRY[i], profile=profile, store=store).to_dict() for i in ids]
+    with sweep.using(engine, 1, address):
+        return [check(_REGISTRY[i], profile=profile, store=store).to_dict() for i in ids]
 
 
-def _run_parallel(specs: list[ClaimSpec], profile: Profile, store: str, workers: int, bar) -> list[Claim]:
+def _run_parallel(specs: list[ClaimSpec], profile: Profile, store: str, workers: int, bar, engine: str = "local",
+                  address: str | None = None) -> list[Claim]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -215,7 +226,7 @@ def _run_parallel(specs: list[ClaimSpec], profile: Profile, store: str, workers:
     done: dict[str, Claim] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(order)), mp_context=ctx) as pool:
         running = {pool.submit(_check_group, [s.id for s in g], sorted({s.fn.__module__ for s in g}), profile,
-                               store): g for g in order}
+                               store, engine, address): g for g in order}
         while running:
             bar.stage("running " + ", ".join(s.id for g in list(running.values())[:workers] for s in g))
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -210,7 +210,8 @@ def cmd_verify(args) -> int:
     if args.list:
         print(claims.format_list(specs))
         return 0
-    results = claims.run(specs, profile=args.profile, store=args.store, workers=args.workers)
+    results = claims.run(specs, profile=args.profile, store=args.store, workers=args.workers,
+                         engine=args.engine, address=args.address)
     print(claims.format_table(results))
     # --only checks some claims: their rows replace theirs in the report, the others stay.
     md, _ = claims.write_report(results, store=args.store, profile=args.profile, merge=only is not None)
@@ -237,7 +238,10 @@ def cmd_figs(args) -> int:
     _check_store(str(store))
     _threads()
     names = paper_figs.names() if args.only is None else [paper_figs.check_name(args.only)]
-    written = paper_figs.make_all(names, args.out, profile=args.profile, store=store)
+    from probe import sweep
+
+    with sweep.using(args.engine, args.workers, args.address):
+        written = paper_figs.make_all(names, args.out, profile=args.profile, store=store)
     for path in written:
         print(path)
     return 0
@@ -475,10 +479,19 @@ def _verify_args(p):
     p.add_argument("--only", metavar="ID[,ID...]",
                    help="check only these claims; their rows replace theirs in the report, the others stay")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                   help="check the claims of different studies in N processes at once (default: 1)")
+                   help="check the claims of different studies in N processes at once; with one study, its "
+                        "claims' sweeps train on N local workers (default: 1)")
+    _add_engine_args(p)
     p.add_argument("--list", action="store_true",
                    help="list the claims with their expected quick and full times, and exit")
     _add_store(p)
+
+
+def _add_engine_args(p):
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the claims' and figures' sweeps train: local (default) or ray, one Ray task per run")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="ray engine: 'auto' (a running cluster) or a cluster's address (default: Ray on this machine)")
 
 
 def _figs_args(p):
@@ -488,6 +501,9 @@ def _figs_args(p):
     p.add_argument("--store", default=None, metavar="DIR",
                    help="run store the figures train into and reuse (default: DIR_runs beside --out; "
                         "--store runs reuses the runs of probe demo and probe verify)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="local engine: train a figure's sweep on N worker processes (default: 1, in this process)")
+    _add_engine_args(p)
 
 
 def _sweep_args(p):

@@ -27,6 +27,8 @@ before the first point starts.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import itertools
 import json
@@ -495,25 +497,80 @@ def _drive(eng, todo: list, store: Path, device: str, out) -> list[dict]:
     return failed
 
 
-def train_points(points: list[Point], store: str | os.PathLike = "runs", engine: str = "local",
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where :func:`train_points` trains when its caller does not say: ``engine`` (``local`` or
+    ``ray``), ``workers`` (local: worker processes; 1 trains in this process, one point after
+    another) and ``address`` (ray: ``None``, ``"auto"`` or a cluster's address)."""
+
+    engine: str = "local"
+    workers: int = 1
+    address: str | None = None
+
+    def __post_init__(self):
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"unknown engine {self.engine!r}; valid engines: local, ray")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a positive integer; got {self.workers!r}")
+
+
+_ENGINE = contextvars.ContextVar("probe_sweep_engine", default=EngineSettings())  # noqa: B039 (frozen)
+
+
+def engine_settings() -> EngineSettings:
+    """The engine :func:`train_points` uses now (see :func:`using`)."""
+    return _ENGINE.get()
+
+
+@contextlib.contextmanager
+def using(engine: str = "local", workers: int = 1, address: str | None = None):
+    """Within this block, :func:`train_points` (a claim's or a figure's runs) trains on ``engine``::
+
+        with sweep.using("ray", address="auto"):
+            claims.run(specs)            # every claim's sweep is spread over the cluster
+
+    ``probe verify`` and ``probe figs`` set it from ``--engine``, ``--workers`` and ``--address``.
+    """
+    token = _ENGINE.set(EngineSettings(engine, workers, address))
+    try:
+        yield _ENGINE.get()
+    finally:
+        _ENGINE.reset(token)
+
+
+def train_points(points: list[Point], store: str | os.PathLike = "runs", engine: str | None = None,
                  workers: int | None = None, address: str | None = None, device: str = "auto",
                  name: str = "points", out=None) -> list:
     """Train (or resume, or load) these points through a sweep engine, for code that builds its
     own list of runs (a claim's sweep); returns their :class:`probe.runs.Run`, in order.
 
-    Raises ``RuntimeError`` naming every failed point after the others have finished.
+    ``engine``, ``workers`` and ``address`` default to :func:`engine_settings` (set by
+    :func:`using`; out of one: this process, one point after another). Each point's run id is the
+    one ``probe train`` and ``probe sweep`` give it, so a run trained any of these ways is found
+    by the others. Raises ``RuntimeError`` naming every failed point after the others have finished.
     """
     import io
 
     from probe.runs import Run
 
-    spec = Spec(path=Path(f"{name}.toml"), name=name, points=list(points), excluded=0, device=device,
-                varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
-    rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
+    ctx = engine_settings()
+    engine = ctx.engine if engine is None else engine
+    workers = (ctx.workers if engine == ctx.engine else 1) if workers is None else workers
+    address = ctx.address if address is None else address
+    points = list(points)
+    if engine == "local" and workers == 1:  # here, in order: no worker process to start
+        results = [run_point(p, str(store), device) for p in points]
+        failed = [{**p.axes(), **r} for p, r in zip(points, results) if r["status"] == "failed"]
+        n = len(points)
+    else:
+        spec = Spec(path=Path(f"{name}.toml"), name=name, points=points, excluded=0, device=device,
+                    varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
+        rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
+        results, n = rows, len(rows)
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(rows)} runs failed: "
+        raise RuntimeError(f"{len(failed)} of {n} runs failed: "
                            + "; ".join(f"{f['id']}: {f['error']}" for f in failed))
-    return [Run(Path(store) / r["id"]) for r in rows]
+    return [Run(Path(store) / r["id"]) for r in results]
 
 
 def _step(store: Path, rid: str) -> Any:
