@@ -112,8 +112,8 @@ def pages(store: str) -> dict[str, tuple[str, str]]:
         "analyses": (f"/analyses?run={parity}", _q("#analyses-go")),
         "claims": ("/claims", _q("#claims-table", "PASS")),
         # its first sweep's figure drawn, or the note that the store has none
-        "sweeps": ("/sweeps", f"({_q('#sweeps-graph .scatterlayer .trace')} && {_q('#sweeps-table', 'done')})"
-                   f" || {_q('#sweeps-head', 'No sweeps')}"),
+        "sweeps": ("/sweeps", (f"({_q('#sweeps-graph .scatterlayer .trace')} && {_q('#sweeps-table', 'done')})"
+                               f" || {_q('#sweeps-head', 'No sweeps')}")),
     }
 
 
