@@ -558,13 +558,14 @@ def train_points(points: list[Point], store: str | os.PathLike = "runs", engine:
     workers = (ctx.workers if engine == ctx.engine else 1) if workers is None else workers
     address = ctx.address if address is None else address
     points = list(points)
+    spec = Spec(path=Path(f"{name}.toml"), name=name, points=points, excluded=0, device=device,
+                varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
     if engine == "local" and workers == 1:  # here, in order: no worker process to start
         results = [run_point(p, str(store), device) for p in points]
         failed = [{**p.axes(), **r} for p, r in zip(points, results) if r["status"] == "failed"]
         n = len(points)
+        _write_index(spec, Path(store).absolute(), plan(spec, store))  # the explorer's Sweeps page lists it
     else:
-        spec = Spec(path=Path(f"{name}.toml"), name=name, points=points, excluded=0, device=device,
-                    varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
         rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
         results, n = rows, len(rows)
     if failed:
