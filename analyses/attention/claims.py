@@ -9,7 +9,7 @@ import torch
 
 from analyses.attention.construct import construct, neuron_counts, symbolic_check
 from analyses.attention.layer import random_attention
-from analyses.attention.study import study
+from analyses.attention.study import settings, study
 from probe.claims import Claim, claim, outcome
 
 
@@ -56,7 +56,10 @@ def discovered(profile: str = "quick", store: str = "runs") -> Claim:
     (median over seeds) and the LSTMs are reported, not judged.
     """
     out = study(profile, store)
-    measured, ok = {}, True
+    b = settings(profile)
+    measured, ok = {"setting": f"bilinear hawk{b.hidden}, {b.steps} steps, {b.members} seed(s), on "
+                               f"{' and '.join(b.kinds)}; widths {', '.join(map(str, b.sweep))} on "
+                               f"{' and '.join(b.sweep_kinds)}; LSTM{b.lstm_hidden} {b.lstm_steps} steps"}, True
     for kind, res in out["results"].items():
         s = res.summary
         keep = ("loss", "reference_loss", "zero_loss", "excess", "correlation", "scale", "attention_loss",
