@@ -14,7 +14,7 @@ from probe.claims import Claim, claim, outcome
 
 
 @claim("attention.construction_exact", source="Zucchet et al. 2024, §3 (construction)",
-       quick_s=3, full_s=10, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=6, full_s=10, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="A gated linear RNN with bilinear gates and eigenvalue-1 neurons computes linear "
                  "self-attention exactly (d_v d_k neurons per head; d(d+1)/2 per output coordinate symmetric)")
 def construction_exact(profile: str = "quick", store: str = "runs") -> Claim:
@@ -43,7 +43,7 @@ def construction_exact(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("attention.discovered", source="Zucchet et al. 2024, §4 (teacher-student, in-context regression)",
-       quick_s=50, full_s=3600, measured=("quick",),  # CPU seconds, one process, empty store; full: estimate
+       quick_s=48, full_s=3600, measured=("quick",),  # CPU seconds, one process, empty store; full: estimate
        statement="A gated linear RNN trained on in-context regression reaches the loss of one step of GD "
                  "(the linear self-attention solution) and its weights match the construction")
 def discovered(profile: str = "quick", store: str = "runs") -> Claim:

@@ -60,7 +60,7 @@ def measure(s: ParallelSettings, store: str = "runs") -> dict:
 
 @claim("parallel.predictability",
        source="Lim et al. 2024 (DEER); Danieli et al. 2025 (ParaRNN); Gonzalez et al. 2025 (predictability)",
-       quick_s=70, full_s=900, measured=("quick",),  # seconds, 2 CPU cores (loaded), empty store
+       quick_s=19, full_s=900, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="Newton's method solves a GRU trained to integrate in a few iterations (<= 10), and needs "
                  "more than twice as many on a GRU trained on parity, whose dynamics do not forget")
 def predictability(profile: str = "quick", store: str = "runs") -> Claim:
