@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import probe
 import tasks
 from analyses.parallel.analysis import analyze_run
+from probe import sweep
 from probe.claims import Claim, claim, outcome
 from probe.settings import Settings, profiles, setting, settings_for
 
@@ -52,10 +53,19 @@ def trained(task_name: str, s: ParallelSettings, store: str = "runs"):
                        eval_splits=["train"], eval_n=256)
 
 
+def point(task_name: str, s: ParallelSettings) -> sweep.Point:
+    """:func:`trained`'s run as a :class:`probe.sweep.Point` (the same run id)."""
+    sets = tuple((f"task.{k}", v) for k, v in TASKS[task_name].items())
+    sets += (("train.batch_size", 64), ("train.lr", 1e-2), ("train.eval_splits", ["train"]), ("train.eval_n", 256))
+    return sweep.Point(task_name, "gru", s.hidden, steps=s.steps, seed=0, sets=sets)
+
+
 def measure(s: ParallelSettings, store: str = "runs") -> dict:
-    """Task name -> the :class:`analyses.parallel.ParallelResult` of its trained GRU."""
-    return {name: analyze_run(trained(name, s, store), lengths=s.lengths, step_length=s.step_length, n=s.n,
-                              max_iter=s.max_iter, max_checkpoints=s.max_checkpoints) for name in TASKS}
+    """Task name -> the :class:`analyses.parallel.ParallelResult` of its trained GRU (both GRUs
+    trained, or loaded, through :func:`probe.sweep.train_points`)."""
+    runs = sweep.train_points([point(name, s) for name in TASKS], store=store, name="parallel.predictability")
+    return {name: analyze_run(run, lengths=s.lengths, step_length=s.step_length, n=s.n,
+                              max_iter=s.max_iter, max_checkpoints=s.max_checkpoints) for name, run in zip(TASKS, runs)}
 
 
 @claim("parallel.predictability",
