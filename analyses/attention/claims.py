@@ -43,7 +43,7 @@ def construction_exact(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("attention.discovered", source="Zucchet et al. 2024, §4 (teacher-student, in-context regression)",
-       quick_s=48, full_s=3600, measured=("quick",),  # CPU seconds, one process, empty store; full: estimate
+       quick_s=50, full_s=3600, measured=("quick",),  # CPU seconds, one process, empty store; full: estimate
        statement="A gated linear RNN trained on in-context regression reaches the loss of one step of GD "
                  "(the linear self-attention solution) and its weights match the construction")
 def discovered(profile: str = "quick", store: str = "runs") -> Claim:
