@@ -246,15 +246,14 @@ def _train_points(points: list, store: str, name: str) -> list:
 
 def train_recall(arch: str, state: int, pairs: int, p: MemorySettings, store: str = "runs", seed: int = 0):
     """Train (or load) the ensemble of ``p.members`` seeds at one frontier point."""
-    return _train_points([recall_point(arch, state, pairs, p, seed)], store, "recall.state_frontier")[0]
+    return _train_points([recall_point(arch, state, pairs, p, seed)], store, "memory.recall_run")[0]
 
 
 def train_disjoint(order: str, read_twice: bool, p: MemorySettings, store: str = "runs", seed: int = 0,
                    arch: str | None = None):
     """Train (or load) the disjointness ensemble of one (order, read_twice) at the plan's state size
     (``arch``: default the first registered of ``p.disjoint_archs``)."""
-    return _train_points([disjoint_point(order, read_twice, p, seed, arch)], store,
-                         "disjointness.order_asymmetry")[0]
+    return _train_points([disjoint_point(order, read_twice, p, seed, arch)], store, "memory.disjoint_run")[0]
 
 
 def disjoint_archs(p: MemorySettings) -> tuple[str, ...]:
