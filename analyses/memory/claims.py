@@ -46,7 +46,7 @@ def leads(rows: list[dict]) -> dict:
 
 
 @claim("recall.state_frontier", source="Arora et al. 2023 (Zoology), Fig. 2; Arora et al. 2024 (JRT), Fig. 2",
-       quick_s=600, full_s=200_000, measured=(),  # estimated seconds, 2 CPU cores, empty store (NOTES.md)
+       quick_s=90, full_s=200_000, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="For every recurrent architecture, multi-query associative recall accuracy rises with the "
                  "recurrent state size (the recall-memory frontier), and at equal state size an input-dependent "
                  "model (based, mamba, deltanet or linattn) beats the LTI one (lru) by >= 0.3")
@@ -78,7 +78,8 @@ def state_frontier(profile: str = "quick", store: str = "runs") -> Claim:
 
 @claim("recall.delta_rule", source="Yang et al. 2024 (Parallelizing linear transformers with the delta rule), "
                                    "Fig. 2 (MQAR)",
-       quick_s=240, full_s=40_000, measured=(),  # estimated; shares the frontier's runs
+       quick_s=1, full_s=40_000, measured=("quick",),  # CPU s after the frontier, whose runs it loads (alone
+       # from an empty store it trains linattn's and deltanet's: ~35 s); full: estimate
        statement="At equal state size the delta rule (deltanet) recalls more key-value pairs than plain linear "
                  "attention (linattn)")
 def delta_rule(profile: str = "quick", store: str = "runs") -> Claim:
@@ -107,7 +108,7 @@ def delta_rule(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("disjointness.order_asymmetry", source="Arora et al. 2024 (JRT, arXiv 2407.05483), Fig. 1 and §3",
-       quick_s=900, full_s=30_000, measured=(),  # estimated seconds, 2 CPU cores, empty store
+       quick_s=45, full_s=30_000, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="At a fixed state size a recurrent model solves set disjointness when the short set comes "
                  "first and fails when the long set comes first (by >= 0.2 accuracy); reading the context "
                  "twice closes at least half of that gap")
