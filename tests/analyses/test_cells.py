@@ -238,3 +238,40 @@ def test_the_pass_rule_is_the_comment_or_string_cell_and_the_depth_cell(comment_
 
 def test_the_claims_are_registered():
     assert [s.id for s in registered(["cells.charlm", "cells.saturation"])] == ["cells.charlm", "cells.saturation"]
+
+
+def _train_id(task, model, **kw) -> str:
+    """The run id probe.train gives (task, model, training keywords), without training."""
+    from probe.runs import run_id
+    from probe.training import TrainConfig
+
+    cfg = TrainConfig(seed=int(model.config.get("seed", 0)), **kw)
+    return run_id(json.loads(json.dumps({"task": {"name": task.name, "params": task.params},
+                                         "model": dict(model.config), "train": cfg.to_dict()})))
+
+
+def test_the_claims_points_are_the_runs_probe_train_gave():
+    # cells.charlm trains through probe.sweep.train_points now: each point must be the run the
+    # claim's earlier direct probe.train call made, so stores trained before are reused
+    from probe import sweep
+
+    s = cells_claims.settings("quick")
+    task = tasks.make("charlm", length=s.length, corpus=s.corpus)
+    legacy = [_train_id(task, probe.models.make(arch, task, hidden=s.hidden, layers=s.layers, seed=0), steps=s.steps,
+                        batch_size=s.batch_size, lr=s.lr, schedule=s.schedule, warmup=s.warmup, grad_clip=s.grad_clip,
+                        stateful=s.stateful, n_checkpoints=4, eval_splits=["valid"]) for arch in s.archs]
+    for name in cells_claims.REPORT_TASKS:
+        t = tasks.make(name)
+        legacy.append(_train_id(t, probe.models.make("lstm", t, hidden=32, seed=0), steps=s.report_steps, batch_size=64,
+                                lr=1e-2, n_checkpoints=2, eval_splits=["train"]))
+    pts = cells_claims.points("quick")
+    assert [sweep.build(p)[3] for p in pts] == legacy
+    assert [p.arch for p in pts[:len(s.archs)]] == list(s.archs) and s.archs[0] == "lstm"
+
+
+def test_the_quick_setting_is_no_larger_than_the_full_one():
+    q, f = cells_claims.settings("quick"), cells_claims.settings("full")
+    assert set(q.archs) <= set(f.archs) and q.steps <= f.steps and q.hidden <= f.hidden and q.n <= f.n
+    assert (q.length, q.score_length, q.burn_in, q.stateful) == (f.length, f.score_length, f.burn_in, f.stateful)
+    with pytest.raises(ValueError, match="archs must start with 'lstm'"):
+        q.replace(archs=("gru",))
