@@ -82,3 +82,25 @@ def test_lsrl_ground_truth_claim_quick_profile():
     spec = lsrl_claims.lsrl_ground_truth
     result = spec(profile="quick")
     assert result.passed, result.measured
+
+
+def test_one_symbolic_truth_serves_every_target_as_each_computed_its_own():
+    # study.measure computes the symbolic interpreter's outputs once per program and hands them to
+    # every target's checks: the verdicts must be those each check reaches on its own
+    from analyses.lsrl import checks
+    lp = library(["official_counters"])["official_counters"]     # rotation counter: irrational symbolic values
+    L = lp.max_exhaustive_len(32)
+    truth = checks.symbolic_truth(lp, L)
+    for target in ("linear", "lstm"):
+        c = compile(lp.program, target, horizon=50, tolerance=None)
+        assert checks.symbolic_check(c, lp, L, truth=truth) == checks.symbolic_check(c, lp, L)
+        assert checks.exact_error(c, lp, L, truth=truth) == checks.exact_error(c, lp, L)
+    with pytest.raises(ValueError, match="levels"):
+        checks.exact_error(c, lp, L + 1, truth=truth)
+
+
+def test_nan_to_num_is_numpys_with_or_without_non_finite_entries():
+    from analyses.lsrl.analysis import nan_to_num
+    for x in (np.array([1.0, -2.5, 0.0]), np.array([np.nan, np.inf, -np.inf, 3.0])):
+        for kw in ({"nan": -np.inf}, {"nan": 0.0}, {"nan": np.inf, "posinf": np.inf}):
+            np.testing.assert_array_equal(nan_to_num(x.copy(), **kw), np.nan_to_num(x, **kw))
