@@ -104,3 +104,16 @@ def test_nan_to_num_is_numpys_with_or_without_non_finite_entries():
     for x in (np.array([1.0, -2.5, 0.0]), np.array([np.nan, np.inf, -np.inf, 3.0])):
         for kw in ({"nan": -np.inf}, {"nan": 0.0}, {"nan": np.inf, "posinf": np.inf}):
             np.testing.assert_array_equal(nan_to_num(x.copy(), **kw), np.nan_to_num(x, **kw))
+
+
+def test_a_second_verify_reads_the_study_back_from_the_store(small_study, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "measure", lambda profile: calls.append(profile) or small_study)
+    first = lsrl_claims.measure_cached("quick", str(tmp_path))
+    second = lsrl_claims.measure_cached("quick", str(tmp_path))
+    assert calls == ["quick"] and first == second
+    assert study.verdict(first) == study.verdict(small_study)     # the JSON round trip keeps the verdict
+    changed = study.SETTINGS["quick"].replace(n_random=5)
+    monkeypatch.setitem(study.SETTINGS, "quick", changed)          # other settings: measured again
+    lsrl_claims.measure_cached("quick", str(tmp_path))
+    assert calls == ["quick", "quick"]
