@@ -164,7 +164,7 @@ def _report(runs: list) -> dict:
 
 
 @claim("cells.charlm", source="Karpathy, Johnson & Fei-Fei 2015 (arXiv 1506.02078), Fig. 2 (Linux kernel)",
-       quick_s=400, full_s=3600, measured=(),  # seconds, 2 CPU cores, empty store
+       quick_s=120, full_s=3600, measured=("quick",),  # seconds of CPU (one thread), empty store; full estimated
        statement="A char-level LSTM on source code has a single cell that is on inside comments and strings "
                  "(AUC >= 0.9) and one tracking bracket (expression) depth (|r| >= 0.7), both far above the "
                  "untrained and shuffled-feature nulls; the string-only, position-in-line and if-condition "
@@ -184,7 +184,8 @@ def charlm_cells(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("cells.saturation", source="Karpathy, Johnson & Fei-Fei 2015 (arXiv 1506.02078), Fig. 4",
-       quick_s=150, full_s=1800, measured=(),  # seconds, 2 CPU cores, empty store
+       # seconds of CPU after cells.charlm (its run and analysis, cached; alone ~125 s); full estimated
+       quick_s=6, full_s=1800, measured=("quick",),
        statement="In a char-level LSTM the forget gates are right-saturated (> 0.9) on a larger fraction "
                  "of steps than left-saturated (< 0.1)")
 def charlm_saturation(profile: str = "quick", store: str = "runs") -> Claim:
