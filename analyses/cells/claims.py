@@ -189,7 +189,7 @@ def charlm_cells(profile: str = "quick", store: str = "runs") -> Claim:
        statement="In a char-level LSTM the forget gates are right-saturated (> 0.9) on a larger fraction "
                  "of steps than left-saturated (< 0.1)")
 def charlm_saturation(profile: str = "quick", store: str = "runs") -> Claim:
-    r = charlm_result(profile, store, "lstm")
+    r = charlm_result(profile, store, "lstm", _train([charlm_point(profile)], store, "cells.saturation")[0])
     forget = {h: {"left": round(r.summary[f"{h}.left_mean"], 4), "right": round(r.summary[f"{h}.right_mean"], 4)}
               for h in r.saturation if h.endswith("hook_f")}
     others = {h: {"left": round(r.summary[f"{h}.left_mean"], 4), "right": round(r.summary[f"{h}.right_mean"], 4)}
