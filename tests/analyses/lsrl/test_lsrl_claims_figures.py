@@ -71,9 +71,9 @@ def test_precision_sweep_bound_covers_measured_and_figure_builds():
 
 
 @pytest.mark.slow
-def test_lsrl_exact_claim_quick_profile():
+def test_lsrl_exact_claim_quick_profile(tmp_path):
     spec = lsrl_claims.lsrl_exact
-    result = spec(profile="quick")
+    result = spec(profile="quick", store=str(tmp_path))          # an empty store: measured, not read back
     assert result.passed, result.measured
 
 
