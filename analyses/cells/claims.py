@@ -164,7 +164,7 @@ def _report(runs: list) -> dict:
 
 
 @claim("cells.charlm", source="Karpathy, Johnson & Fei-Fei 2015 (arXiv 1506.02078), Fig. 2 (Linux kernel)",
-       quick_s=120, full_s=3600, measured=("quick",),  # seconds of CPU (one thread), empty store; full estimated
+       quick_s=100, full_s=3600, measured=("quick",),  # seconds of CPU (one thread), empty store; full estimated
        statement="A char-level LSTM on source code has a single cell that is on inside comments and strings "
                  "(AUC >= 0.9) and one tracking bracket (expression) depth (|r| >= 0.7), both far above the "
                  "untrained and shuffled-feature nulls; the string-only, position-in-line and if-condition "
