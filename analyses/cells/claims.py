@@ -57,7 +57,7 @@ class CellsSettings(Settings):
 # NOTES.md has the numbers and the settings tried.
 # The full profile trains on the paper's kind of corpus, ~6 MB of Linux kernel C (tasks.charlm).
 # The quick profile trains the claims' LSTM alone (the GRU, reported only, is trained in full), on
-# 64 streams for 1500 steps at lr 3e-3: ~135 s of CPU instead of ~250 s (LSTM-128 and GRU-128, 32
+# 64 streams for 1500 steps at lr 3e-3: ~100 s of CPU instead of ~250 s (LSTM-128 and GRU-128, 32
 # streams, 2400 steps, lr 2e-3). NOTES.md has the quick settings tried.
 SETTINGS = profiles(
     quick=CellsSettings(archs=("lstm",), batch_size=64, steps=1500, lr=3e-3),
