@@ -125,6 +125,18 @@ def sweep(arch: str = "gru", profile: str = "quick", store: str = "runs", sizes:
     return rows
 
 
+def setting_text(p: MagnitudeSettings, sizes: Sequence[int] | None = None, arch: str = "gru",
+                 intervention_steps: int | None = None) -> str:
+    """The setting a claim ran, in words (for its ``measured`` output): sizes, sequence lengths,
+    seeds, training and intervention steps."""
+    cfg = task_for(p).config
+    sizes = tuple(sizes or p.sizes)
+    return (f"{arch.upper()} N={'/'.join(map(str, sizes))}, lengths {cfg.min_len}-{cfg.max_len}, "
+            f"{p.members} seed{'s' if p.members > 1 else ''}, "
+            f"{'/'.join(dict.fromkeys(str(p.steps_for(h)) for h in sizes))} training steps, "
+            f"interventions {intervention_steps or p.intervention_steps} steps")
+
+
 def linear_accuracy(accuracy: dict) -> float:
     """The linear intervention's accuracy: the better of its unigram and bigram variants."""
     return max(accuracy.get(k, float("-inf")) for k in ("unigram", "bigram"))
@@ -144,5 +156,5 @@ rises = functools.partial(base.rises, tolerance=0.05, min_rise=0.2)
 
 def size_figure(profile: str = "quick", store: str = "runs", arch: str = "gru"):
     """Intervention accuracy against hidden size (the paper's table as a plot), from the sweep."""
-    rows = sweep(arch, profile, store)
+    rows = sweep(arch, profile, store, name="onion_size")
     return figs.accuracy_vs_size(rows, f"Intervention accuracy against hidden size ({arch}, {profile} profile)")
