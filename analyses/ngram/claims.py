@@ -60,6 +60,7 @@ def icll(profile: str = "quick", store: str = "runs") -> Claim:
     sweep at its largest number, or the plan's champion (mean over its seeds), a longer-trained
     model scored on the same held-out contexts.
     """
+    plans.train(profile, store)  # every run in one batch, so --workers / --engine spread them all
     rows, base = plans.sweep(profile, store)
     measured = summarise(rows, base)
     best = measured["ordering"][0]

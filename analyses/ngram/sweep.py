@@ -19,12 +19,12 @@ import functools
 from dataclasses import dataclass, replace
 
 import analyses
-import probe
 import tasks
 from analyses import base
 from analyses._moved import renamed
 from analyses.ngram import figures as figs
 from probe.settings import Settings, profiles, setting, settings_for
+from probe.sweep import Point, train_points
 from probe.threads import single_thread
 
 
@@ -112,20 +112,45 @@ def task_for(p: NgramSettings, n_train_automata: int):
     return tasks.make("regular", n_train_automata=n_train_automata, **p.task)
 
 
+def point(label: str, n_train_automata: int, p: NgramSettings, seed: int = 0, members: int | None = None) -> Point:
+    """One cell of a sweep (``members``, default ``p.members``, seeds trained together) as a
+    :class:`probe.sweep.Point`: ``probe train``'s arguments, hence its run id; ``label`` is an
+    architecture or a key of ``p.models``."""
+    m = p.model(label)
+    task = {"n_train_automata": n_train_automata, **p.task}
+    train = {"batch_size": p.batch_size, "lr": m.lr, "schedule": "cosine", "warmup": int(p.warmup_fraction * m.steps),
+             "weight_decay": p.weight_decay, "n_checkpoints": p.n_checkpoints, "eval_splits": ["test"]}
+    sets = tuple((f"task.{k}", v) for k, v in task.items()) + tuple((f"model.{k}", v) for k, v in m.params.items()) \
+        + tuple((f"train.{k}", v) for k, v in train.items())
+    return Point("regular", m.arch, m.hidden, layers=m.layers, members=members or p.members, steps=m.steps,
+                 seed=seed, sets=sets)
+
+
+def points(p: NgramSettings, seed: int = 0) -> list[Point]:
+    """Every run a profile trains: the sweep's cells, then one single-member run per champion seed."""
+    out = [point(label, count, p, seed) for label in p.archs for count in p.automata]
+    if p.champion is not None:
+        c = p.champion
+        out += [point(c.label, c.n_train_automata, p, seed=s, members=1) for s in c.seeds]
+    return out
+
+
+def train(profile: str | NgramSettings = "quick", store: str = "runs", seed: int = 0, name: str = "regular.icll") -> list:
+    """Train (or load) every run of a profile in one :func:`probe.sweep.train_points` call (so
+    ``probe verify --workers N`` or ``--engine ray`` spreads them); returns the runs in
+    :func:`points` order."""
+    p = profile if isinstance(profile, NgramSettings) else settings(profile)
+    return train_points(points(p, seed), store=store, name=name)
+
+
 def train_run(label: str, n_train_automata: int, p: NgramSettings, store: str = "runs", seed: int = 0,
               members: int | None = None):
     """Train (or load, if the store has it) the ensemble of ``members`` (default ``p.members``)
     seeds of one cell; ``label`` is an architecture or a key of ``p.models``."""
-    task = task_for(p, n_train_automata)
-    m = p.model(label)
-    model = probe.models.make(m.arch, task, hidden=m.hidden, layers=m.layers, members=members or p.members,
-                              seed=seed, **m.params)
-    return probe.train(task, model, steps=m.steps, batch_size=p.batch_size, lr=m.lr, schedule="cosine",
-                       warmup=int(p.warmup_fraction * m.steps), weight_decay=p.weight_decay,
-                       n_checkpoints=p.n_checkpoints, eval_splits=["test"], store=store, seed=seed, progress=False)
+    return train_points([point(label, n_train_automata, p, seed, members)], store=store, name="regular.icll")[0]
 
 
-def sweep(profile: "str | NgramSettings" = "quick", store: str = "runs", archs=None, seed: int = 0) -> tuple[list[dict], dict]:
+def sweep(profile: str | NgramSettings = "quick", store: str = "runs", archs=None, seed: int = 0) -> tuple[list[dict], dict]:
     """Train every (architecture, number of automata) cell of a profile (or any :class:`NgramSettings`) and
     analyse every member.
 
@@ -138,17 +163,17 @@ def sweep(profile: "str | NgramSettings" = "quick", store: str = "runs", archs=N
     """
     p = profile if isinstance(profile, NgramSettings) else settings(profile)
     rows, base = [], {}
+    labels = archs or p.archs
     with single_thread():
-        for arch in archs or p.archs:
-            for count in p.automata:
-                run = train_run(arch, count, p, store, seed)
-                for m in range(p.members):
-                    row, base = _score(run, arch, count, m, p)
-                    rows.append(row)
+        runs = train_points([point(a, c, p, seed) for a in labels for c in p.automata], store=store, name="regular.icll")
+        for run, (arch, count) in zip(runs, [(a, c) for a in labels for c in p.automata]):
+            for m in range(p.members):
+                row, base = _score(run, arch, count, m, p)
+                rows.append(row)
     return rows, base
 
 
-def champion(profile: "str | NgramSettings" = "quick", store: str = "runs") -> tuple[list[dict], dict]:
+def champion(profile: str | NgramSettings = "quick", store: str = "runs") -> tuple[list[dict], dict]:
     """Train (or load) the plan's champion, one single-member run per seed, and score each as a
     sweep cell is scored (same held-out contexts); ``([], {})`` when the plan has none.
 
@@ -161,8 +186,9 @@ def champion(profile: "str | NgramSettings" = "quick", store: str = "runs") -> t
         return [], {}
     rows, base = [], {}
     with single_thread():
-        for i, seed in enumerate(c.seeds):
-            run = train_run(c.label, c.n_train_automata, p, store, seed=seed, members=1)
+        runs = train_points([point(c.label, c.n_train_automata, p, seed=s, members=1) for s in c.seeds],
+                            store=store, name="regular.icll")
+        for i, (seed, run) in enumerate(zip(c.seeds, runs)):
             row, base = _score(run, c.label, c.n_train_automata, 0, p)
             rows.append({**row, "member": i, "seed": seed})
     return rows, base

@@ -265,3 +265,31 @@ def test_a_plan_fills_a_model_from_its_defaults():
     task = tasks.make("regular", n_train_automata=4, n_test_automata=4, max_len=4, min_strings=2, max_strings=4)
     model = probe.models.make(g.arch, task, hidden=8, layers=g.layers, **g.params)  # the options are valid
     assert model.layers[0].conv == 4
+
+
+def test_the_sweeps_points_have_the_run_ids_of_the_previous_training_code(tmp_path):
+    """Issue 26 item 4: the claim's runs, built as probe.sweep Points, keep the ids that the
+    previous code (probe.models.make + probe.train, below as it was) gave them, so stores keep them."""
+    from probe import sweep as engine
+
+    p = NgramSettings(archs=("gru", "g"), automata=(8,), task={"max_len": 4, "min_strings": 2, "max_strings": 3,
+                                                               "n_test_automata": 8},
+                      hidden=6, layers=1, steps=2, lr=1e-2, members=2, n_checkpoints=2, n_eval=8,
+                      models={"g": Model("hawk", hidden=8, layers=2, lr=2e-3, params={"conv": 4})},
+                      champion=Champion("g", 16, seeds=(1, 2)))
+
+    def previous(label, count, seed=0, members=None):
+        task = ngram_sweep.task_for(p, count)
+        m = p.model(label)
+        model = probe.models.make(m.arch, task, hidden=m.hidden, layers=m.layers, members=members or p.members,
+                                  seed=seed, **m.params)
+        return probe.train(task, model, steps=m.steps, batch_size=p.batch_size, lr=m.lr, schedule="cosine",
+                           warmup=int(p.warmup_fraction * m.steps), weight_decay=p.weight_decay,
+                           n_checkpoints=p.n_checkpoints, eval_splits=["test"], store=str(tmp_path), seed=seed,
+                           progress=False).id
+
+    before = [previous("gru", 8), previous("g", 8), previous("g", 16, seed=1, members=1),
+              previous("g", 16, seed=2, members=1)]
+    assert [engine.build(pt)[3] for pt in ngram_sweep.points(p)] == before
+    # and training them through the engine finds those runs in the store
+    assert [run.id for run in ngram_sweep.train(p, str(tmp_path))] == before
