@@ -57,12 +57,13 @@ def icll(profile: str = "quick", store: str = "runs") -> Claim:
     Passes when, for every architecture of the sweep, accuracy is non-decreasing in the number
     of training automata (drops of at most 0.02) and rises by at least 0.05 from the smallest to
     the largest, and when a model beats the in-context bigram: the best architecture of the
-    sweep at its largest number, or the plan's champion (mean over its seeds), a longer-trained
-    model scored on the same held-out contexts.
+    sweep at its largest number, or the plan's champion (mean over its seeds), a model trained
+    longer beside the sweep and scored on the same held-out contexts (quick: a gated DeltaNet).
+    ``measured["setting"]`` states the profile's setting in words.
     """
     plans.train(profile, store)  # every run in one batch, so --workers / --engine spread them all
     rows, base = plans.sweep(profile, store)
-    measured = summarise(rows, base)
+    measured = {"setting": plans.settings(profile).describe(), **summarise(rows, base)}
     best = measured["ordering"][0]
     beats = {best: measured["gap_to_bigram"][best] > 0}
     champ, champ_base = plans.champion(profile, store)

@@ -217,8 +217,8 @@ def test_quick_profile_accuracy_rises_with_the_number_of_training_automata(quick
 
 
 # The sweep's models stay near the in-context unigram after a few hundred steps; the bigram is
-# beaten by the quick plan's champion, Griffin's block trained for 9000 steps (~26 CPU minutes per
-# seed on one thread; see analyses/ngram/NOTES.md), so this test takes about an hour.
+# beaten by the quick plan's champion, a gated DeltaNet (1x128, conv 4) trained for 1500 steps
+# (~1.5 CPU minutes; see analyses/ngram/NOTES.md), so the claim takes about three CPU minutes.
 @pytest.mark.slow
 def test_quick_profile_claim_passes(quick_claim):
     assert quick_claim.passed, quick_claim.measured
@@ -255,6 +255,21 @@ def test_a_champion_is_one_single_member_run_per_seed_scored_like_the_sweep(tmp_
     traces = {t.name: t for t in accuracy.data}
     assert list(traces["small"].x) == [32] and traces["small"].y[0] == pytest.approx(mean)
     assert list(traces["gru"].x) == [16]
+
+
+def test_the_quick_setting_is_smaller_than_the_full_one_and_says_so():
+    quick, full = settings("quick"), settings("full")
+    def longest(p):  # tokens in the longest row
+        return p.task["max_strings"] * (p.task["max_len"] + 1)
+
+    assert longest(quick) < longest(full) and quick.task["max_len"] < full.task["max_len"]
+    assert set(quick.archs) < set(full.archs) and quick.members < full.members and len(quick.automata) < len(full.automata)
+    assert all(quick.model(a).steps < full.model(a).steps for a in quick.archs)
+    c = quick.champion
+    assert quick.model(c.label).steps < full.steps and len(c.seeds) == 1
+    words = quick.describe()  # what the claim's report says it ran
+    assert "contexts of 4-8 strings of 1-10 letters" in words and "1 seed," in words
+    assert "champion deltanet (deltanet conv=4, 1x128), 1500 steps on 16384 training automata, seed 1" in words
 
 
 def test_a_plan_fills_a_model_from_its_defaults():
