@@ -1,4 +1,4 @@
-"""The Dash explorer: runs, training curves, live states and interventions, analyses, claims.
+"""The Dash explorer: runs, training curves, live states and interventions, analyses, claims, sweeps.
 
     import app
     app.run("runs")                      # http://127.0.0.1:8050

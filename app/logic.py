@@ -4,8 +4,9 @@ Pages call these and turn what they return into components; nothing here knows a
 Inputs from the browser are checked here, whatever JSON value arrives, and bad ones raise
 ``ValueError`` with a message the page shows as it is. The work one request can ask for is
 bounded: inputs of at most ``MAX_TYPED`` steps, units checked against the hook's width before a
-range is expanded, one edit per run, 32 sampled inputs when matching (and, in ``app/jobs.py``,
-two background analyses at a time).
+range is expanded, one edit per run, 32 sampled inputs when matching, ``MAX_SWEEPS`` sweep files
+of at most 4 MB and ``MAX_POINTS`` points of one sweep (and, in ``app/jobs.py``, two background
+analyses at a time).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 MAX_TYPED = 2000  # typed inputs longer than this are refused: the heatmap would be unreadable anyway
+_RUN_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 # --- runs and training -------------------------------------------------------------------------
 
@@ -620,3 +622,174 @@ def load_claims(store) -> tuple[list[dict], str]:
                                                        and 0 <= created < 1e11 else 0))
     passed = sum(r["result"] == "PASS" for r in rows)
     return rows, f"{passed}/{len(rows)} claims pass ({data.get('profile', '?')} profile, {when} UTC)."
+
+
+# --- sweeps ------------------------------------------------------------------------------------
+
+MAX_SWEEPS = 100  # sweeps listed on the Sweeps page, by name
+MAX_POINTS = 2000  # points of one sweep read (one run.json each) for its table and figure
+_SWEEPS: dict[tuple, dict] = {}  # (index file, mtime, size) -> checked sweep: a 1,000-point index parses in 10 ms
+
+
+def sweep_names(store) -> list[str]:
+    """Names of the sweeps of ``store``: its ``sweeps/<name>.json`` files (regular files only), sorted."""
+    from probe import _safepath
+
+    root = Path(store).resolve()
+    try:
+        folder = _safepath.under(root, root / "sweeps", "dir", missing_ok=True)
+    except ValueError:
+        raise ValueError("the store's sweeps folder is not a folder of this store (a link?); "
+                         "the explorer follows no links") from None
+    if folder is None:
+        return []
+    with os.scandir(folder) as entries:
+        return sorted(e.name[:-5] for e in entries if e.name.endswith(".json") and len(e.name) > 5
+                      and not e.name.startswith(".") and e.is_file(follow_symlinks=False))
+
+
+def load_sweep(store, name: Any) -> dict[str, Any]:
+    """The index ``probe sweep`` wrote for sweep ``name`` (its grid's points and their run ids),
+    checked: ``{"name", "varying", "set_keys", "points" (at most MAX_POINTS), "total"}``.
+
+    Raises ``ValueError`` for a bad name (see :func:`app.store.resolve_sweep`) and for a file that
+    is not such an index, naming what is wrong."""
+    from app.store import MAX_SWEEP_BYTES, resolve_sweep
+    from probe import _io, _safepath
+    from probe.sweep import AXES
+
+    path = resolve_sweep(store, name)
+    st = os.lstat(path)
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key in _SWEEPS:
+        return _SWEEPS[key]
+    try:
+        data = _io.read_json(path, limit=MAX_SWEEP_BYTES)
+    except ValueError as e:
+        raise ValueError(f"sweep {name!r} cannot be read: {str(e).replace(str(path), path.name)}") from None
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"sweep {name!r} is malformed ({path.name}): {why}; rerun `probe sweep` to rewrite it")
+
+    points, varying = data.get("points"), data.get("varying", [])
+    if not isinstance(points, list) or not points:
+        raise bad("'points' is not a non-empty list")
+    if not isinstance(varying, list) or not all(isinstance(v, str) for v in varying):
+        raise bad("'varying' is not a list of axis names")
+    scalar = (str, int, float, bool, type(None))
+    for i, p in enumerate(points):
+        if not isinstance(p, dict):
+            raise bad(f"point {i} is not an object")
+        missing = [a for a in (*AXES, "id") if a not in p]
+        if missing:
+            raise bad(f"point {i} has no {missing[0]!r}")
+        try:
+            _safepath.check_name(p["id"])
+            if not isinstance(p["id"], str) or p["id"].startswith(".") or not set(p["id"]) <= _RUN_ID_CHARS:
+                raise ValueError
+        except ValueError:
+            raise bad(f"point {i} has run id {str(p['id'])[:80]!r}, not a run id") from None
+        for k, v in p.items():
+            if not (isinstance(v, scalar) or isinstance(v, list) and all(isinstance(x, scalar) for x in v)):
+                raise bad(f"point {i} has {str(k)[:40]} = {str(v)[:40]}, not a value or a list of values")
+    found = list(dict.fromkeys(k for p in points for k in p if k not in AXES and k != "id"))
+    set_keys = data.get("set_keys", found)  # the [set] keys in the sweep file's order (the points' are sorted)
+    if not isinstance(set_keys, list) or sorted(set_keys) != sorted(found):
+        raise bad("'set_keys' does not name the points' [set] keys")
+    unknown = [v for v in varying if v not in (*AXES, *set_keys)]
+    if unknown:
+        raise bad(f"varying axis {unknown[0][:40]!r} is not an axis of its points")
+    sweep = {"name": name, "varying": varying, "set_keys": set_keys, "points": points[:MAX_POINTS],
+             "total": len(points)}
+    if len(_SWEEPS) > 32:
+        _SWEEPS.clear()
+    _SWEEPS[key] = sweep
+    return sweep
+
+
+def sweep_rows(store, sweep: dict) -> list[dict[str, Any]]:
+    """One row per point, as :func:`probe.sweep.plan` makes them for ``probe sweep --report``:
+    the point's axes, ``id`` and :func:`probe.sweep.point_status` of its run in ``store`` (a run
+    folder that is a link is ``unreadable``, never followed)."""
+    from probe.sweep import point_status
+
+    root = Path(store).resolve()
+    rows = []
+    for p in sweep["points"]:
+        row = dict(p)
+        if os.path.islink(root / p["id"]):
+            row.update(status="unreadable: a symbolic link; the store follows no links", step=0)
+        else:
+            row.update(point_status(root, p["id"]))
+        rows.append(row)
+    return rows
+
+
+def _count(statuses) -> dict[str, int]:
+    counts = {"done": 0, "running": 0, "failed": 0, "not started": 0}
+    for s in statuses:
+        if s in ("done", "diverged"):
+            counts["done"] += 1
+        elif s == "running":
+            counts["running"] += 1
+        elif s in (None, "new"):
+            counts["not started"] += 1
+        else:  # stopped ("partial"), unreadable: failed or killed, a rerun resumes it
+            counts["failed"] += 1
+    return counts
+
+
+def list_sweeps(store) -> tuple[list[dict[str, Any]], str]:
+    """One row per sweep of ``store`` (at most ``MAX_SWEEPS``): ``name``, ``points``, how many are
+    ``done`` (diverged included), ``running``, ``failed`` (stopped before their last step: failed
+    or killed; a rerun resumes them) and ``not started``, its ``varying`` axes, or its ``error``;
+    and a note saying what was left out. Statuses come from the store's index (``list_runs``)."""
+    from probe.runs import list_runs
+
+    names = sweep_names(store)
+    if not names:
+        return [], "No sweeps in this store yet: run `probe sweep SPEC.toml --store <store>`."
+    status = {r["id"]: r["status"] for r in list_runs(store)}
+    rows = []
+    for name in names[:MAX_SWEEPS]:
+        try:
+            sweep = load_sweep(store, name)
+        except ValueError as e:
+            rows.append({"name": name, "error": str(e)})
+            continue
+        counts = _count(status.get(p["id"]) for p in sweep["points"])
+        counts["not started"] += sweep["total"] - len(sweep["points"])  # beyond MAX_POINTS: not read
+        rows.append({"name": name, "points": sweep["total"], **counts, "varying": ", ".join(sweep["varying"])})
+    note = f"{len(names)} sweep(s)" + (f"; the first {MAX_SWEEPS} by name are listed" if len(names) > MAX_SWEEPS else "")
+    return rows, note
+
+
+def sweep_view(store, name: Any, metric: Any = None, x: Any = None) -> dict[str, Any]:
+    """What the Sweeps page shows of one sweep: the table ``probe sweep --report`` writes as CSV
+    (``columns``, ``rows``, from :func:`probe.sweep.table`) and its figure (``metric`` against axis
+    ``x``, mean over seeds, one line per other varying axis, from :func:`probe.sweep.figure`).
+
+    ``metric`` and ``x`` fall back to the report's defaults when absent or not one of this sweep's
+    (``metrics``, ``axes``, the dropdowns' choices); ``figure`` is ``None`` and ``error`` says
+    why when nothing can be drawn yet. Bad names raise ``ValueError``."""
+    from probe.sweep import AXES, choose, figure, report_metrics, table
+
+    sweep = load_sweep(store, name)
+    rows = sweep_rows(store, sweep)
+    set_keys, varying = sweep["set_keys"], sweep["varying"]
+    columns, cells = table(rows, set_keys)
+    metrics = report_metrics(rows, set_keys)
+    axes = [a for a in varying if a != "seed"] + [a for a in varying if a == "seed"] or list(AXES)
+    metric = metric if isinstance(metric, str) and metric in metrics else None
+    x = x if isinstance(x, str) and x in axes else None
+    out = {"columns": columns, "rows": cells, "metrics": metrics, "axes": axes, "figure": None, "error": "",
+           "metric": metric, "x": x, "counts": _count(r["status"] for r in rows),
+           "note": f"{len(rows)} of {sweep['total']} points" if sweep["total"] > len(rows) else ""}
+    try:
+        out["metric"], out["x"], lines = choose(rows, str(name), varying, set_keys, metric, x)
+        out["figure"] = figure(rows, out["metric"], out["x"], lines)
+    except ValueError as e:  # nothing finished yet
+        out["error"] = str(e)
+    except TypeError as e:  # axis values of kinds that have no order (a hand-edited index)
+        out["error"] = f"cannot draw {out['metric']} against {out['x']}: {e}"
+    return out

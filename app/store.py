@@ -3,7 +3,8 @@
 Every run id, member or step the browser sends goes through :func:`resolve_run` before it
 touches the file system: a plain folder name (no ``..``, no absolute path, no separator, no
 control character) naming a real folder of the store (no symbolic link, wherever it points);
-what is read inside a run goes through :mod:`probe._safepath` as everywhere in the store.
+what is read inside a run goes through :mod:`probe._safepath` as everywhere in the store. Sweep
+names are checked the same way (:func:`resolve_sweep`), inside ``<store>/sweeps``.
 Models are loaded through a small LRU cache keyed by (run, member, step), so moving between
 pages does not read a checkpoint again.
 """
@@ -45,6 +46,39 @@ def resolve_run(store: str | os.PathLike, run_id: object) -> Path:
         raise ValueError(f"run id {run_id!r} leads outside the store (a symbolic link; the store follows no links)")
     if not stat.S_ISDIR(mode) or not os.path.lexists(path / "run.json"):
         raise ValueError(f"unknown run {run_id!r} in this store")
+    return path
+
+
+MAX_SWEEP_BYTES = 4 << 20  # a sweep's index: ~150 bytes a point, so ~25 000 points
+
+
+def resolve_sweep(store: str | os.PathLike, name: object) -> Path:
+    """The index file ``<store>/sweeps/<name>.json`` of sweep ``name`` (what ``probe sweep``
+    writes), checked as run ids are: a plain name (no ``..``, separator, absolute path or control
+    character), and no symbolic link on the way (``sweeps`` or the file), wherever it points.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not such a name or names no sweep of this store.
+    """
+    from probe import _safepath
+
+    if not isinstance(name, str) or not name:
+        raise ValueError("no sweep selected")
+    if name in (".", "..") or ".." in name or name.startswith((".", "/", "\\")) or os.path.isabs(name) \
+            or "/" in name or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name) > 200:
+        raise ValueError(f"invalid sweep name {name[:80]!r}")
+    _safepath.check_name(name, "sweep name")
+    root = Path(store).resolve()
+    path = root / "sweeps" / f"{name}.json"
+    try:
+        _safepath.under(root, path, "file")
+    except ValueError as e:
+        if not os.path.islink(root / "sweeps") and not os.path.lexists(path):
+            raise ValueError(f"unknown sweep {name!r} in this store") from None
+        why = "a symbolic link; the store follows no links" if "symbolic link" in str(e) else "not a regular file"
+        raise ValueError(f"sweep {name!r} cannot be opened: {why}") from None
     return path
 
 

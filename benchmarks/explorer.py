@@ -11,8 +11,9 @@ first figure drawn) and the states page's text view after clicking a heatmap row
 
 The store should be a demo store (``probe demo --store DIR --no-app``); the analysis timed is
 two cached ``automaton`` results found in it (``probe verify`` leaves four). Runs are
-picked by task: training and intervene on parity, states on charlm. Nothing is written into
-the store. Results are printed as a table; record them in ``benchmarks/NOTES.md``.
+picked by task: training and intervene on parity, states on charlm; the sweeps page shows the
+store's first sweep (``probe sweep examples/sweep_parity.toml --store DIR`` adds one). Nothing
+is written into the store. Results are printed as a table; record them in ``benchmarks/NOTES.md``.
 """
 from __future__ import annotations
 
@@ -110,6 +111,9 @@ def pages(store: str) -> dict[str, tuple[str, str]]:
         "intervene": (f"/intervene?run={parity}", _q("#intervene-hook", "hook_h")),
         "analyses": (f"/analyses?run={parity}", _q("#analyses-go")),
         "claims": ("/claims", _q("#claims-table", "PASS")),
+        # its first sweep's figure drawn, or the note that the store has none
+        "sweeps": ("/sweeps", (f"({_q('#sweeps-graph .scatterlayer .trace')} && {_q('#sweeps-table', 'done')})"
+                               f" || {_q('#sweeps-head', 'No sweeps')}")),
     }
 
 

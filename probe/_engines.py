@@ -60,7 +60,15 @@ def check_store_from_worker(store: str, token: str) -> str | None:
 
 
 def _init_worker(threads: int) -> None:
+    # Everything a point needs, loaded while the other workers start too, not in the first point:
+    # torch, probe and transformer-lens (~2 s), and torch._dynamo (~1.4 s), which torch.optim
+    # imports on the first optimizer it builds.
     import torch
+    import torch._dynamo
+
+    import probe.models
+    import probe.sweep
+    import probe.training  # noqa: F401
 
     torch.set_num_threads(threads)
 
@@ -90,7 +98,10 @@ class LocalEngine:
                                    initializer=_init_worker, initargs=(self.threads,))
 
     def check_store(self, store: str, token: str) -> list[str]:
-        return [e for e in [self._pool.submit(check_store_from_worker, store, token).result()] if e]
+        # One check per worker, submitted at once: the pool starts every worker process now, in
+        # parallel, instead of one more each time a point finds them all busy.
+        checks = [self._pool.submit(check_store_from_worker, store, token) for _ in range(self.workers)]
+        return list(dict.fromkeys(e for e in (f.result() for f in checks) if e))
 
     def submit(self, point, store: str, device: str):
         return self._pool.submit(run_point, point, store, device, self.threads)

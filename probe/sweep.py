@@ -317,21 +317,12 @@ def plan(spec: Spec, store: str | os.PathLike) -> list[dict[str, Any]]:
     ``running``, ``done``, ``diverged``, ``unreadable: ...``), ``step``, estimated ``flop`` and,
     when finished, its final metrics."""
     from probe.models import parameter_count
-    from probe.runs import Run
 
     root = Path(store)
     rows, lengths = [], {}
     for point in spec.points:
         task, model_config, train_kwargs, rid = build(point)
-        row = {**point.axes(), "id": rid, "status": "new", "step": 0}
-        if (root / rid / "run.json").exists():
-            try:
-                run = Run(root / rid)
-                status = run.status
-                row.update(status="partial" if status == "stopped" else status, step=run.info.get("step", 0),
-                           elapsed_s=run.info.get("elapsed_s"), **run.final)
-            except (ValueError, OSError) as e:
-                row["status"] = f"unreadable: {e}"
+        row = {**point.axes(), "id": rid, **point_status(root, rid)}
         if id(task) not in lengths:
             lengths[id(task)] = int(task.sample(n=8, seed=0).inputs.shape[1])
         # A forward and backward pass costs about 6 flop per weight and token (Kaplan et al. 2020).
@@ -339,6 +330,24 @@ def plan(spec: Spec, store: str | os.PathLike) -> list[dict[str, Any]]:
         row["flop"] = 6.0 * parameter_count(model_config) * point.members * batch * lengths[id(task)] * point.steps
         rows.append(row)
     return rows
+
+
+def point_status(store: str | os.PathLike, rid: str) -> dict[str, Any]:
+    """The store's part of a point's row: ``status`` (``new`` when it has no run yet, ``partial``
+    when stopped), ``step`` and, once it has them, ``elapsed_s`` and the final metrics."""
+    from probe.runs import Run
+
+    row: dict[str, Any] = {"status": "new", "step": 0}
+    path = Path(store) / rid
+    if os.path.lexists(path / "run.json"):
+        try:
+            run = Run(path)
+            status = run.status
+            row.update(status="partial" if status == "stopped" else status, step=run.info.get("step", 0),
+                       elapsed_s=run.info.get("elapsed_s"), **run.final)
+        except (ValueError, OSError) as e:
+            row["status"] = f"unreadable: {e}"
+    return row
 
 
 def _fmt_s(seconds: float) -> str:
@@ -403,6 +412,7 @@ def _write_index(spec: Spec, store: Path, rows: list[dict]) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / f"{spec.name}.json"
     _io.write_json(path, {"name": spec.name, "spec": str(spec.path.resolve()), "varying": spec.varying,
+                          "set_keys": set_keys,  # in the file's order (the points' keys are sorted)
                           "points": [{k: r.get(k) for k in (*AXES, *set_keys, "id")} for r in rows]})
     return path
 
@@ -548,13 +558,14 @@ def train_points(points: list[Point], store: str | os.PathLike = "runs", engine:
     workers = (ctx.workers if engine == ctx.engine else 1) if workers is None else workers
     address = ctx.address if address is None else address
     points = list(points)
+    spec = Spec(path=Path(f"{name}.toml"), name=name, points=points, excluded=0, device=device,
+                varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
     if engine == "local" and workers == 1:  # here, in order: no worker process to start
         results = [run_point(p, str(store), device) for p in points]
         failed = [{**p.axes(), **r} for p, r in zip(points, results) if r["status"] == "failed"]
         n = len(points)
+        _write_index(spec, Path(store).absolute(), plan(spec, store))  # the explorer's Sweeps page lists it
     else:
-        spec = Spec(path=Path(f"{name}.toml"), name=name, points=points, excluded=0, device=device,
-                    varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
         rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
         results, n = rows, len(rows)
     if failed:
@@ -576,27 +587,50 @@ def report(spec: Spec, store: str | os.PathLike, metric: str | None = None, x: s
     (``metric`` against axis ``x``, mean over seeds, one line per value of the other varying
     axes) into ``out_dir`` (default ``<store>/sweeps``)."""
     rows = plan(spec, store)
-    metrics = sorted({k for r in rows for k in r if "." in k and k not in dict(spec.points[0].sets)})
-    metric = metric or next((m for m in _metric_keys(rows)), None)
-    if metric is None:
-        raise ValueError(f"no point of sweep {spec.name} has finished yet; nothing to report")
-    if metric not in metrics:
-        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(metrics)}")
-    axes = [a for a in spec.varying if a != "seed"] or spec.varying or ["hidden"]
-    x = x or next((a for a in axes if isinstance(rows[0][a], (int, float))), axes[0])
-    if x not in rows[0] or x in ("id", "status", "step", "flop"):
-        raise ValueError(f"unknown axis {x!r}; valid axes: {', '.join([*AXES, *dict(spec.points[0].sets)])}")
+    set_keys = list(dict(spec.points[0].sets))
+    metric, x, lines = choose(rows, spec.name, spec.varying, set_keys, metric, x)
     folder = Path(out_dir) if out_dir is not None else Path(store) / "sweeps"
     folder.mkdir(parents=True, exist_ok=True)
-    columns = [*AXES, *dict(spec.points[0].sets), "id", "status", "step", *metrics]
+    columns, cells = table(rows, set_keys)
     csv_path = folder / f"{spec.name}.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows)
+        writer.writerows(cells)
     html_path = folder / f"{spec.name}.html"
-    figure(rows, metric, x, [a for a in spec.varying if a not in (x, "seed")]).write_html(html_path)
+    figure(rows, metric, x, lines).write_html(html_path)
     return csv_path, html_path
+
+
+def report_metrics(rows: list[dict], set_keys: list[str]) -> list[str]:
+    """The metrics a report can show: every ``<split>.<metric>`` of the rows (not a ``[set]`` key)."""
+    return sorted({k for r in rows for k in r if "." in k and k not in set_keys})
+
+
+def choose(rows: list[dict], name: str, varying: list[str], set_keys: list[str], metric: str | None = None,
+           x: str | None = None) -> tuple[str, str, list[str]]:
+    """The report's ``(metric, x, lines)``: ``metric`` (default: the first accuracy or mse, train
+    split first) against axis ``x`` (default: the first numeric varying axis other than seed), one
+    line per combination of the other varying axes. ``ValueError`` naming the valid choices."""
+    metrics = report_metrics(rows, set_keys)
+    metric = metric or next((m for m in _metric_keys(rows)), None)
+    if metric is None:
+        raise ValueError(f"no point of sweep {name} has finished yet; nothing to report")
+    if metric not in metrics:
+        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(metrics)}")
+    axes = [a for a in varying if a != "seed"] or varying or ["hidden"]
+    x = x or next((a for a in axes if isinstance(rows[0].get(a), (int, float))), axes[0])
+    if x not in rows[0] or x in ("id", "status", "step", "flop"):
+        raise ValueError(f"unknown axis {x!r}; valid axes: {', '.join([*AXES, *set_keys])}")
+    return metric, x, [a for a in varying if a not in (x, "seed")]
+
+
+def table(rows: list[dict], set_keys: list[str]) -> tuple[list[str], list[dict]]:
+    """The report's table: its columns (every axis, id, status, step, the metrics) and one row per
+    point holding those columns, a list value as JSON text: what ``<name>.csv`` holds."""
+    columns = [*AXES, *set_keys, "id", "status", "step", *report_metrics(rows, set_keys)]
+    return columns, [{k: json.dumps(r[k]) if isinstance(r[k], list) else r[k] for k in columns if k in r}
+                     for r in rows]
 
 
 def figure(rows: list[dict], metric: str, x: str, lines: list[str]):
@@ -608,7 +642,8 @@ def figure(rows: list[dict], metric: str, x: str, lines: list[str]):
     for r in rows:
         v = r.get(metric)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            groups.setdefault(tuple(str(r[a]) for a in lines), {}).setdefault(r[x], []).append(v)
+            at = json.dumps(r[x]) if isinstance(r[x], list) else r[x]  # a list value is one (hashable) value
+            groups.setdefault(tuple(str(r[a]) for a in lines), {}).setdefault(at, []).append(v)
     fig = go.Figure()
     for key, by_x in sorted(groups.items()):
         xs = sorted(by_x, key=lambda v: (isinstance(v, str), v))
@@ -620,6 +655,9 @@ def figure(rows: list[dict], metric: str, x: str, lines: list[str]):
                       template="plotly_white")
     if x == "hidden" or x.endswith("lr"):
         fig.update_xaxes(type="log")
+    ticks = {v for by_x in groups.values() for v in by_x}
+    if 0 < len(ticks) <= 12 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ticks):
+        fig.update_xaxes(tickvals=sorted(ticks))  # the grid's own values, not plotly's round numbers
     return fig
 
 

@@ -205,11 +205,31 @@ def test_every_page_works_in_a_browser(server, browser, shots, parity_id):
     _wait(d, lambda d: "PASS" in _text(d, "#claims-table") and "FAIL" in _text(d, "#claims-table"), "claims table")
     d.save_screenshot(str(shots / "claims.png"))
 
+    # Sweeps: the store's sweep, its figure (one line per arch, hidden on x), another metric, a
+    # link from the table to a point's run.
+    _nav(d, "sweeps")
+    _wait(d, lambda d: "tiny" in _text(d, "#sweeps-list") and "arch=gru" in _text(d, "#sweeps-graph")
+          and "train.accuracy" in _text(d, "#sweeps-graph"), "the sweep's figure")
+    _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#sweeps-table a"), "links to the sweep's runs")
+    d.find_element(By.ID, "sweeps-metric").click()  # the dropdown opens its options
+    _wait(d, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option") if o.text == "train.loss"],
+          "the metric's options")[0].click()
+    _wait(d, lambda d: "train.loss" in d.execute_script(  # read in one go: the figure is being redrawn
+        "const t = document.querySelector('#sweeps-graph .ytitle'); return t ? t.textContent : ''"), "the other metric")
+    d.save_screenshot(str(shots / "sweeps.png"))
+    link = d.find_elements(By.CSS_SELECTOR, "#sweeps-table a")[0]
+    rid = link.text
+    assert rid.startswith("parity-") and link.get_attribute("href").endswith(f"/training?run={rid}")
+    link.click()
+    _wait(d, lambda d: "checkpoints" in _text(d, "#training-graph") and rid in _text(d, "#training-run"),
+          "the point's run on the Training page")
+
 
 def test_traversal_and_bad_runs_get_an_error_page_and_the_server_keeps_serving(server, browser, shots):
     d = browser
     for path in ("/states?run=../../etc/passwd", "/training?run=%2Fetc%2Fpasswd", "/intervene?run=no-such-run",
-                 "/analyses?run=..%2F..", "/..%2F..%2Fetc%2Fpasswd", "/no/such/page"):
+                 "/analyses?run=..%2F..", "/..%2F..%2Fetc%2Fpasswd", "/no/such/page", "/sweeps?sweep=../../etc/passwd",
+                 "/sweeps?sweep=%2Fetc%2Fpasswd"):
         d.get(server + path)
         _wait(d, lambda d: d.find_elements(By.ID, "page-error"), f"error page for {path}")
     d.save_screenshot(str(shots / "error_page.png"))

@@ -24,7 +24,8 @@ GOOD_BY_ID = {
     "intervene-seed": 0, "states-length": 8, "intervene-length": 8, "states-threshold": 0.3, "states-off": [],
     "intervene-step": 3, "intervene-units": "", "intervene-op": "zero", "intervene-value": 0, "intervene-source": 1,
     "analyses-name": "nope", "runs-metric": "loss", "runs-logx": [], "training-logx": [], "states-member": 0,
-    "intervene-member": 0, "analyses-member": 0,
+    "intervene-member": 0, "analyses-member": 0, "sweeps-name": "tiny", "sweeps-metric": "train.loss",
+    "sweeps-x": "arch",
 }
 JUNK = [None, 0, -1, 1e308, True, "", "x" * 3000, "../../etc/passwd", [], {}, [{}], {"points": 5},
         {"range": {"x": "a"}}, [None, 5], "0-20000000", 10**30, "NaN", {"run": "../x", "step": {}}, [[[]]]]

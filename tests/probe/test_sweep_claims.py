@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 
 import pytest
 import torch
@@ -49,7 +50,8 @@ def test_train_points_here_and_on_two_workers_train_the_same_runs(tmp_path, monk
     monkeypatch.setattr(sweep, "LocalEngine", lambda *a, **kw: started.append(a) or pytest.fail("no worker expected"))
     runs = sweep.train_points(TINY, here)  # default: this process, one point after another
     assert started == [] and [r.id for r in runs] == [sweep.build(p)[3] for p in TINY]
-    assert not (here / "sweeps").exists()  # no sweep engine ran, so no sweep index either
+    listed = json.loads((here / "sweeps" / "points.json").read_text())  # for the explorer's Sweeps page
+    assert [p["id"] for p in listed["points"]] == [r.id for r in runs]
     monkeypatch.undo()
     with sweep.using("local", 2):
         pooled = sweep.train_points(TINY, tmp_path / "pool", name="claim")
