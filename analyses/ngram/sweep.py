@@ -17,7 +17,7 @@ NOTES.md records what each model reached, Griffin's block included.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import analyses
 import tasks
