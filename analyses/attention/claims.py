@@ -9,12 +9,12 @@ import torch
 
 from analyses.attention.construct import construct, neuron_counts, symbolic_check
 from analyses.attention.layer import random_attention
-from analyses.attention.study import study
+from analyses.attention.study import settings, study
 from probe.claims import Claim, claim, outcome
 
 
 @claim("attention.construction_exact", source="Zucchet et al. 2024, §3 (construction)",
-       quick_s=3, full_s=10, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=6, full_s=10, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="A gated linear RNN with bilinear gates and eigenvalue-1 neurons computes linear "
                  "self-attention exactly (d_v d_k neurons per head; d(d+1)/2 per output coordinate symmetric)")
 def construction_exact(profile: str = "quick", store: str = "runs") -> Claim:
@@ -43,7 +43,7 @@ def construction_exact(profile: str = "quick", store: str = "runs") -> Claim:
 
 
 @claim("attention.discovered", source="Zucchet et al. 2024, §4 (teacher-student, in-context regression)",
-       quick_s=600, full_s=3600, measured=(),  # seconds, 2 CPU cores, empty store
+       quick_s=50, full_s=3600, measured=("quick",),  # CPU seconds, one process, empty store; full: estimate
        statement="A gated linear RNN trained on in-context regression reaches the loss of one step of GD "
                  "(the linear self-attention solution) and its weights match the construction")
 def discovered(profile: str = "quick", store: str = "runs") -> Claim:
@@ -56,7 +56,10 @@ def discovered(profile: str = "quick", store: str = "runs") -> Claim:
     (median over seeds) and the LSTMs are reported, not judged.
     """
     out = study(profile, store)
-    measured, ok = {}, True
+    b = settings(profile)
+    measured, ok = {"setting": f"bilinear hawk{b.hidden}, {b.steps} steps, {b.members} seed(s), on "
+                               f"{' and '.join(b.kinds)}; widths {', '.join(map(str, b.sweep))} on "
+                               f"{' and '.join(b.sweep_kinds)}; LSTM{b.lstm_hidden} {b.lstm_steps} steps"}, True
     for kind, res in out["results"].items():
         s = res.summary
         keep = ("loss", "reference_loss", "zero_loss", "excess", "correlation", "scale", "attention_loss",

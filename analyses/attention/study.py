@@ -15,6 +15,7 @@ import probe
 import tasks
 from analyses._moved import renamed
 from analyses.attention.analysis import HAWK_OPTIONS, Kind, analyze, model_loss
+from probe import sweep
 from probe.settings import Settings, profiles, setting, settings_for
 from probe.threads import single_thread
 
@@ -66,6 +67,22 @@ def make_task(kind: Kind, d_x: int = 4, d_y: int = 1, n_examples: int = 16):
 _one_thread = single_thread
 
 
+def point(kind: Kind, arch: str, hidden: int, steps: int, members: int = 1, seed: int = 0,
+          lr: float = 3e-3) -> sweep.Point:
+    """One run of the study as a :class:`probe.sweep.Point`: a bilinear hawk (``arch="hawk"``,
+    :data:`HAWK_OPTIONS`) or any other architecture, on :func:`make_task` ``(kind)``; its run id
+    is :func:`train`'s for the same arguments."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; valid choices: {', '.join(KINDS)}")
+    options = HAWK_OPTIONS if arch == "hawk" else {}
+    sets = ((("task.kind", kind), ("task.d_x", 4), ("task.d_y", 1), ("task.n_examples", 16))
+            + tuple((f"model.{k}", v) for k, v in options.items())
+            + (("train.batch_size", 256), ("train.lr", lr), ("train.schedule", "cosine"),
+               ("train.eval_every", max(1, steps // 4)), ("train.eval_splits", ["train"]),
+               ("train.n_checkpoints", 8)))
+    return sweep.Point("icl_regression", arch, hidden, members=members, steps=steps, seed=seed, sets=sets)
+
+
 def train(task, arch: str, hidden: int, steps: int, store: str, members: int = 1, seed: int = 0,
           lr: float = 3e-3):
     """Train (or read back) one run: a bilinear hawk (``arch="hawk"``) or any other architecture."""
@@ -73,6 +90,21 @@ def train(task, arch: str, hidden: int, steps: int, store: str, members: int = 1
     model = probe.models.make(arch, task, hidden=hidden, members=members, seed=seed, **options)
     return probe.train(task, model, steps=steps, batch_size=256, lr=lr, schedule="cosine", store=store,
                        seed=seed, eval_every=max(1, steps // 4), eval_splits=["train"], n_checkpoints=8, progress=False)
+
+
+def points(budget: AttentionSettings) -> list[tuple[Kind, str, str, int, sweep.Point]]:
+    """Every run ``budget`` trains, in order: ``(kind, role, arch, hidden, point)`` with role
+    ``"recovered"`` (the hawk the claim reads), ``"sweep"`` (further widths) or ``"lstm"``."""
+    out = []
+    for kind in budget.kinds:
+        rows = [("recovered", "hawk", budget.hidden, budget.steps)]
+        if kind in budget.sweep_kinds:
+            rows += [("sweep", "hawk", h, budget.steps) for h in budget.sweep if h != budget.hidden]
+        if kind in budget.lstm_kinds:
+            rows.append(("lstm", "lstm", budget.lstm_hidden, budget.lstm_steps))
+        out += [(kind, role, arch, h, point(kind, arch, h, n, budget.members, lr=budget.lr))
+                for role, arch, h, n in rows]
+    return out
 
 
 def _pick_median(results: list) -> object:
@@ -100,26 +132,27 @@ def study(profile: str | AttentionSettings = "quick", store: str = "runs") -> di
 
 
 def _study(budget: AttentionSettings, store: str) -> dict:
-    results, sweep, construction, references = {}, [], {}, {}
+    plan = points(budget)
+    runs = sweep.train_points([p for *_, p in plan], store=store, name="attention.discovered")
+    results, sweep_rows, construction, references = {}, [], {}, {}
     for kind in budget.kinds:
         task = make_task(kind)
         batch = task.sample(n=budget.eval_n, seed=EVAL_SEED)
         zero = float((batch.targets.double() ** 2).mean(-1)[batch.mask].mean())
-        row = lambda arch, h, m, loss: {"task": kind, "arch": arch, "hidden": h, "member": m,  # noqa: E731
-                                        "loss": loss, "relative_loss": loss / zero}
-        run = train(task, "hawk", budget.hidden, budget.steps, store, budget.members, lr=budget.lr)
-        member_results = [analyze(run.model(m), task, n=budget.eval_n, seed=EVAL_SEED) for m in range(budget.members)]
-        results[kind] = _pick_median(member_results)
-        construction.update(results[kind].construction)
-        references.update(results[kind].references)
-        sweep += [row("hawk", budget.hidden, m, r.summary["loss"]) for m, r in enumerate(member_results)]
-        widths = [h for h in budget.sweep if h != budget.hidden] if kind in budget.sweep_kinds else []
-        for h in widths:
-            run = train(task, "hawk", h, budget.steps, store, budget.members, lr=budget.lr)
-            sweep += [row("hawk", h, m, model_loss(run.model(m), batch)) for m in range(budget.members)]
-        if kind in budget.lstm_kinds:
-            run = train(task, "lstm", budget.lstm_hidden, budget.lstm_steps, store, budget.members, lr=budget.lr)
-            sweep += [row("lstm", budget.lstm_hidden, m, model_loss(run.model(m), batch)) for m in range(budget.members)]
+        for (k, role, arch, h, _), run in zip(plan, runs):
+            if k != kind:
+                continue
+            if role == "recovered":
+                member_results = [analyze(run.model(m), task, n=budget.eval_n, seed=EVAL_SEED)
+                                  for m in range(budget.members)]
+                results[kind] = _pick_median(member_results)
+                construction.update(results[kind].construction)
+                references.update(results[kind].references)
+                losses = [r.summary["loss"] for r in member_results]
+            else:
+                losses = [model_loss(run.model(m), batch) for m in range(budget.members)]
+            sweep_rows += [{"task": kind, "arch": arch, "hidden": h, "member": m, "loss": loss,
+                            "relative_loss": loss / zero} for m, loss in enumerate(losses)]
     for res in results.values():
-        res.sweep, res.construction, res.references = sweep, dict(construction), dict(references)
-    return {"results": results, "sweep": sweep, "construction": construction, "references": references}
+        res.sweep, res.construction, res.references = sweep_rows, dict(construction), dict(references)
+    return {"results": results, "sweep": sweep_rows, "construction": construction, "references": references}

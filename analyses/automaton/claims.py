@@ -13,6 +13,7 @@ import analyses
 import probe
 import tasks
 from analyses.automaton.analysis import long_batch, member_accuracies
+from probe import sweep
 from probe.claims import Claim, claim, outcome
 from probe.settings import Settings, profiles, setting, settings_for
 
@@ -69,14 +70,37 @@ def train_parity(profile: str = "quick", store: str = "runs", arch: str = "elman
                        eval_splits=["train", "len_50"], store=store, progress=False)
 
 
+def parity_point(profile: str = "quick", arch: str = "elman", gain: float | None = 0.1,
+                 extra: bool = False) -> sweep.Point:
+    """:func:`train_parity`'s run as a :class:`probe.sweep.Point` (the same run id)."""
+    s = settings(profile)
+    kw = {"nonlinearity": "relu", "gain": gain, "h0": "ones"} if arch == "elman" else {}
+    sets = ((("task.max_len", 10), ("task.exhaustive", True), ("model.embedding", "onehot"))
+            + tuple((f"model.{k}", v) for k, v in kw.items())
+            + (("train.batch_size", 128), ("train.lr", s.lr), ("train.optimizer", s.optimizer),
+               ("train.grad_clip", s.grad_clip),
+               ("train.n_checkpoints", s.extra_checkpoints if extra else s.n_checkpoints),
+               ("train.eval_splits", ["train", "len_50"])))
+    return sweep.Point("parity", arch, s.hidden, members=s.extra_members if extra else s.members,
+                       steps=s.steps, seed=0, sets=sets)
+
+
+def parity_runs(profile: str = "quick", store: str = "runs", extras: bool = True) -> dict:
+    """The claims' parity run (``"elman"``) and, with ``extras``, the report-only comparisons,
+    trained (or loaded) through :func:`probe.sweep.train_points`: {name: Run}."""
+    points = {"elman": parity_point(profile)}
+    if extras:
+        points.update({name: parity_point(profile, arch, gain, extra=True) for name, (arch, gain) in _EXTRAS.items()})
+    runs = sweep.train_points(list(points.values()), store=store, name="parity")
+    return dict(zip(points, runs))
+
+
 def long_accuracy(run, n: int = 32, length: int = 10000) -> list[float]:
     """Per-step accuracy of every member of ``run`` (last checkpoint) on ``n`` fresh strings of ``length``."""
     batch = long_batch(run.task(), length, n, _LONG_SEED)
     return [round(a, 5) for a in member_accuracies(run.ensemble(), batch)]
 
 
-def _extras(profile: str, store: str) -> dict:
-    return {name: train_parity(profile, store, arch, gain, extra=True) for name, (arch, gain) in _EXTRAS.items()}
 
 
 def _final(run, key: str) -> list[float]:
@@ -87,15 +111,16 @@ def _final(run, key: str) -> list[float]:
 
 
 @claim("parity.infinite_generalization", source="van Rossem & Saxe 2025 (arXiv 2507.09897), Fig. 1",
-       quick_s=22, full_s=1200, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=37, full_s=1200, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="An Elman ReLU RNN with small init (gain 0.1, h0 = ones) trained only on strings of "
                  "length <= 10 reaches accuracy >= 0.99 at length 10,000")
 def infinite_generalization(profile: str = "quick", store: str = "runs") -> Claim:
     s = settings(profile)
-    acc = long_accuracy(train_parity(profile, store), s.long_n)
+    runs = parity_runs(profile, store)
+    acc = long_accuracy(runs.pop("elman"), s.long_n)
     extras = {name: {"accuracy_len_10000": long_accuracy(run, s.long_n),
                      "train_accuracy": _final(run, "train.accuracy")}
-              for name, run in _extras(profile, store).items()}
+              for name, run in runs.items()}
     median = float(np.median(acc))
     return outcome(measured={"median": median, "best": max(acc), "members": acc, "report_only": extras},
                    expected=f">= 0.99 for the median of {s.members} seeds (per-step accuracy, "
@@ -115,17 +140,18 @@ def _automata(run) -> list[dict]:
 
 
 @claim("parity.automaton", source="van Rossem & Saxe 2025 (arXiv 2507.09897), Fig. 2-3",
-       quick_s=12, full_s=600, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=46, full_s=600, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="The automaton extracted from that model (tolerance 0.01 x ||std||), minimised, has exactly "
                  "2 states and equals the parity automaton; over training the state count rises above 2 "
                  "(memorisation tree) and then falls through mergers")
 def parity_automaton(profile: str = "quick", store: str = "runs") -> Claim:
     s = settings(profile)
-    summaries = _automata(train_parity(profile, store))
+    runs = parity_runs(profile, store)
+    summaries = _automata(runs.pop("elman"))
     ok = [_automaton_ok(x) for x in summaries]
     pick = lambda key, xs: [x[key] for x in xs]  # noqa: E731
     extras = {name: {k: pick(k, xs) for k in ("n_states", "n_states_minimal", "equivalent", "finite")}
-              for name, xs in ((n, _automata(r)) for n, r in _extras(profile, store).items())}
+              for name, xs in ((n, _automata(r)) for n, r in runs.items())}
     return outcome(measured={"members_passing": f"{sum(ok)}/{len(ok)}",
                              "n_states_minimal": pick("n_states_minimal", summaries),
                              "equivalent": pick("equivalent", summaries),

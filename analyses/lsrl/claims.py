@@ -87,10 +87,14 @@ def ground_truth(profile: str = "quick", seed: int = 0) -> dict:
         regular = tasks.make("regular", n_train_automata=1, n_test_automata=1)
         for target in GROUND_TRUTH_TARGETS:
             eps = None if target == "elman" else GROUND_TRUTH_EPS
-            cp = compile(for_task(parity), target, input_kind="tokens", eps=eps)
-            cr = compile(for_task(regular), target, input_kind="tokens", eps=eps)
+            # eps 1e-3 is coarser than compile's default tolerance allows on lstm (bound 6e-4 on the
+            # regular program's logits over 1000 steps); these models are judged by task accuracy, and
+            # their bounds are reported
+            cp = compile(for_task(parity), target, input_kind="tokens", eps=eps, tolerance=None)
+            cr = compile(for_task(regular), target, input_kind="tokens", eps=eps, tolerance=None)
             row = {"parity_acc_len_1000": _task_accuracy(cp, parity, {"length": 1000}, 8 if quick else 32, seed),
-                   "regular_acc": _task_accuracy(cr, regular, {}, 16 if quick else 64, seed)}
+                   "regular_acc": _task_accuracy(cr, regular, {}, 16 if quick else 64, seed),
+                   "error_bound": {"parity": float(f"{cp.bound.value:.3g}"), "regular": float(f"{cr.bound.value:.3g}")}}
             res = automaton.analyze(cp.model, parity, long_length=1000 if quick else 10000)
             row.update(automaton_states=res.summary["n_states"], automaton_minimal=res.summary["n_states_minimal"],
                        automaton_equivalent=bool(res.summary["equivalent"]))
@@ -121,7 +125,7 @@ def _cells_report(seed: int) -> dict | str:
 
 @claim("lsrl.ground_truth", source="Petrov et al. 2024 (LSRL) as interpretability ground truth; "
                                    "van Rossem & Saxe 2025 (automaton extraction)",
-       quick_s=9, full_s=30, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=8, full_s=30, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="Compiled ground-truth models solve parity and a regular language perfectly; the automaton "
                  "extractor recovers the compiled parity automaton (minimised) from their states, and the cells "
                  "analysis ranks the compiled counter unit first for the count of ones")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import probe
 import tasks
 from analyses.parallel.analysis import analyze_run
+from probe import sweep
 from probe.claims import Claim, claim, outcome
 from probe.settings import Settings, profiles, setting, settings_for
 
@@ -52,15 +53,24 @@ def trained(task_name: str, s: ParallelSettings, store: str = "runs"):
                        eval_splits=["train"], eval_n=256)
 
 
+def point(task_name: str, s: ParallelSettings) -> sweep.Point:
+    """:func:`trained`'s run as a :class:`probe.sweep.Point` (the same run id)."""
+    sets = tuple((f"task.{k}", v) for k, v in TASKS[task_name].items())
+    sets += (("train.batch_size", 64), ("train.lr", 1e-2), ("train.eval_splits", ["train"]), ("train.eval_n", 256))
+    return sweep.Point(task_name, "gru", s.hidden, steps=s.steps, seed=0, sets=sets)
+
+
 def measure(s: ParallelSettings, store: str = "runs") -> dict:
-    """Task name -> the :class:`analyses.parallel.ParallelResult` of its trained GRU."""
-    return {name: analyze_run(trained(name, s, store), lengths=s.lengths, step_length=s.step_length, n=s.n,
-                              max_iter=s.max_iter, max_checkpoints=s.max_checkpoints) for name in TASKS}
+    """Task name -> the :class:`analyses.parallel.ParallelResult` of its trained GRU (both GRUs
+    trained, or loaded, through :func:`probe.sweep.train_points`)."""
+    runs = sweep.train_points([point(name, s) for name in TASKS], store=store, name="parallel.predictability")
+    return {name: analyze_run(run, lengths=s.lengths, step_length=s.step_length, n=s.n,
+                              max_iter=s.max_iter, max_checkpoints=s.max_checkpoints) for name, run in zip(TASKS, runs)}
 
 
 @claim("parallel.predictability",
        source="Lim et al. 2024 (DEER); Danieli et al. 2025 (ParaRNN); Gonzalez et al. 2025 (predictability)",
-       quick_s=70, full_s=900, measured=("quick",),  # seconds, 2 CPU cores (loaded), empty store
+       quick_s=19, full_s=900, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="Newton's method solves a GRU trained to integrate in a few iterations (<= 10), and needs "
                  "more than twice as many on a GRU trained on parity, whose dynamics do not forget")
 def predictability(profile: str = "quick", store: str = "runs") -> Claim:

@@ -276,7 +276,7 @@ def default_readout_report(s: IntegrationSettings, seed: int) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 @claim("integration.outlier_eigenvalue", source=f"{SOURCE}, Fig. 2",
-       quick_s=36, full_s=300, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=18, full_s=300, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="A linear RNN (hidden >= 32, small init) trained on white-noise integration with decay gamma "
                  "develops exactly one eigenvalue outside the bulk, ending within 0.02 of gamma; the rest stay in the bulk")
 def outlier_eigenvalue(profile: str = "quick", store: str = "runs") -> Claim:
@@ -308,7 +308,7 @@ def _outlier_eigenvalue(profile: str) -> Claim:
 
 
 @claim("integration.theory_match", source=f"{SOURCE}, Fig. 2 (reduced dynamics)",
-       quick_s=77, full_s=600, measured=("quick",),  # seconds, 2 CPU cores, empty store
+       quick_s=13, full_s=600, measured=("quick",),  # CPU s, one process, empty store; full: estimate
        statement="From small init, the reduced low-dimensional dynamics of the outlier eigenvalue (derived with sympy) "
                  "track the measured one over training: max absolute deviation <= 0.05, time aligned by the learning rate, "
                  "no fitted parameters")

@@ -188,3 +188,47 @@ def test_claims_pass_in_the_quick_profile(tmp_path):
     found = att_claims.discovered(profile="quick", store=str(tmp_path))
     assert found.passed, found.measured
     assert found.measured["regression"]["excess"] <= 0.05 and found.measured["regression"]["correlation"] >= 0.93
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_studys_points_are_the_runs_its_train_function_trains(profile, tmp_path, monkeypatch):
+    """Every run of the study, built as a sweep Point, has the id ``study.train`` gives it (issue 26)."""
+    import importlib
+
+    import probe.training
+    from probe import sweep
+
+    study = importlib.import_module("analyses.attention.study")  # the package exports a function of that name
+    budget = study.settings(profile)
+    plan = study.points(budget)
+    widths = {k: [h for k2, role, a, h, _ in plan if k2 == k and a == "hawk"] for k in budget.kinds}
+    assert widths == {k: [budget.hidden] + ([h for h in budget.sweep if h != budget.hidden]
+                                            if k in budget.sweep_kinds else []) for k in budget.kinds}
+    seen = []
+
+    class Captured(Exception):
+        pass
+
+    real = probe.training.run_id
+    monkeypatch.setattr(probe.training, "run_id", lambda config: seen.append(real(config)) or (_ for _ in ()).throw(Captured))
+    for kind, _, arch, hidden, point in plan:
+        with pytest.raises(Captured):
+            study.train(study.make_task(kind), arch, hidden, point.steps, str(tmp_path), budget.members, lr=budget.lr)
+        assert seen[-1] == sweep.build(point)[3], (kind, arch, hidden)
+    assert len(set(seen)) == len(plan)
+
+
+def test_a_study_point_trains_the_weights_its_train_function_trains(tmp_path):
+    import importlib
+
+    from probe import sweep
+
+    study = importlib.import_module("analyses.attention.study")
+    point = study.point("regression", "hawk", 3, steps=4)
+    mine = sweep.train_points([point], tmp_path / "points")[0]
+    theirs = study.train(study.make_task("regression"), "hawk", 3, 4, str(tmp_path / "train"))
+    assert mine.id == theirs.id
+    a, b = mine.load_checkpoint()[0], theirs.load_checkpoint()[0]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="unknown kind 'mixed'; valid choices: teacher, regression"):
+        study.point("mixed", "hawk", 3, steps=4)

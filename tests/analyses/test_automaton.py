@@ -291,3 +291,22 @@ def test_quick_parity_claims_pass(tmp_path):
     for spec in (parity_claims.infinite_generalization, parity_claims.parity_automaton):
         c = spec(profile="quick", store=str(tmp_path))
         assert c.passed, (c.id, c.measured)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_parity_points_are_the_runs_train_parity_trains(profile, tmp_path, monkeypatch):
+    """The claims' runs built as sweep Points (issue 26) have train_parity's run ids, extras included."""
+    import probe.training
+    from probe import sweep
+
+    class Captured(Exception):
+        pass
+
+    seen, real = [], probe.training.run_id
+    monkeypatch.setattr(probe.training, "run_id", lambda config: seen.append(real(config)) or (_ for _ in ()).throw(Captured))
+    cases = [("elman", 0.1, False)] + [(arch, gain, True) for arch, gain in parity_claims._EXTRAS.values()]
+    for arch, gain, extra in cases:
+        with pytest.raises(Captured):
+            parity_claims.train_parity(profile, str(tmp_path), arch, gain, extra=extra)
+        assert seen[-1] == sweep.build(parity_claims.parity_point(profile, arch, gain, extra=extra))[3], arch
+    assert len(set(seen)) == len(cases) == 4

@@ -56,3 +56,23 @@ def test_bad_models_are_refused():
     with pytest.raises(ValueError, match="unknown method 'jacobi'"):
         analyze(probe.models.make("gru", TASK, hidden=4), TASK, methods=("jacobi",))
     torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_claims_points_are_the_runs_trained_trains(profile, tmp_path, monkeypatch):
+    """parallel.predictability's GRUs built as sweep Points (issue 26) have ``trained``'s run ids."""
+    import probe.training
+    from analyses.parallel import claims as pc
+    from probe import sweep
+
+    class Captured(Exception):
+        pass
+
+    seen, real = [], probe.training.run_id
+    monkeypatch.setattr(probe.training, "run_id", lambda config: seen.append(real(config)) or (_ for _ in ()).throw(Captured))
+    s = pc.settings(profile)
+    for name in pc.TASKS:
+        with pytest.raises(Captured):
+            pc.trained(name, s, str(tmp_path))
+        assert seen[-1] == sweep.build(pc.point(name, s))[3], name
+    assert len(set(seen)) == len(pc.TASKS) == 2
