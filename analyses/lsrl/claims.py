@@ -29,18 +29,24 @@ GROUND_TRUTH_EPS = 1e-3
 
 def measure_cached(profile: str = "quick", store: str = "runs") -> dict:
     """:func:`study.measure` of ``profile``, kept in ``<store>/lsrl.exact.<profile>.json`` (with the
-    settings, programs and targets it measured) so that a second ``probe verify`` on the store reads it
-    back instead of recompiling every program; a file for other settings, or unreadable, is recomputed.
-    Delete the file to measure again after changing the compiler."""
+    settings, programs and targets it measured, and a hash of this study's source files and torch's
+    version) so that a second ``probe verify`` on the store reads it back instead of recompiling every
+    program; a file for other settings or other code, or unreadable, is recomputed."""
+    import hashlib
     from pathlib import Path
+
+    import torch
 
     from analyses.lsrl.compile import TARGETS
     from analyses.lsrl.library import library
     from probe import _io
     from probe.settings import settings_for
 
+    source = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):  # the compiler, the checks and this claim
+        source.update(f.name.encode() + b"\0" + f.read_bytes())
     key = {"settings": settings_for(study.SETTINGS, profile).to_dict(), "programs": list(library()),
-           "targets": list(TARGETS)}
+           "targets": list(TARGETS), "source": source.hexdigest(), "torch": torch.__version__}
     key = json.loads(json.dumps(key))
     path = Path(store) / f"lsrl.exact.{profile}.json"
     if path.exists():

@@ -1,6 +1,8 @@
 """The lsrl claims are registered and hold on a small study; the figures build from it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -115,5 +117,17 @@ def test_a_second_verify_reads_the_study_back_from_the_store(small_study, tmp_pa
     assert study.verdict(first) == study.verdict(small_study)     # the JSON round trip keeps the verdict
     changed = study.SETTINGS["quick"].replace(n_random=5)
     monkeypatch.setitem(study.SETTINGS, "quick", changed)          # other settings: measured again
+    lsrl_claims.measure_cached("quick", str(tmp_path))
+    assert calls == ["quick", "quick"]
+
+
+def test_a_changed_compiler_file_measures_the_study_again(small_study, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "measure", lambda profile: calls.append(profile) or small_study)
+    lsrl_claims.measure_cached("quick", str(tmp_path))
+    path = tmp_path / "lsrl.exact.quick.json"
+    stale = json.loads(path.read_text())
+    stale["key"]["source"] = "0" * 64                               # as if written by other code
+    path.write_text(json.dumps(stale))
     lsrl_claims.measure_cached("quick", str(tmp_path))
     assert calls == ["quick", "quick"]
