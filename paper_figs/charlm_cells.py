@@ -82,12 +82,22 @@ def figure(results: dict, width: int = 80, max_lines: int = 12) -> go.Figure:
     return fig
 
 
+def quick_point(corpus: str = "python"):
+    """The quick figure's LSTM (:data:`QUICK`) as a sweep point: trained statefully as the claim's, small."""
+    from probe.sweep import Point
+
+    return Point(task="charlm", arch="lstm", hidden=QUICK["hidden"], steps=QUICK["steps"], seed=0,
+                 sets=(("task.length", 100), ("task.corpus", corpus), ("train.batch_size", 32),
+                       ("train.lr", QUICK["lr"]), ("train.grad_clip", 5.0), ("train.stateful", True),
+                       ("train.n_checkpoints", 2), ("train.eval_splits", ["valid"])))
+
+
 def results(profile: Profile = "quick", store: str | Path | None = None, corpora: tuple[str, ...] | None = None) -> dict:
     """``{corpus: CellsResult}`` for the figure; see the module docstring. ``store`` is used in full only."""
     import analyses
-    import probe
-    import tasks
     from analyses.cells import claims as cells_claims
+    from probe import sweep
+    from probe.threads import single_thread
     from tasks.charlm import LINUX_TARBALLS
 
     if corpora is None:
@@ -103,10 +113,8 @@ def results(profile: Profile = "quick", store: str | Path | None = None, corpora
             else:
                 s = cells_claims.settings("quick")
                 # char-rnn's stateful training, as the claim's, but small: seconds, not minutes
-                task = tasks.make("charlm", length=100, corpus=corpus)
-                model = probe.models.make("lstm", task, hidden=QUICK["hidden"], seed=0)
-                run = probe.train(task, model, steps=QUICK["steps"], batch_size=32, lr=QUICK["lr"], grad_clip=5.0,
-                                  stateful=True, n_checkpoints=2, eval_splits=["valid"], store=tmp, progress=False)
+                with single_thread():
+                    run = sweep.train_points([quick_point(corpus)], store=tmp, name=NAME)[0]
                 n = QUICK["n"]
             # scored as the claim scores: long windows after a burn-in
             out[corpus] = analyses.analyze("cells", run, n=n, causal="none",

@@ -45,17 +45,32 @@ GRIDS = profiles(
 )
 
 
+def point(grid: Grid, gain: float, fraction: float):
+    """One cell's run as a :class:`probe.sweep.Point` (``probe train --set`` keys, the same run id)."""
+    from probe.sweep import Point
+
+    data = (("task.exhaustive", True),) if fraction >= 1 else (("task.fraction", fraction), ("task.data_seed", 0))
+    sets = (("task.max_len", 10), *data, ("model.nonlinearity", "relu"), ("model.gain", gain), ("model.h0", "ones"),
+            ("model.embedding", "onehot"), ("train.batch_size", 128), ("train.lr", grid.lr),
+            ("train.optimizer", "adamw"), ("train.n_checkpoints", 2), ("train.eval_splits", ["train"]))
+    return Point("parity", "elman", grid.hidden, members=grid.members, steps=grid.steps, seed=0, sets=sets)
+
+
+def train_cells(grid: Grid, store: str) -> dict:
+    """Train (or load) every cell's seeds through the sweep engine (:func:`probe.sweep.train_points`:
+    here, or on ``probe figs``'s ``--workers`` / ``--engine``); returns {(gain, fraction): Run}."""
+    from probe.sweep import train_points
+
+    cells = [(g, p) for g in grid.gains for p in grid.fractions]
+    runs = train_points([point(grid, g, p) for g, p in cells], store=store, name=NAME)
+    return dict(zip(cells, runs))
+
+
 def train_cell(grid: Grid, gain: float, fraction: float, store: str):
     """Train (or load) one cell's seeds; returns the Run."""
-    import probe
-    import tasks
+    from probe.sweep import train_points
 
-    data = {"exhaustive": True} if fraction >= 1 else {"fraction": fraction, "data_seed": 0}
-    task = tasks.make("parity", max_len=10, **data)
-    model = probe.models.make("elman", task, hidden=grid.hidden, nonlinearity="relu", gain=gain, h0="ones",
-                              embedding="onehot", members=grid.members, seed=0)
-    return probe.train(task, model, steps=grid.steps, batch_size=128, lr=grid.lr, optimizer="adamw",
-                       n_checkpoints=2, eval_splits=["train"], store=store, progress=False)
+    return train_points([point(grid, gain, fraction)], store=store, name=NAME)[0]
 
 
 def measure(run, long_n: int = 8) -> dict:
@@ -99,6 +114,5 @@ def make(out_dir: str | Path = "figs_out", profile: Profile = "quick", store: st
     grid = settings_for(GRIDS, profile)
     with tempfile.TemporaryDirectory(prefix="probe-figs-") as tmp:
         where = str(store) if store is not None else ("runs" if profile == "full" else tmp)
-        cells = {(g, p): measure(train_cell(grid, g, p, where), grid.long_n)
-                 for g in grid.gains for p in grid.fractions}
+        cells = {cell: measure(run, grid.long_n) for cell, run in train_cells(grid, where).items()}
     return save(figure(grid, cells), out_dir, NAME, width=800, height=600)

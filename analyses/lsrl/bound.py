@@ -33,7 +33,7 @@ import numpy as np
 import sympy
 
 from analyses.lsrl import graph as g
-from analyses.lsrl.analysis import _frac, qgcd
+from analyses.lsrl.analysis import _frac, nan_to_num, qgcd
 from analyses.lsrl.backends import float_array
 from analyses.lsrl.chain import Chain, Stage
 
@@ -194,8 +194,8 @@ def error_bound(chain: Chain, prog, info: dict, target: str, dtype_u: float, eps
             x_err = e
         with np.errstate(invalid="ignore", over="ignore"):
             out = _dot(W_out, x_err) + rho_out
-        out_worst = np.maximum(out_worst, np.nan_to_num(out, nan=np.inf))
-        worst = [np.maximum(w, np.nan_to_num(e, nan=np.inf)) for w, e in zip(worst, outs)]
+        out_worst = np.maximum(out_worst, nan_to_num(out, nan=np.inf))
+        worst = [np.maximum(w, nan_to_num(e, nan=np.inf)) for w, e in zip(worst, outs)]
         if all(np.array_equal(a, b) for a, b in zip(new, prev)):
             break                                                         # stationary
         prev = new
@@ -246,7 +246,7 @@ def _dot(M: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.zeros(M.shape[0])
     v = np.where(M.any(0), v, 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.nan_to_num(M @ np.clip(v, 0, 1e300), nan=np.inf, posinf=np.inf)
+        return nan_to_num(M @ np.clip(v, 0, 1e300), nan=np.inf, posinf=np.inf)
 
 
 def _local(target: str, s: Stage, ur: UnitRanges, e_pre, e_gate, ev, margin: float, u: float):

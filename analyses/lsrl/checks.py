@@ -100,17 +100,28 @@ def precision_vs_length(c: Compiled, cs: Cases, noisy: bool = False) -> list[flo
     return [max_error(c(x).double(), ref) for x, (_, ref) in zip(xs, cs.by_length)]
 
 
+def symbolic_truth(lp: LibraryProgram, max_len: int) -> list:
+    """The symbolic interpreter's exact outputs on every string up to ``max_len``
+    (:func:`exhaustive`'s levels): one program's reference for every target."""
+    return exhaustive(Interpreter(lp.program, "symbolic"), lp.alphabet, max_len)
+
+
 def symbolic_check(c: Compiled, lp: LibraryProgram, max_len: int, random_len: int = 0, n_random: int = 0,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, truth: list | None = None) -> dict:
     """Exact agreement of interpreter, compiled chain and (linear / elman / hawk) exported weights.
 
-    Returns {"chain": bool, "model": bool or None}; ``None`` where the target is not exact.
+    ``truth``: :func:`symbolic_truth` ``(lp, max_len)`` when already computed (it does not depend
+    on the target). Returns {"chain": bool, "model": bool or None}; ``None`` where the target is
+    not exact.
     """
     ref = Interpreter(lp.program, "symbolic")
     others = {"chain": ChainEvaluator(c.chain, "symbolic")}
     if c.exact_target:
         others["model"] = c.exact()
-    truth = exhaustive(ref, lp.alphabet, max_len)
+    if truth is None:
+        truth = symbolic_truth(lp, max_len)
+    if len(truth) != max_len:
+        raise ValueError(f"truth holds {len(truth)} levels, not max_len={max_len}")
     out = {k: same_exact(truth, exhaustive(ev, lp.alphabet, max_len)) for k, ev in others.items()}
     if random_len and n_random:
         x = lp.sample(np.random.default_rng(seed), n_random, random_len)
@@ -121,12 +132,15 @@ def symbolic_check(c: Compiled, lp: LibraryProgram, max_len: int, random_len: in
     return out
 
 
-def exact_error(c: Compiled, lp: LibraryProgram, max_len: int) -> float:
+def exact_error(c: Compiled, lp: LibraryProgram, max_len: int, truth: list | None = None) -> float:
     """max |model - exact program| over every string up to ``max_len`` (the exact outputs from the
-    symbolic interpreter): what the compile-time bound bounds. The float64 interpreter is no
-    reference here: its own rounding (1 - 0.001 in an official step) can exceed the bound."""
-    from analyses.lsrl.program import Interpreter
-    truth = exhaustive(Interpreter(lp.program, "symbolic"), lp.alphabet, max_len)
+    symbolic interpreter; ``truth`` when already computed, see :func:`symbolic_check`): what the
+    compile-time bound bounds. The float64 interpreter is no reference here: its own rounding
+    (1 - 0.001 in an official step) can exceed the bound."""
+    if truth is None:
+        truth = symbolic_truth(lp, max_len)
+    if len(truth) != max_len:
+        raise ValueError(f"truth holds {len(truth)} levels, not max_len={max_len}")
     k = len(lp.alphabet)
     y = c(torch.tensor(lp.strings(max_len))).double().numpy()                   # (k^L, L, d)
     worst = 0.0
@@ -156,4 +170,4 @@ def relu_margin(c: Compiled, x) -> float:
 
 
 __all__ = ["Cases", "cases", "exact_error", "exhaustive", "max_error", "numeric_error", "precision_vs_length", "relu_margin",
-           "same_exact", "single_thread", "symbolic_check"]
+           "same_exact", "single_thread", "symbolic_check", "symbolic_truth"]

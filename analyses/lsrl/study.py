@@ -52,7 +52,7 @@ def _horizon(lp, prof: LsrlSettings) -> int:
     return lp.horizon or max([prof.random_len, *prof.lengths])
 
 
-def _row(name: str, lp, target: str, prof: LsrlSettings, cs: checks.Cases, seed: int) -> dict:
+def _row(name: str, lp, target: str, prof: LsrlSettings, cs: checks.Cases, seed: int, truth: list) -> dict:
     row = {"program": name, "target": target}
     H = _horizon(lp, prof)
     try:
@@ -61,9 +61,10 @@ def _row(name: str, lp, target: str, prof: LsrlSettings, cs: checks.Cases, seed:
         return {**row, "supported": False, "reason": str(e)}
     num = checks.numeric_error(c, cs)
     L_sym = lp.max_exhaustive_len(prof.sym_budget)
-    sym = checks.symbolic_check(c, lp, L_sym, prof.random_len if prof.sym_random else 0, prof.sym_random, seed)
+    sym = checks.symbolic_check(c, lp, L_sym, prof.random_len if prof.sym_random else 0, prof.sym_random, seed,
+                                truth=truth)
     margin = checks.relu_margin(c, cs.by_length[0][0])
-    err_exact = checks.exact_error(c, lp, L_sym)
+    err_exact = checks.exact_error(c, lp, L_sym, truth=truth)
     return {**row, "supported": True, "layers": len(c.units), "units": c.units, "hidden": c.hidden,
             "state_size": c.state_size, "exhaustive_len": cs.strings.shape[1], "symbolic_len": L_sym,
             "error": max(num.values()), "error_exhaustive": num["exhaustive"], "error_random": num["random"],
@@ -91,7 +92,9 @@ def measure(profile: Union[str, LsrlSettings] = "quick", programs: Optional[Sequ
             cs = checks.cases(lp, lp.max_exhaustive_len(), min(prof.random_len, H), prof.n_random,
                               [L for L in prof.lengths if L <= H] or [H],
                               noise=prof.noise if name in GATE_PROGRAMS else 0.0, seed=seed)
-            rows += [_row(name, lp, t, prof, cs, seed) for t in targets]
+            # the symbolic interpreter's outputs are every target's reference: computed once
+            truth = checks.symbolic_truth(lp, lp.max_exhaustive_len(prof.sym_budget))
+            rows += [_row(name, lp, t, prof, cs, seed, truth) for t in targets]
     gates = {f"{r['program']}/{r['target']}": r["error_vs_length_noise"] for r in rows
              if r["supported"] and r.get("error_vs_length_noise")}
     return {"profile": profile if isinstance(profile, str) else "custom", "tolerance": TOLERANCE, "lengths": list(prof.lengths), "rows": rows,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import analyses
-import probe
 import tasks
 from analyses import base
 from analyses._moved import renamed
 from analyses.magnitude import figures as figs
 from probe.settings import Settings, profiles, setting, settings_for
+from probe.sweep import Point, train_points
 from probe.threads import single_thread
 
 
@@ -78,18 +78,33 @@ def task_for(p: MagnitudeSettings):
     return tasks.make("repetition", **p.task)
 
 
+def point(arch: str, hidden: int, p: MagnitudeSettings, seed: int = 0) -> Point:
+    """The sweep point of one size: ``p.members`` seeds of ``arch`` with ``hidden`` units, as
+    ``probe train --set`` keys (its run id is the one ``probe train`` gives these settings)."""
+    sets = (*((f"task.{k}", v) for k, v in p.task.items()),
+            ("train.batch_size", p.batch_size), ("train.lr", p.lr), ("train.schedule", p.schedule),
+            ("train.warmup", p.warmup), ("train.weight_decay", p.weight_decay), ("train.grad_clip", None),
+            ("train.eval_splits", ["train"]))
+    return Point("repetition", arch, hidden, members=p.members, steps=p.steps_for(hidden), seed=seed, sets=sets)
+
+
+def train_runs(arch: str, sizes: Sequence[int], p: MagnitudeSettings, store: str = "runs", seed: int = 0,
+               name: str = "repetition") -> list:
+    """Train (or load, if the store has them) one run per size through the sweep engine
+    (:func:`probe.sweep.train_points`: here, or on ``probe verify``'s ``--workers`` / ``--engine``)."""
+    return train_points([point(arch, h, p, seed) for h in sizes], store=store, name=name)
+
+
 def train_run(arch: str, hidden: int, p: MagnitudeSettings, store: str = "runs", seed: int = 0):
     """Train (or load, if the store has it) the ensemble of ``p.members`` models of one size."""
-    task = task_for(p)
-    model = probe.models.make(arch, task, hidden=hidden, members=p.members, seed=seed)
-    return probe.train(task, model, steps=p.steps_for(hidden), batch_size=p.batch_size, lr=p.lr,
-                       schedule=p.schedule, warmup=p.warmup, weight_decay=p.weight_decay, grad_clip=None,
-                       store=store, seed=seed, progress=False, eval_splits=["train"])
+    return train_runs(arch, (hidden,), p, store, seed)[0]
 
 
 def sweep(arch: str = "gru", profile: str = "quick", store: str = "runs", sizes: Sequence[int] | None = None,
-          kinds: Sequence[str] = ("unigram", "bigram", "onion"), steps: int | None = None, seed: int = 0) -> list[dict]:
-    """Train every size and analyse every member; one row per (size, member).
+          kinds: Sequence[str] = ("unigram", "bigram", "onion"), steps: int | None = None, seed: int = 0,
+          name: str = "repetition") -> list[dict]:
+    """Train every size (one sweep, ``name``d in the store's sweep index) and analyse every member;
+    one row per (size, member).
 
     ``steps`` overrides the plan's training steps of the linear interventions.
 
@@ -97,16 +112,29 @@ def sweep(arch: str = "gru", profile: str = "quick", store: str = "runs", sizes:
     ``model_accuracy``, ``rate`` (the contributions' geometric rate) and ``run`` (its id).
     """
     p = settings(profile)
+    sizes = tuple(sizes or p.sizes)
     rows = []
     with single_thread():
-        for hidden in sizes or p.sizes:
-            run = train_run(arch, hidden, p, store, seed)
+        runs = train_runs(arch, sizes, p, store, seed, name)
+        for hidden, run in zip(sizes, runs):
             for m in range(p.members):
                 params = {**p.analysis_params(), **({"steps": steps} if steps else {})}
                 r = analyses.analyze("magnitude", run, member=m, kinds=list(kinds), seed=seed, **params)
                 rows.append({"arch": arch, "hidden": hidden, "member": m, "accuracy": dict(r.accuracy),
                              "model_accuracy": r.model_accuracy, "rate": r.fit.get("rate"), "run": run.id})
     return rows
+
+
+def setting_text(p: MagnitudeSettings, sizes: Sequence[int] | None = None, arch: str = "gru",
+                 intervention_steps: int | None = None) -> str:
+    """The setting a claim ran, in words (for its ``measured`` output): sizes, sequence lengths,
+    seeds, training and intervention steps."""
+    cfg = task_for(p).config
+    sizes = tuple(sizes or p.sizes)
+    return (f"{arch.upper()} N={'/'.join(map(str, sizes))}, lengths {cfg.min_len}-{cfg.max_len}, "
+            f"{p.members} seed{'s' if p.members > 1 else ''}, "
+            f"{'/'.join(dict.fromkeys(str(p.steps_for(h)) for h in sizes))} training steps, "
+            f"interventions {intervention_steps or p.intervention_steps} steps")
 
 
 def linear_accuracy(accuracy: dict) -> float:
@@ -128,5 +156,5 @@ rises = functools.partial(base.rises, tolerance=0.05, min_rise=0.2)
 
 def size_figure(profile: str = "quick", store: str = "runs", arch: str = "gru"):
     """Intervention accuracy against hidden size (the paper's table as a plot), from the sweep."""
-    rows = sweep(arch, profile, store)
+    rows = sweep(arch, profile, store, name="onion_size")
     return figs.accuracy_vs_size(rows, f"Intervention accuracy against hidden size ({arch}, {profile} profile)")

@@ -38,3 +38,24 @@ def test_the_quick_figure_has_more_than_one_colour_in_every_panel():
         levels = cf.colour_levels(trace)
         assert (levels >= 0.02 * levels.sum()).sum() >= 3, levels  # three of nine levels hold >= 2 % of the text
     assert all("best null" in a.text for a in fig.layout.annotations)
+
+
+def test_the_quick_figures_point_is_the_run_probe_train_gave():
+    # the quick figure trains through probe.sweep.train_points: the same run id as its earlier probe.train call
+    import json
+
+    import probe
+    import tasks
+    from paper_figs import charlm_cells
+    from probe import sweep
+    from probe.runs import run_id
+    from probe.training import TrainConfig
+
+    q = charlm_cells.QUICK
+    task = tasks.make("charlm", length=100, corpus="python")
+    model = probe.models.make("lstm", task, hidden=q["hidden"], seed=0)
+    cfg = TrainConfig(steps=q["steps"], batch_size=32, lr=q["lr"], grad_clip=5.0, stateful=True, n_checkpoints=2,
+                      eval_splits=["valid"], seed=0)
+    legacy = run_id(json.loads(json.dumps({"task": {"name": task.name, "params": task.params},
+                                           "model": dict(model.config), "train": cfg.to_dict()})))
+    assert sweep.build(charlm_cells.quick_point("python"))[3] == legacy

@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+import probe
+import probe.training
 import tasks
 from analyses import magnitude
 from analyses.magnitude import claims as magnitude_claims
+from analyses.magnitude import sweep as plans
 from analyses.magnitude.data import contributions, geometric_fit, sampler
 from analyses.magnitude.handbuilt import HandBuiltCopier
 from analyses.magnitude.sweep import linear_accuracy, rises
+from probe import sweep
 
 V, K = 8, 3
 # c(b) fixed to the model's own contribution: a learned E (the default, as the paper's code) with
@@ -130,3 +134,42 @@ def test_quick_profile_claims_pass(tmp_path):
     for check in (magnitude_claims.onion_small, magnitude_claims.linear_large):
         result = check(profile="quick", store=str(tmp_path))
         assert result.passed, result
+
+
+class _RunId(Exception):
+    pass
+
+
+def _run_id_of(monkeypatch, train) -> str:
+    """The run id ``probe.train`` gives inside ``train()``, stopped before it trains or writes anything."""
+    def stop(task, model, cfg, path, device):
+        raise _RunId(path.name)
+
+    monkeypatch.setattr(probe.training, "Trainer", stop)
+    with pytest.raises(_RunId) as e:
+        train()
+    return str(e.value)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_size_sweeps_points_are_the_runs_probe_train_gave(profile, tmp_path, monkeypatch):
+    p = plans.settings(profile)
+    task = plans.task_for(p)
+
+    def before(h):  # the sweep's training call before its runs went through probe.sweep.train_points
+        model = probe.models.make("gru", task, hidden=h, members=p.members, seed=0)
+        probe.train(task, model, steps=p.steps_for(h), batch_size=p.batch_size, lr=p.lr, schedule=p.schedule,
+                    warmup=p.warmup, weight_decay=p.weight_decay, grad_clip=None, store=str(tmp_path), seed=0,
+                    progress=False, eval_splits=["train"])
+
+    ids = [sweep.build(plans.point("gru", h, p))[3] for h in p.sizes]
+    assert ids == [_run_id_of(monkeypatch, lambda h=h: before(h)) for h in p.sizes]
+    assert len(set(ids)) == len(p.sizes) and not any(tmp_path.iterdir())
+
+
+def test_the_quick_sweep_is_a_smaller_version_of_the_full_one():
+    quick, full = plans.settings("quick"), plans.settings("full")
+    assert set(quick.sizes) < set(full.sizes) and quick.members <= full.members
+    assert all(quick.steps_for(h) < full.steps_for(h) for h in quick.sizes)
+    assert quick.task["max_len"] < tasks.make("repetition", **full.task).config.max_len
+    assert quick.intervention_steps < full.intervention_steps and quick.onion_steps < full.onion_steps

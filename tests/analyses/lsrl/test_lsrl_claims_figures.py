@@ -1,6 +1,8 @@
 """The lsrl claims are registered and hold on a small study; the figures build from it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -71,9 +73,9 @@ def test_precision_sweep_bound_covers_measured_and_figure_builds():
 
 
 @pytest.mark.slow
-def test_lsrl_exact_claim_quick_profile():
+def test_lsrl_exact_claim_quick_profile(tmp_path):
     spec = lsrl_claims.lsrl_exact
-    result = spec(profile="quick")
+    result = spec(profile="quick", store=str(tmp_path))          # an empty store: measured, not read back
     assert result.passed, result.measured
 
 
@@ -82,3 +84,50 @@ def test_lsrl_ground_truth_claim_quick_profile():
     spec = lsrl_claims.lsrl_ground_truth
     result = spec(profile="quick")
     assert result.passed, result.measured
+
+
+def test_one_symbolic_truth_serves_every_target_as_each_computed_its_own():
+    # study.measure computes the symbolic interpreter's outputs once per program and hands them to
+    # every target's checks: the verdicts must be those each check reaches on its own
+    from analyses.lsrl import checks
+    lp = library(["official_counters"])["official_counters"]     # rotation counter: irrational symbolic values
+    L = lp.max_exhaustive_len(32)
+    truth = checks.symbolic_truth(lp, L)
+    for target in ("linear", "lstm"):
+        c = compile(lp.program, target, horizon=50, tolerance=None)
+        assert checks.symbolic_check(c, lp, L, truth=truth) == checks.symbolic_check(c, lp, L)
+        assert checks.exact_error(c, lp, L, truth=truth) == checks.exact_error(c, lp, L)
+    with pytest.raises(ValueError, match="levels"):
+        checks.exact_error(c, lp, L + 1, truth=truth)
+
+
+def test_nan_to_num_is_numpys_with_or_without_non_finite_entries():
+    from analyses.lsrl.analysis import nan_to_num
+    for x in (np.array([1.0, -2.5, 0.0]), np.array([np.nan, np.inf, -np.inf, 3.0])):
+        for kw in ({"nan": -np.inf}, {"nan": 0.0}, {"nan": np.inf, "posinf": np.inf}):
+            np.testing.assert_array_equal(nan_to_num(x.copy(), **kw), np.nan_to_num(x, **kw))
+
+
+def test_a_second_verify_reads_the_study_back_from_the_store(small_study, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "measure", lambda profile: calls.append(profile) or small_study)
+    first = lsrl_claims.measure_cached("quick", str(tmp_path))
+    second = lsrl_claims.measure_cached("quick", str(tmp_path))
+    assert calls == ["quick"] and first == second
+    assert study.verdict(first) == study.verdict(small_study)     # the JSON round trip keeps the verdict
+    changed = study.SETTINGS["quick"].replace(n_random=5)
+    monkeypatch.setitem(study.SETTINGS, "quick", changed)          # other settings: measured again
+    lsrl_claims.measure_cached("quick", str(tmp_path))
+    assert calls == ["quick", "quick"]
+
+
+def test_a_changed_compiler_file_measures_the_study_again(small_study, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "measure", lambda profile: calls.append(profile) or small_study)
+    lsrl_claims.measure_cached("quick", str(tmp_path))
+    path = tmp_path / "lsrl.exact.quick.json"
+    stale = json.loads(path.read_text())
+    stale["key"]["source"] = "0" * 64                               # as if written by other code
+    path.write_text(json.dumps(stale))
+    lsrl_claims.measure_cached("quick", str(tmp_path))
+    assert calls == ["quick", "quick"]
