@@ -17,3 +17,26 @@ def one_thread():
     """Every test module starts on one torch thread, even after a test that changed it."""
     with single_thread():
         yield
+
+
+class _RunId(Exception):
+    pass
+
+
+@pytest.fixture
+def run_id_of(monkeypatch):
+    """``run_id_of(train)``: the run id ``probe.train`` gives inside the call ``train()``, stopped
+    before it trains or writes anything (to hold a sweep Point's id against older training code)."""
+    import probe.training
+
+    def stop(task, model, cfg, path, device):
+        raise _RunId(path.name)
+
+    def of(train) -> str:
+        with monkeypatch.context() as m:
+            m.setattr(probe.training, "Trainer", stop)
+            with pytest.raises(_RunId) as e:
+                train()
+        return str(e.value)
+
+    return of

@@ -10,21 +10,6 @@ from paper_figs import parity_phase
 from probe import sweep
 
 
-class _RunId(Exception):
-    pass
-
-
-def _run_id_of(monkeypatch, train) -> str:
-    """The run id ``probe.train`` gives inside ``train()``, stopped before it trains or writes anything."""
-    def stop(task, model, cfg, path, device):
-        raise _RunId(path.name)
-
-    monkeypatch.setattr(probe.training, "Trainer", stop)
-    with pytest.raises(_RunId) as e:
-        train()
-    return str(e.value)
-
-
 def _before(grid, gain: float, fraction: float, store: str) -> None:
     # the figure's training call before its cells went through probe.sweep.train_points
     data = {"exhaustive": True} if fraction >= 1 else {"fraction": fraction, "data_seed": 0}
@@ -36,11 +21,11 @@ def _before(grid, gain: float, fraction: float, store: str) -> None:
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_every_cells_point_is_the_run_probe_train_gave(profile, tmp_path, monkeypatch):
+def test_every_cells_point_is_the_run_probe_train_gave(profile, tmp_path, run_id_of):
     grid = parity_phase.GRIDS[profile]
     cells = [(g, p) for g in grid.gains for p in grid.fractions]
     ids = [sweep.build(parity_phase.point(grid, g, p))[3] for g, p in cells]
-    assert ids == [_run_id_of(monkeypatch, lambda g=g, p=p: _before(grid, g, p, str(tmp_path))) for g, p in cells]
+    assert ids == [run_id_of(lambda g=g, p=p: _before(grid, g, p, str(tmp_path))) for g, p in cells]
     assert len(set(ids)) == len(cells) and not any(tmp_path.iterdir())
 
 

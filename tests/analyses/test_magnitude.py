@@ -136,23 +136,8 @@ def test_quick_profile_claims_pass(tmp_path):
         assert result.passed, result
 
 
-class _RunId(Exception):
-    pass
-
-
-def _run_id_of(monkeypatch, train) -> str:
-    """The run id ``probe.train`` gives inside ``train()``, stopped before it trains or writes anything."""
-    def stop(task, model, cfg, path, device):
-        raise _RunId(path.name)
-
-    monkeypatch.setattr(probe.training, "Trainer", stop)
-    with pytest.raises(_RunId) as e:
-        train()
-    return str(e.value)
-
-
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_the_size_sweeps_points_are_the_runs_probe_train_gave(profile, tmp_path, monkeypatch):
+def test_the_size_sweeps_points_are_the_runs_probe_train_gave(profile, tmp_path, run_id_of):
     p = plans.settings(profile)
     task = plans.task_for(p)
 
@@ -163,7 +148,7 @@ def test_the_size_sweeps_points_are_the_runs_probe_train_gave(profile, tmp_path,
                     progress=False, eval_splits=["train"])
 
     ids = [sweep.build(plans.point("gru", h, p))[3] for h in p.sizes]
-    assert ids == [_run_id_of(monkeypatch, lambda h=h: before(h)) for h in p.sizes]
+    assert ids == [run_id_of(lambda h=h: before(h)) for h in p.sizes]
     assert len(set(ids)) == len(p.sizes) and not any(tmp_path.iterdir())
 
 
