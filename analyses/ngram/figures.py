@@ -5,7 +5,14 @@ import plotly.graph_objects as go
 
 _COLOURS = {"dfa": "black", "1": "#9467bd", "2": "#1f77b4", "3": "#2ca02c"}
 _NAMES = {"dfa": "true DFA", "1": "1-gram", "2": "2-gram", "3": "3-gram"}
-_LABEL_AT = {"1": "right", "2": "top right", "3": "bottom right"}  # keeps close baselines' labels apart
+
+
+def _label_at(baselines: dict, metric: str) -> dict:
+    """Where each baseline's label goes: the highest line's above it, the lowest's below it, the
+    others at its end, so that close lines (2- and 3-gram) keep their labels apart in either panel."""
+    order = sorted(baselines, key=lambda k: baselines[k][metric])
+    return {k: "bottom right" if k == order[0] else "top right" if k == order[-1] else "right" for k in order}
+
 _ARCH_COLOURS = ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
@@ -76,9 +83,10 @@ def versus_automata(rows: list[dict], baselines: dict, metric: str, title: str) 
         fig.add_trace(go.Scatter(x=counts, y=means, error_y={"type": "data", "array": spread}, mode="lines+markers",
                                  name=arch, line={"color": _ARCH_COLOURS[i % len(_ARCH_COLOURS)]},
                                  marker={"symbol": "star", "size": 14} if single else None))
+    at = _label_at(baselines, metric)
     for key, b in sorted(baselines.items()):
         fig.add_hline(y=b[metric], line={"color": _COLOURS.get(key, "grey"), "dash": "dot"},
-                      annotation_text=f"in-context {_NAMES.get(key, key)}", annotation_position=_LABEL_AT.get(key, "right"))
+                      annotation_text=f"in-context {_NAMES.get(key, key)}", annotation_position=at[key])
     fig.update_layout(title=title, xaxis_title="number of training automata", xaxis_type="log",
                       yaxis_title="greedy letter legal" if metric == "accuracy" else "TVD to the true distribution",
                       yaxis_range=[0, 1], template="plotly_white")
@@ -96,9 +104,10 @@ def sweep_figure(rows: list[dict], baselines: dict, title: str) -> go.Figure:
         for trace in panel.data:
             trace.showlegend = col == 1
             fig.add_trace(trace, row=1, col=col)
+        at = _label_at(baselines, metric)
         for key, b in sorted(baselines.items()):
             fig.add_hline(y=b[metric], line={"color": _COLOURS.get(key, "grey"), "dash": "dot"}, row=1, col=col,
-                          annotation_text=f"{_NAMES.get(key, key)}", annotation_position=_LABEL_AT.get(key, "right"))
+                          annotation_text=f"{_NAMES.get(key, key)}", annotation_position=at[key])
         fig.update_xaxes(title_text="number of training automata", type="log", row=1, col=col)
         fig.update_yaxes(range=[0, 1], row=1, col=col)
     fig.update_layout(title=title, template="plotly_white")

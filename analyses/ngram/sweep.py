@@ -252,8 +252,8 @@ def sweep_figures(profile: str = "quick", store: str = "runs", champion: bool = 
     automata per architecture (``"sweep"``: both panels; ``"accuracy"``, ``"tvd"``: one each).
 
     ``champion=True`` adds the champion (see :func:`champion`) as one more point, the mean over
-    its seeds; it is trained on first use (in the quick profile ~26 CPU minutes per seed, unless
-    the claim has already trained it into ``store``).
+    its seeds; it is trained on first use (in the quick profile about 90 CPU seconds, unless the
+    claim has already trained it into ``store``).
     """
     rows, baselines = sweep(profile, store)
     if champion:
