@@ -32,14 +32,13 @@ import pkgutil
 from pathlib import Path
 from typing import Any, Callable
 
-from analyses import _moved
-from analyses.base import Result, to_jsonable
+from analyses.base import Result, install_moved_paths, to_jsonable
 from probe import _io, _safepath
 from probe.runs import Run, open_run
 
 __all__ = ["Result", "analyze", "load_all", "names", "register", "studies"]
 
-_moved.install()  # old module paths (analyses._ngram_sweep, ...) still import, with a warning
+install_moved_paths()  # old module paths (analyses._ngram_sweep, ...) still import, with a warning
 _REGISTERED: dict[str, Callable] = {}  # name -> analyze_run(run, member=0, **params); see register
 
 

@@ -9,7 +9,7 @@
     claims.py     ``attention.construction_exact`` and ``attention.discovered``
     NOTES.md      what was measured
 """
-from analyses._moved import forward
+from analyses.base import forward
 from analyses.attention.analysis import (
            HAWK_OPTIONS,
            AttentionResult,

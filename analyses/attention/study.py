@@ -13,7 +13,7 @@ import numpy as np
 
 import probe
 import tasks
-from analyses._moved import renamed
+from analyses.base import renamed
 from analyses.attention.analysis import HAWK_OPTIONS, Kind, analyze, model_loss
 from probe import sweep
 from probe.settings import Settings, profiles, setting, settings_for

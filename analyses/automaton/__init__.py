@@ -6,7 +6,7 @@
     claims.py     ``parity.infinite_generalization`` and ``parity.automaton``
     NOTES.md      what was measured, and how the settings were chosen
 """
-from analyses._moved import forward
+from analyses.base import forward
 from analyses.automaton import automata
 from analyses.automaton.analysis import (
                                          MAX_ENUMERATED_LEN,

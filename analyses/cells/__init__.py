@@ -6,7 +6,7 @@
     claims.py     ``cells.charlm`` and ``cells.saturation``
     NOTES.md      what was measured, and the settings tried
 """
-from analyses._moved import forward
+from analyses.base import forward
 from analyses.cells.analysis import (
                                                CellsResult,
                                                analyze,

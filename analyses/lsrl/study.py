@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from analyses._moved import renamed
+from analyses.base import renamed
 from analyses.lsrl import checks
 from analyses.lsrl.compile import TARGETS, compile
 from analyses.lsrl.library import library

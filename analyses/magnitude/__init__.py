@@ -9,7 +9,7 @@
     claims.py     ``repetition.onion_small`` and ``repetition.linear_large``
     NOTES.md      what was measured, and why the quick profile departs from the paper
 """
-from analyses._moved import forward
+from analyses.base import forward
 from analyses.magnitude.analysis import MagnitudeResult, analyze
 from analyses.magnitude.sweep import size_figure
 

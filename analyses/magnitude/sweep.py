@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 import analyses
 import tasks
 from analyses import base
-from analyses._moved import renamed
+from analyses.base import renamed
 from analyses.magnitude import figures as figs
 from probe.settings import Settings, profiles, setting, settings_for
 from probe.sweep import Point, train_points

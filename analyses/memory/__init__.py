@@ -9,7 +9,7 @@
     claims.py      ``recall.state_frontier``, ``recall.delta_rule`` and ``disjointness.order_asymmetry``
     NOTES.md       what was measured, and four searches for the order asymmetry
 """
-from analyses._moved import forward
+from analyses.base import forward
 from analyses.memory.accounting import hidden_for, member_accuracy, state_size
 from analyses.memory.analysis import MemoryResult, analyze
 from analyses.memory.plans import (

@@ -22,7 +22,7 @@ import analyses
 import probe
 import tasks
 from analyses import base
-from analyses._moved import renamed
+from analyses.base import renamed
 from analyses.memory import figures as figs
 from analyses.memory.accounting import hidden_for, member_accuracy, state_size  # noqa: F401  (re-exported)
 from probe.settings import Settings, profiles, setting, settings_for

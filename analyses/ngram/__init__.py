@@ -9,7 +9,7 @@
     claims.py     ``regular.icll``
     NOTES.md      what each model reached, and the settings tried
 """
-from analyses._moved import forward
+from analyses.base import forward
 from analyses.ngram.analysis import NgramResult, analyze, analyze_run, over_training
 from analyses.ngram.sweep import sweep_figures
 

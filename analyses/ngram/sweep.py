@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import analyses
 import tasks
 from analyses import base
-from analyses._moved import renamed
+from analyses.base import renamed
 from analyses.ngram import figures as figs
 from probe.settings import Settings, profiles, setting, settings_for
 from probe.sweep import Point, train_points

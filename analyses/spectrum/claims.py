@@ -27,7 +27,7 @@ from scipy.optimize import minimize
 
 import probe
 import tasks
-from analyses._moved import renamed
+from analyses.base import renamed
 from analyses.spectrum import theory
 from analyses.spectrum import training as it
 from analyses.spectrum.analysis import SpectrumResult, bulk_and_outliers, complex_lists

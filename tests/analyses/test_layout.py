@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import analyses
-from analyses import _moved
+from analyses import base as moved
 from probe import claims
 
 ROOT = Path(analyses.__file__).parent
@@ -136,12 +136,12 @@ def test_module_docstrings_say_what_a_module_does_in_a_few_lines():
 
 
 def test_no_flat_helper_modules_are_left_in_analyses():
-    assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py", "_moved.py", "base.py"]
+    assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py", "base.py"]
 
 
-@pytest.mark.parametrize("old", sorted(_moved.MOVED))
+@pytest.mark.parametrize("old", sorted(moved.MOVED))
 def test_old_import_paths_still_work_with_a_deprecation_warning(old):
-    new = _moved.MOVED[old]
+    new = moved.MOVED[old]
     if new is None:
         return
     with pytest.warns(DeprecationWarning, match=old.replace(".", r"\.")):
