@@ -406,14 +406,37 @@ def _check_store(engine, store: Path) -> None:
         raise ValueError(f"{errors[0]}; no point was started")
 
 
-def _write_index(spec: Spec, store: Path, rows: list[dict]) -> Path:
+def _read_index(store: Path, name: str) -> dict | None:
+    try:
+        return _io.read_json(store / "sweeps" / f"{name}.json")
+    except (OSError, ValueError):
+        return None
+
+
+def _write_index(spec: Spec, store: Path, rows: list[dict], previous: dict | None = None) -> Path:
+    """Write ``<store>/sweeps/<name>.json``: the grid's points (axes, ``[set]`` values, run id).
+
+    ``previous`` (for :func:`train_points`, which code calls piece by piece under one name: a
+    claim's sweep, then its champion) is the listing before: its points stay and these join
+    them, so the listing holds every run trained under the name; a sweep file's is its grid."""
     set_keys = list(dict.fromkeys(k for p in spec.points for k, _ in p.sets))
     folder = store / "sweeps"
     folder.mkdir(exist_ok=True)
     path = folder / f"{spec.name}.json"
-    _io.write_json(path, {"name": spec.name, "spec": str(spec.path.resolve()), "varying": spec.varying,
+    points = [{k: r.get(k) for k in (*AXES, *set_keys, "id")} for r in rows]
+    varying = spec.varying
+    if previous is not None:
+        try:  # listed points keep their place (updated), new ones join at the end
+            by_id = {p["id"]: p for p in previous["points"] if isinstance(p, dict) and "id" in p}
+            set_keys = list(dict.fromkeys([*previous.get("set_keys", []), *set_keys]))
+        except (KeyError, TypeError, AttributeError):
+            by_id = {}  # not a listing: list these points only
+        by_id.update((p["id"], p) for p in points)
+        points = [{k: p.get(k) for k in (*AXES, *set_keys, "id")} for p in by_id.values()]
+        varying = [k for k in (*AXES, *set_keys) if len({json.dumps(p[k], sort_keys=True) for p in points}) > 1]
+    _io.write_json(path, {"name": spec.name, "spec": str(spec.path.resolve()), "varying": varying,
                           "set_keys": set_keys,  # in the file's order (the points' keys are sorted)
-                          "points": [{k: r.get(k) for k in (*AXES, *set_keys, "id")} for r in rows]})
+                          "points": points})
     return path
 
 
@@ -558,16 +581,18 @@ def train_points(points: list[Point], store: str | os.PathLike = "runs", engine:
     workers = (ctx.workers if engine == ctx.engine else 1) if workers is None else workers
     address = ctx.address if address is None else address
     points = list(points)
+    previous = _read_index(Path(store).absolute(), name) or {"points": []}
     spec = Spec(path=Path(f"{name}.toml"), name=name, points=points, excluded=0, device=device,
                 varying=[a for a in AXES if len({getattr(p, a) for p in points}) > 1])
     if engine == "local" and workers == 1:  # here, in order: no worker process to start
         results = [run_point(p, str(store), device) for p in points]
         failed = [{**p.axes(), **r} for p, r in zip(points, results) if r["status"] == "failed"]
         n = len(points)
-        _write_index(spec, Path(store).absolute(), plan(spec, store))  # the explorer's Sweeps page lists it
     else:
         rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
         results, n = rows, len(rows)
+    # Listed for the explorer's Sweeps page with what was trained under this name before.
+    _write_index(spec, Path(store).absolute(), plan(spec, store), previous)
     if failed:
         raise RuntimeError(f"{len(failed)} of {n} runs failed: "
                            + "; ".join(f"{f['id']}: {f['error']}" for f in failed))

@@ -129,3 +129,14 @@ def test_a_claims_sweep_on_a_local_ray_trains_the_runs_it_trains_here(tmp_path):
     assert [r.id for r in runs] == [r.id for r in here]
     for r in here:
         assert _same(_weights(tmp_path / "here", r.id), _weights(tmp_path / "ray", r.id))
+
+
+def test_points_trained_piece_by_piece_under_one_name_are_all_listed(tmp_path):
+    # a claim trains its sweep, then its champion, under the claim's name: the listing keeps both
+    sweep.train_points(TINY[:1], tmp_path, name="claim")
+    extra = sweep.Point("parity", "elman", 4, steps=6, sets=(*TINY[0].sets, ("train.lr", 1e-2)))
+    sweep.train_points([extra, TINY[0]], tmp_path, name="claim")
+    listed = json.loads((tmp_path / "sweeps" / "claim.json").read_text())
+    assert [p["id"] for p in listed["points"]] == [sweep.build(p)[3] for p in (TINY[0], extra)]
+    assert listed["varying"] == ["arch", "train.lr"] and listed["points"][0]["train.lr"] is None
+    assert listed["set_keys"] == ["train.batch_size", "train.eval_n", "train.eval_splits", "train.lr"]
