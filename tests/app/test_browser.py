@@ -31,6 +31,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TIMEOUT = 60  # seconds per wait: the CI machine is shared and small
@@ -105,7 +106,8 @@ def shots(tmp_path_factory):
 
 def _wait(driver, fn, message):
     try:
-        return WebDriverWait(driver, TIMEOUT, poll_frequency=0.2).until(lambda d: fn(d), message=message)
+        return WebDriverWait(driver, TIMEOUT, poll_frequency=0.2,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: fn(d), message=message)
     except Exception:
         folder = Path(os.environ.get("PROBE_ARTIFACTS") or "/tmp")
         driver.save_screenshot(str(folder / "app_failure.png"))
@@ -113,8 +115,12 @@ def _wait(driver, fn, message):
 
 
 def _text(driver, css) -> str:
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return els[0].get_attribute("textContent") if els else ""
+    """The element's text, or "" while it is missing or being re-rendered by Dash."""
+    try:
+        els = driver.find_elements(By.CSS_SELECTOR, css)
+        return els[0].get_attribute("textContent") if els else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def _nav(driver, page):
@@ -217,10 +223,11 @@ def test_every_page_works_in_a_browser(server, browser, shots, parity_id):
     _wait(d, lambda d: "train.loss" in d.execute_script(  # read in one go: the figure is being redrawn
         "const t = document.querySelector('#sweeps-graph .ytitle'); return t ? t.textContent : ''"), "the other metric")
     d.save_screenshot(str(shots / "sweeps.png"))
-    link = d.find_elements(By.CSS_SELECTOR, "#sweeps-table a")[0]
-    rid = link.text
-    assert rid.startswith("parity-") and link.get_attribute("href").endswith(f"/training?run={rid}")
-    link.click()
+    rid, href = _wait(d, lambda d: d.execute_script(  # read in one go: the table may be re-rendered
+        "const a = document.querySelector('#sweeps-table a'); return a ? [a.textContent, a.href] : null"),
+        "a link in the table after the redraw")
+    assert rid.startswith("parity-") and href.endswith(f"/training?run={rid}")
+    _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "#sweeps-table a").click() or True, "a click on the link")
     _wait(d, lambda d: "checkpoints" in _text(d, "#training-graph") and rid in _text(d, "#training-run"),
           "the point's run on the Training page")
 
