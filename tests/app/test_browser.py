@@ -28,10 +28,10 @@ pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists
                                 reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TIMEOUT = 60  # seconds per wait: the CI machine is shared and small
@@ -123,6 +123,11 @@ def _text(driver, css) -> str:
         return ""
 
 
+def _act(driver, fn, message):
+    """Do ``fn(driver)``, again if Dash re-rendered an element it used while it ran."""
+    _wait(driver, lambda d: fn(d) or True, message)
+
+
 def _nav(driver, page):
     driver.find_element(By.ID, f"app-nav-{page}").click()
 
@@ -139,8 +144,8 @@ def test_every_page_works_in_a_browser(server, browser, shots, parity_id):
     # Runs: select the parity run; its curve appears in the comparison.
     d.get(server + "/")
     _wait(d, lambda d: parity_id in _text(d, "#runs-table"), "runs table")
-    row = next(r for r in d.find_elements(By.CSS_SELECTOR, "#runs-table tr") if parity_id in r.text)
-    row.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    _act(d, lambda d: next(r for r in d.find_elements(By.CSS_SELECTOR, "#runs-table tr") if parity_id in r.text)
+         .find_element(By.CSS_SELECTOR, "input[type=checkbox]").click(), "a click on the run's row")
     _wait(d, lambda d: parity_id in _text(d, "#runs-links"), "selection links")
     _wait(d, lambda d: parity_id in _text(d, "#runs-compare"), "comparison curve")
     d.save_screenshot(str(shots / "runs.png"))
@@ -157,15 +162,21 @@ def test_every_page_works_in_a_browser(server, browser, shots, parity_id):
     _wait(d, lambda d: "15" in _text(d, "#states-heatmap .xtick") or len(d.find_elements(
         By.CSS_SELECTOR, "#states-heatmap .xaxislayer-above")) and "brush" in _text(d, "#states-units"), "16 steps")
     time.sleep(1)
-    drag = d.find_elements(By.CSS_SELECTOR, "#states-heatmap .nsewdrag")[0]
-    w, h = drag.size["width"], drag.size["height"]
-    ActionChains(d).move_to_element_with_offset(drag, -w // 2 + int(0.2 * w), -h // 2 + h // 3).click_and_hold() \
-        .move_by_offset(int(0.35 * w), 5).pause(0.2).release().perform()
+
+    def brush(d):
+        drag = d.find_elements(By.CSS_SELECTOR, "#states-heatmap .nsewdrag")[0]
+        w, h = drag.size["width"], drag.size["height"]
+        ActionChains(d).move_to_element_with_offset(drag, -w // 2 + int(0.2 * w), -h // 2 + h // 3) \
+            .click_and_hold().move_by_offset(int(0.35 * w), 5).pause(0.2).release().perform()
+    _act(d, brush, "a brushed range on the heatmap")
     _wait(d, lambda d: d.find_element(By.ID, "states-t0").get_attribute("value") != "", "brushed range")
     _wait(d, lambda d: "unit(s) above" in _text(d, "#states-units"), "units on in the range")
     before = _text(d, "#states-units")
-    rail = d.find_element(By.CSS_SELECTOR, "#states-threshold")
-    ActionChains(d).move_to_element_with_offset(rail, -rail.size["width"] // 2 + 4, 0).click().perform()
+
+    def low_threshold(d):
+        rail = d.find_element(By.CSS_SELECTOR, "#states-threshold")
+        ActionChains(d).move_to_element_with_offset(rail, -rail.size["width"] // 2 + 4, 0).click().perform()
+    _act(d, low_threshold, "a click on the threshold's rail")
     _wait(d, lambda d: _text(d, "#states-units") != before and "unit(s) above" in _text(d, "#states-units"),
           "the threshold changes the selection")
     assert _text(d, "#states-error") == ""
@@ -262,13 +273,22 @@ def test_the_text_view_colours_typed_code_by_clicked_units(server, browser, shot
     ticks = lambda d: [t.get_attribute("textContent") for t in d.find_elements(By.CSS_SELECTOR, "#states-heatmap .xtick")]  # noqa: E731
     _wait(d, lambda d: ticks(d) == list("if␣x:⏎␣␣y␣=␣1"), "every token labelled under the heatmap")
     # a click on a heatmap row shows that unit alone
-    drag = d.find_elements(By.CSS_SELECTOR, "#states-heatmap .nsewdrag")[0]
-    w, h = drag.size["width"], drag.size["height"]
-    ActionChains(d).move_to_element_with_offset(drag, -w // 2 + w // 4, 0).click().perform()  # a middle row
+
+    def click_a_row(d):
+        drag = d.find_elements(By.CSS_SELECTOR, "#states-heatmap .nsewdrag")[0]
+        w = drag.size["width"]
+        ActionChains(d).move_to_element_with_offset(drag, -w // 2 + w // 4, 0).click().perform()  # a middle row
+    _act(d, click_a_row, "a click on a heatmap row")
     _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".states-text-row")) == 1, "the clicked unit's row")
-    row = d.find_elements(By.CSS_SELECTOR, ".states-text-row span")
-    assert len(row) == len("if x:\n  y = 1")
-    assert len({s.value_of_css_property("background-color") for s in row}) > 1  # coloured by the unit
-    assert "unit layers.0.hook_h:" in _text(d, "#states-text-view")
+    # read in one go, once the view has settled: one span per character, coloured by the unit
+    view = _wait(d, lambda d: d.execute_script("""
+        const rows = document.querySelectorAll('.states-text-row');
+        if (rows.length !== 1) return null;
+        const spans = Array.from(rows[0].querySelectorAll('span'));
+        return {n: spans.length, colours: new Set(spans.map(s => getComputedStyle(s).backgroundColor)).size,
+                text: document.getElementById('states-text-view').textContent};"""), "the unit's row, read")
+    assert view["n"] == len("if x:\n  y = 1")
+    assert view["colours"] > 1
+    assert "unit layers.0.hook_h:" in view["text"]
     d.execute_script("document.getElementById('states-text-view').scrollIntoView()")
     d.save_screenshot(str(shots / "states_text_view.png"))
