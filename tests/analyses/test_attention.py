@@ -191,11 +191,10 @@ def test_claims_pass_in_the_quick_profile(tmp_path):
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_the_studys_points_are_the_runs_its_train_function_trains(profile, tmp_path, monkeypatch):
+def test_the_studys_points_are_the_runs_its_train_function_trains(profile, tmp_path, run_id_of):
     """Every run of the study, built as a sweep Point, has the id ``study.train`` gives it (issue 26)."""
     import importlib
 
-    import probe.training
     from probe import sweep
 
     study = importlib.import_module("analyses.attention.study")  # the package exports a function of that name
@@ -205,15 +204,9 @@ def test_the_studys_points_are_the_runs_its_train_function_trains(profile, tmp_p
     assert widths == {k: [budget.hidden] + ([h for h in budget.sweep if h != budget.hidden]
                                             if k in budget.sweep_kinds else []) for k in budget.kinds}
     seen = []
-
-    class Captured(Exception):
-        pass
-
-    real = probe.training.run_id
-    monkeypatch.setattr(probe.training, "run_id", lambda config: seen.append(real(config)) or (_ for _ in ()).throw(Captured))
     for kind, _, arch, hidden, point in plan:
-        with pytest.raises(Captured):
-            study.train(study.make_task(kind), arch, hidden, point.steps, str(tmp_path), budget.members, lr=budget.lr)
+        seen.append(run_id_of(lambda k=kind, a=arch, h=hidden, n=point.steps: study.train(
+            study.make_task(k), a, h, n, str(tmp_path), budget.members, lr=budget.lr)))
         assert seen[-1] == sweep.build(point)[3], (kind, arch, hidden)
     assert len(set(seen)) == len(plan)
 

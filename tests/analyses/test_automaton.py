@@ -294,19 +294,13 @@ def test_quick_parity_claims_pass(tmp_path):
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_the_parity_points_are_the_runs_train_parity_trains(profile, tmp_path, monkeypatch):
+def test_the_parity_points_are_the_runs_train_parity_trains(profile, tmp_path, run_id_of):
     """The claims' runs built as sweep Points (issue 26) have train_parity's run ids, extras included."""
-    import probe.training
     from probe import sweep
 
-    class Captured(Exception):
-        pass
-
-    seen, real = [], probe.training.run_id
-    monkeypatch.setattr(probe.training, "run_id", lambda config: seen.append(real(config)) or (_ for _ in ()).throw(Captured))
     cases = [("elman", 0.1, False)] + [(arch, gain, True) for arch, gain in parity_claims._EXTRAS.values()]
+    seen = []
     for arch, gain, extra in cases:
-        with pytest.raises(Captured):
-            parity_claims.train_parity(profile, str(tmp_path), arch, gain, extra=extra)
+        seen.append(run_id_of(lambda a=arch, g=gain, e=extra: parity_claims.train_parity(profile, str(tmp_path), a, g, extra=e)))
         assert seen[-1] == sweep.build(parity_claims.parity_point(profile, arch, gain, extra=extra))[3], arch
     assert len(set(seen)) == len(cases) == 4

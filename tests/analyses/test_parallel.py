@@ -59,20 +59,14 @@ def test_bad_models_are_refused():
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_the_claims_points_are_the_runs_trained_trains(profile, tmp_path, monkeypatch):
+def test_the_claims_points_are_the_runs_trained_trains(profile, tmp_path, run_id_of):
     """parallel.predictability's GRUs built as sweep Points (issue 26) have ``trained``'s run ids."""
-    import probe.training
     from analyses.parallel import claims as pc
     from probe import sweep
 
-    class Captured(Exception):
-        pass
-
-    seen, real = [], probe.training.run_id
-    monkeypatch.setattr(probe.training, "run_id", lambda config: seen.append(real(config)) or (_ for _ in ()).throw(Captured))
     s = pc.settings(profile)
+    seen = []
     for name in pc.TASKS:
-        with pytest.raises(Captured):
-            pc.trained(name, s, str(tmp_path))
+        seen.append(run_id_of(lambda n=name: pc.trained(n, s, str(tmp_path))))
         assert seen[-1] == sweep.build(pc.point(name, s))[3], name
     assert len(set(seen)) == len(pc.TASKS) == 2
