@@ -591,8 +591,10 @@ def train_points(points: list[Point], store: str | os.PathLike = "runs", engine:
     else:
         rows, failed = run_sweep(spec, store, engine, workers, address, out=out or io.StringIO())
         results, n = rows, len(rows)
-    # Listed for the explorer's Sweeps page with what was trained under this name before.
-    _write_index(spec, Path(store).absolute(), plan(spec, store), previous)
+    # Listed for the explorer's Sweeps page with what was trained under this name before (a
+    # point whose configuration could not be built has no run id, and is not listed).
+    listed = [{**p.axes(), "id": r["id"]} for p, r in zip(points, results) if r.get("id")]
+    _write_index(spec, Path(store).absolute(), listed, previous)
     if failed:
         raise RuntimeError(f"{len(failed)} of {n} runs failed: "
                            + "; ".join(f"{f['id']}: {f['error']}" for f in failed))
