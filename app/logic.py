@@ -20,7 +20,6 @@ from typing import Any, Literal
 import numpy as np
 
 MAX_TYPED = 2000  # typed inputs longer than this are refused: the heatmap would be unreadable anyway
-_RUN_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 # --- runs and training -------------------------------------------------------------------------
 
@@ -654,8 +653,8 @@ def load_sweep(store, name: Any) -> dict[str, Any]:
 
     Raises ``ValueError`` for a bad name (see :func:`app.store.resolve_sweep`) and for a file that
     is not such an index, naming what is wrong."""
-    from app.store import MAX_SWEEP_BYTES, resolve_sweep
-    from probe import _io, _safepath
+    from app.store import MAX_SWEEP_BYTES, check_run_id, resolve_sweep
+    from probe import _io
     from probe.sweep import AXES
 
     path = resolve_sweep(store, name)
@@ -684,8 +683,7 @@ def load_sweep(store, name: Any) -> dict[str, Any]:
         if missing:
             raise bad(f"point {i} has no {missing[0]!r}")
         try:
-            _safepath.check_name(p["id"])
-            if not isinstance(p["id"], str) or p["id"].startswith(".") or not set(p["id"]) <= _RUN_ID_CHARS:
+            if check_run_id(p["id"]).startswith("."):
                 raise ValueError
         except ValueError:
             raise bad(f"point {i} has run id {str(p['id'])[:80]!r}, not a run id") from None

@@ -19,6 +19,19 @@ from pathlib import Path
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
+def check_run_id(run_id: object) -> str:
+    """``run_id`` if it is a plain run id (letters, digits, ``-``, ``_``, ``.``; no ``..``, at most
+    200 characters), else ``ValueError``; whether the run exists is :func:`resolve_run`'s check."""
+    from probe import _safepath
+
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("no run selected")
+    if run_id in (".", "..") or ".." in run_id or run_id.startswith(("/", "\\")) or os.path.isabs(run_id) \
+            or not set(run_id) <= _ID_CHARS or len(run_id) > 200:
+        raise ValueError(f"invalid run id {run_id[:80]!r}")
+    return _safepath.check_name(run_id)
+
+
 def resolve_run(store: str | os.PathLike, run_id: object) -> Path:
     """The folder of run ``run_id`` inside ``store``, checked.
 
@@ -28,14 +41,7 @@ def resolve_run(store: str | os.PathLike, run_id: object) -> Path:
         If ``run_id`` is not a plain folder name, names no run, or leads outside ``store``
         (``..``, an absolute path, a symbolic link).
     """
-    from probe import _safepath
-
-    if not isinstance(run_id, str) or not run_id:
-        raise ValueError("no run selected")
-    if run_id in (".", "..") or ".." in run_id or run_id.startswith(("/", "\\")) or os.path.isabs(run_id) \
-            or not set(run_id) <= _ID_CHARS or len(run_id) > 200:
-        raise ValueError(f"invalid run id {run_id[:80]!r}")
-    _safepath.check_name(run_id)
+    check_run_id(run_id)
     root = Path(store).resolve()
     path = root / run_id
     try:
