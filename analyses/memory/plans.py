@@ -26,6 +26,7 @@ from analyses.base import renamed
 from analyses.memory import figures as figs
 from analyses.memory.accounting import hidden_for, member_accuracy, state_size  # noqa: F401  (re-exported)
 from probe.settings import Settings, profiles, setting, settings_for
+from probe.sweep import Point, train_points
 from probe.threads import single_thread
 
 # Zoology's families: state written through products of the input with itself, or not
@@ -210,8 +211,6 @@ def _lr(p: MemorySettings, arch: str) -> float:
 def _point(task_name: str, task_params: dict, arch: str, state: int, steps: int, p: MemorySettings, seed: int,
            layers: int = 1, arch_params: dict | None = None):
     """The :class:`probe.sweep.Point` of one run: ``probe train``'s arguments for this model and task."""
-    from probe import sweep
-
     task = tasks.make(task_name, **task_params)
     params, _ = width_for(arch, state, p, task, layers, arch_params)
     params = dict(params)
@@ -220,7 +219,7 @@ def _point(task_name: str, task_params: dict, arch: str, state: int, steps: int,
             ("model.d_embed", p.d_embed), *((f"model.{k}", v) for k, v in params.items()),
             ("train.batch_size", p.batch_size), ("train.lr", _lr(p, arch)), ("train.schedule", "cosine"),
             ("train.warmup", steps // 20), ("train.eval_splits", ("train",)), ("train.n_checkpoints", 4))
-    return sweep.Point(task=task_name, arch=arch, hidden=hidden, layers=layers, members=p.members, steps=steps,
+    return Point(task=task_name, arch=arch, hidden=hidden, layers=layers, members=p.members, steps=steps,
                        seed=seed, sets=sets)
 
 
@@ -238,22 +237,17 @@ def disjoint_point(order: str, read_twice: bool, p: MemorySettings, seed: int = 
                   {**p.arch_params, **p.disjoint_arch_params})
 
 
-def _train_points(points: list, store: str, name: str) -> list:
-    from probe import sweep
-
-    return sweep.train_points(points, store=store, name=name)
-
-
 def train_recall(arch: str, state: int, pairs: int, p: MemorySettings, store: str = "runs", seed: int = 0):
     """Train (or load) the ensemble of ``p.members`` seeds at one frontier point."""
-    return _train_points([recall_point(arch, state, pairs, p, seed)], store, "memory.recall_run")[0]
+    return train_points([recall_point(arch, state, pairs, p, seed)], store=store, name="memory.recall_run")[0]
 
 
 def train_disjoint(order: str, read_twice: bool, p: MemorySettings, store: str = "runs", seed: int = 0,
                    arch: str | None = None):
     """Train (or load) the disjointness ensemble of one (order, read_twice) at the plan's state size
     (``arch``: default the first registered of ``p.disjoint_archs``)."""
-    return _train_points([disjoint_point(order, read_twice, p, seed, arch)], store, "memory.disjoint_run")[0]
+    return train_points([disjoint_point(order, read_twice, p, seed, arch)], store=store,
+                        name="memory.disjoint_run")[0]
 
 
 def disjoint_archs(p: MemorySettings) -> tuple[str, ...]:
@@ -279,8 +273,8 @@ def frontier_sweep(profile: str = "quick", store: str = "runs", archs: Sequence[
     grid = [(pairs, arch, state) for pairs in p.pairs for arch in registered(archs or p.archs) for state in p.states
             if carries(arch, state, p, recall_task(p, pairs))]
     with single_thread():
-        runs = _train_points([recall_point(arch, state, pairs, p, seed) for pairs, arch, state in grid], store,
-                             "recall.state_frontier")
+        runs = train_points([recall_point(arch, state, pairs, p, seed) for pairs, arch, state in grid], store=store,
+                            name="recall.state_frontier")
         for (pairs, arch, state), run in zip(grid, runs):
             task = recall_task(p, pairs)
             params, size = width_for(arch, state, p, task)
@@ -304,8 +298,8 @@ def asymmetry_sweep(profile: str = "quick", store: str = "runs", seed: int = 0,
     grid = [(arch, read_twice, order) for arch in (registered(archs) if archs else disjoint_archs(p))
             for read_twice in (False, True) for order in ("short_first", "long_first")]
     with single_thread():
-        runs = _train_points([disjoint_point(order, read_twice, p, seed, arch) for arch, read_twice, order in grid],
-                             store, "disjointness.order_asymmetry")
+        runs = train_points([disjoint_point(order, read_twice, p, seed, arch) for arch, read_twice, order in grid],
+                            store=store, name="disjointness.order_asymmetry")
         for (arch, read_twice, order), run in zip(grid, runs):
             acc = member_accuracy(run.ensemble(), disjoint_task(p, order, read_twice), p.n_eval)
             rows.append({"arch": arch, "order": order, "read_twice": read_twice, "accuracy": acc,
