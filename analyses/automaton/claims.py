@@ -10,8 +10,6 @@ from typing import Literal
 import numpy as np
 
 import analyses
-import probe
-import tasks
 from analyses.automaton.analysis import long_batch, member_accuracies
 from probe import sweep
 from probe.claims import Claim, claim, outcome
@@ -58,21 +56,15 @@ def settings(profile: str) -> ParitySettings:
 
 def train_parity(profile: str = "quick", store: str = "runs", arch: str = "elman", gain: float | None = 0.1,
                  extra: bool = False):
-    """Train (or load, if the store has it) the parity run a claim needs; returns the Run."""
-    s = settings(profile)
-    task = tasks.make("parity", max_len=10, exhaustive=True)
-    kw = {"nonlinearity": "relu", "gain": gain, "h0": "ones"} if arch == "elman" else {}
-    model = probe.models.make(arch, task, hidden=s.hidden, embedding="onehot",
-                              members=s.extra_members if extra else s.members, seed=0, **kw)
-    return probe.train(task, model, steps=s.steps, batch_size=128, lr=s.lr, optimizer=s.optimizer,
-                       grad_clip=s.grad_clip, n_checkpoints=s.extra_checkpoints if extra else s.n_checkpoints,
-                       # the long splits cost a 10,000-step walk per evaluation; the analysis measures them
-                       eval_splits=["train", "len_50"], store=store, progress=False)
+    """Train (or load, if the store has it) the parity run a claim needs (:func:`parity_point`,
+    through :func:`probe.sweep.train_points`); returns the Run."""
+    return sweep.train_points([parity_point(profile, arch, gain, extra)], store=store, name="parity")[0]
 
 
 def parity_point(profile: str = "quick", arch: str = "elman", gain: float | None = 0.1,
                  extra: bool = False) -> sweep.Point:
-    """:func:`train_parity`'s run as a :class:`probe.sweep.Point` (the same run id)."""
+    """A parity run of the claims as a :class:`probe.sweep.Point`: the Elman ReLU network (small
+    init ``gain``, h0 = ones) or an ``extra`` report-only comparison, on strings up to length 10."""
     s = settings(profile)
     kw = {"nonlinearity": "relu", "gain": gain, "h0": "ones"} if arch == "elman" else {}
     sets = ((("task.max_len", 10), ("task.exhaustive", True), ("model.embedding", "onehot"))
@@ -80,6 +72,7 @@ def parity_point(profile: str = "quick", arch: str = "elman", gain: float | None
             + (("train.batch_size", 128), ("train.lr", s.lr), ("train.optimizer", s.optimizer),
                ("train.grad_clip", s.grad_clip),
                ("train.n_checkpoints", s.extra_checkpoints if extra else s.n_checkpoints),
+               # the long splits cost a 10,000-step walk per evaluation; the analysis measures them
                ("train.eval_splits", ["train", "len_50"])))
     return sweep.Point("parity", arch, s.hidden, members=s.extra_members if extra else s.members,
                        steps=s.steps, seed=0, sets=sets)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import probe
-import tasks
 from analyses.parallel.analysis import analyze_run
 from probe import sweep
 from probe.claims import Claim, claim, outcome
@@ -46,15 +44,12 @@ def settings(profile: str = "quick") -> ParallelSettings:
 
 
 def trained(task_name: str, s: ParallelSettings, store: str = "runs"):
-    """The GRU run on ``task_name`` (cached in the store: a second call loads it)."""
-    task = tasks.make(task_name, **TASKS[task_name])
-    model = probe.models.make("gru", task, hidden=s.hidden, seed=0)
-    return probe.train(task, model, store=store, progress=False, steps=s.steps, batch_size=64, lr=1e-2,
-                       eval_splits=["train"], eval_n=256)
+    """The GRU run on ``task_name`` (:func:`point`; cached in the store: a second call loads it)."""
+    return sweep.train_points([point(task_name, s)], store=store, name="parallel.predictability")[0]
 
 
 def point(task_name: str, s: ParallelSettings) -> sweep.Point:
-    """:func:`trained`'s run as a :class:`probe.sweep.Point` (the same run id)."""
+    """The claim's GRU on ``task_name`` as a :class:`probe.sweep.Point`."""
     sets = tuple((f"task.{k}", v) for k, v in TASKS[task_name].items())
     sets += (("train.batch_size", 64), ("train.lr", 1e-2), ("train.eval_splits", ["train"]), ("train.eval_n", 256))
     return sweep.Point(task_name, "gru", s.hidden, steps=s.steps, seed=0, sets=sets)

@@ -294,13 +294,25 @@ def test_quick_parity_claims_pass(tmp_path):
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_the_parity_points_are_the_runs_train_parity_trains(profile, tmp_path, run_id_of):
-    """The claims' runs built as sweep Points (issue 26) have train_parity's run ids, extras included."""
+def test_the_parity_points_are_the_runs_train_parity_trained(profile, tmp_path, run_id_of):
+    """The claims' runs built as sweep Points (issue 26) have the run ids train_parity gave them
+    before it trained through the sweep engine, extras included: stores keep their runs."""
     from probe import sweep
+
+    s = parity_claims.settings(profile)
+
+    def before(arch, gain, extra):  # train_parity as it was
+        task = tasks.make("parity", max_len=10, exhaustive=True)
+        kw = {"nonlinearity": "relu", "gain": gain, "h0": "ones"} if arch == "elman" else {}
+        model = probe.models.make(arch, task, hidden=s.hidden, embedding="onehot",
+                                  members=s.extra_members if extra else s.members, seed=0, **kw)
+        probe.train(task, model, steps=s.steps, batch_size=128, lr=s.lr, optimizer=s.optimizer,
+                    grad_clip=s.grad_clip, n_checkpoints=s.extra_checkpoints if extra else s.n_checkpoints,
+                    eval_splits=["train", "len_50"], store=str(tmp_path), progress=False)
 
     cases = [("elman", 0.1, False)] + [(arch, gain, True) for arch, gain in parity_claims._EXTRAS.values()]
     seen = []
     for arch, gain, extra in cases:
-        seen.append(run_id_of(lambda a=arch, g=gain, e=extra: parity_claims.train_parity(profile, str(tmp_path), a, g, extra=e)))
+        seen.append(run_id_of(lambda a=arch, g=gain, e=extra: before(a, g, e)))
         assert seen[-1] == sweep.build(parity_claims.parity_point(profile, arch, gain, extra=extra))[3], arch
     assert len(set(seen)) == len(cases) == 4
